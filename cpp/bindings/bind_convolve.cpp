@@ -1,0 +1,29 @@
+#include "bindings.hpp"
+#include "popglm/convolve.hpp"
+#include "popglm/design.hpp"
+
+namespace popglm::bindings {
+
+void register_convolve(py::module_& m) {
+  // The GIL is released in every kernel below: they read and write only the NumPy buffers
+  // passed in (kept alive by the caller's references) and never touch Python objects.
+  m.def("convolve_history", &popglm::convolve_history, py::arg("x").noconvert(),
+        py::arg("kernels").noconvert(), py::arg("out").noconvert(), py::arg("n_threads"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Causal shifted convolution of each column of x (F-ordered float64) with each kernel;\n"
+        "writes out (n_samples, n_inputs * n_kernels), NaN in the first window rows.");
+
+  m.def("finite_rows",
+        py::overload_cast<const Eigen::Ref<const MatrixColMajor>&, Eigen::Ref<MaskVector>, int>(
+            &popglm::finite_rows),
+        py::arg("matrix").noconvert(), py::arg("out").noconvert(), py::arg("n_threads"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("finite_rows",
+        py::overload_cast<const Eigen::Ref<const MatrixRowMajor>&, Eigen::Ref<MaskVector>, int>(
+            &popglm::finite_rows),
+        py::arg("matrix").noconvert(), py::arg("out").noconvert(), py::arg("n_threads"),
+        py::call_guard<py::gil_scoped_release>(),
+        "Set out[t] = 1 where row t of matrix (float64, F- or C-ordered) is all finite, else 0.");
+}
+
+}  // namespace popglm::bindings

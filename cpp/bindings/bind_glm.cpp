@@ -1,0 +1,51 @@
+#include "bindings.hpp"
+#include "popglm/poisson_newton.hpp"
+
+namespace popglm::bindings {
+namespace {
+
+template <class Design>
+void fit_population(const Eigen::Ref<const Design>& design,
+                    const Eigen::Ref<const MatrixColMajor>& counts,
+                    const Eigen::Ref<const MaskMatrix>& mask, const Eigen::Ref<const IndexVector>& rows,
+                    Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<Eigen::VectorXd> intercept,
+                    Eigen::Ref<IntVector> status, Eigen::Ref<IntVector> n_iter,
+                    Eigen::Ref<Eigen::VectorXd> gradient_norm, Eigen::Ref<Eigen::VectorXd> objective,
+                    double tol, int max_iter, int n_threads) {
+  NewtonOptions options;
+  options.tol = tol;
+  options.max_iter = max_iter;
+  PopulationFitReport report{status, n_iter, gradient_norm, objective};
+  popglm::fit_poisson_population(design, counts, mask, rows, options, coef, intercept, report,
+                                 n_threads);
+}
+
+template <class Design>
+void def_fit(py::module_& m) {
+  // GIL released: the solve works on the NumPy buffers only, which the caller keeps alive.
+  m.def("fit_poisson_population", &fit_population<Design>, py::arg("design").noconvert(),
+        py::arg("counts").noconvert(), py::arg("mask").noconvert(), py::arg("rows").noconvert(),
+        py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
+        py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
+        py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(), py::arg("tol"),
+        py::arg("max_iter"), py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+        "Per-neuron masked Poisson Newton solves. coef/intercept hold the start on entry and the\n"
+        "solution on exit; status, n_iter, gradient_norm, objective receive the diagnostics.");
+}
+
+}  // namespace
+
+void register_glm(py::module_& m) {
+  def_fit<MatrixColMajor>(m);
+  def_fit<MatrixRowMajor>(m);
+
+  py::enum_<FitStatus>(m, "FitStatus")
+      .value("converged", FitStatus::converged)
+      .value("max_iter_reached", FitStatus::max_iter_reached)
+      .value("line_search_failed", FitStatus::line_search_failed)
+      .value("mle_at_infinity", FitStatus::mle_at_infinity)
+      .value("no_valid_rows", FitStatus::no_valid_rows)
+      .value("internal_error", FitStatus::internal_error);
+}
+
+}  // namespace popglm::bindings

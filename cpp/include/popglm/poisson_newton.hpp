@@ -1,0 +1,55 @@
+// Per-neuron masked Poisson maximum likelihood by safeguarded Newton (IRLS).
+#pragma once
+
+#include "popglm/types.hpp"
+
+namespace popglm {
+
+/// Why a neuron's solve stopped; the values are part of the Python API (`fit_info_`).
+enum class FitStatus : std::int32_t {
+  converged = 0,           ///< max |gradient| <= tol
+  max_iter_reached = 1,    ///< iteration budget exhausted before tol
+  line_search_failed = 2,  ///< no step decreased the objective (numerical floor)
+  mle_at_infinity = 3,     ///< converged in value, but the MLE does not exist (separation)
+  no_valid_rows = 4,       ///< nothing to fit
+  internal_error = 5,      ///< an exception (e.g. allocation failure) inside the solve
+};
+
+struct NewtonOptions {
+  double tol = 1e-8;   ///< stop when max |gradient of the mean NLL| <= tol
+  int max_iter = 100;  ///< Newton iterations per neuron
+};
+
+/// Per-neuron diagnostics, one entry per neuron (column of y).
+struct PopulationFitReport {
+  Eigen::Ref<IntVector> status;
+  Eigen::Ref<IntVector> n_iter;
+  Eigen::Ref<Eigen::VectorXd> gradient_norm;
+  Eigen::Ref<Eigen::VectorXd> objective;
+};
+
+/// Fit one unregularised Poisson GLM (exp link) per column of `counts`.
+///
+/// Each neuron j uses the features p with mask(p, j) != 0 and an intercept, on the rows
+/// listed in `rows`. The objective is the mean over those rows of exp(eta) - y * eta.
+/// `coef` (n_features x n_neurons) and `intercept` hold the starting point on entry and the
+/// solution on exit; masked coefficients are set to exactly 0. Rank-deficient designs give
+/// the solution closest to the starting point (the minimum-norm MLE from a zero start).
+void fit_poisson_population(const Eigen::Ref<const MatrixColMajor>& design,
+                            const Eigen::Ref<const MatrixColMajor>& counts,
+                            const Eigen::Ref<const MaskMatrix>& mask,
+                            const Eigen::Ref<const IndexVector>& rows,
+                            const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
+                            Eigen::Ref<Eigen::VectorXd> intercept,
+                            PopulationFitReport& report, int n_threads);
+
+/// Row-major-design overload of fit_poisson_population (C-ordered NumPy arrays).
+void fit_poisson_population(const Eigen::Ref<const MatrixRowMajor>& design,
+                            const Eigen::Ref<const MatrixColMajor>& counts,
+                            const Eigen::Ref<const MaskMatrix>& mask,
+                            const Eigen::Ref<const IndexVector>& rows,
+                            const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
+                            Eigen::Ref<Eigen::VectorXd> intercept,
+                            PopulationFitReport& report, int n_threads);
+
+}  // namespace popglm

@@ -1,0 +1,29 @@
+"""How many threads popglm's kernels use when the caller does not say."""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["available_cores", "resolve_n_threads"]
+
+
+def available_cores() -> int:
+    """Return the number of cores this process may run on (its CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - platforms without sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def resolve_n_threads(n_threads: int | None) -> int:
+    """Validate ``n_threads``; ``None`` means every core this process may use."""
+    if n_threads is None:
+        return available_cores()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, (int,)) and not (
+        hasattr(n_threads, "__index__")
+    ):
+        raise TypeError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    n_threads = int(n_threads)
+    if n_threads < 1:
+        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads}")
+    return n_threads

@@ -1,0 +1,52 @@
+"""Input checks, done once in Python before any array reaches the C++ core."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "as_numeric_array",
+    "check_positive_int",
+    "design_for_core",
+]
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """Return ``value`` as an int, or raise if it is not an integer >= ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
+    return int(value)
+
+
+def as_numeric_array(x: ArrayLike, name: str) -> NDArray:
+    """Convert to a real numeric NumPy array (bool, int, uint or float), without copying if possible."""
+    try:
+        array = np.asarray(x)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{name} must be a numeric array, could not convert: {error}") from None
+    if array.dtype.kind not in "biuf":
+        if array.dtype.kind == "O":
+            try:
+                return np.asarray(array, dtype=np.float64)
+            except (TypeError, ValueError):
+                pass
+        raise TypeError(
+            f"{name} must be a real numeric array (bool, int or float), got dtype {array.dtype}"
+        )
+    return array
+
+
+def design_for_core(x: NDArray) -> NDArray:
+    """Return a float64 2-D array the core can read in place: F- or C-contiguous.
+
+    A float64 array that is already contiguous in either order is passed through, so a
+    large design matrix is never copied; anything else is converted once to Fortran order.
+    """
+    if x.dtype == np.float64 and (x.flags.f_contiguous or x.flags.c_contiguous):
+        return x
+    return np.asfortranarray(x, dtype=np.float64)
