@@ -27,6 +27,7 @@ constexpr double kRankTolerance = 1e-11;
 // (silent neuron, perfect separation) the steps keep moving the linear predictor by ~1 while
 // the gradient decays geometrically: a final step this large flags that case.
 constexpr double kDivergentStep = 0.5;
+constexpr int kDivergentConfirmations = 3;
 // Rows per block of the Hessian pass: the gathered block (rows x features) stays ~2 MB.
 constexpr Index kBlockElements = Index{1} << 18;
 
@@ -61,6 +62,17 @@ class NeuronDesign {
       gather(start, len);
       out.segment(start, len).noalias() = block_.topRows(len) * theta;
     }
+  }
+
+  /// gradient = A^T (mu - y) / n.
+  void gradient(const VectorXd& mu, const VectorXd& y, VectorXd& gradient) {
+    gradient.setZero();
+    for (Index start = 0; start < n_rows(); start += block_rows_) {
+      const Index len = std::min(block_rows_, n_rows() - start);
+      gather(start, len);
+      gradient.noalias() += block_.topRows(len).transpose() * (mu.segment(start, len) - y.segment(start, len));
+    }
+    gradient /= static_cast<double>(n_rows());
   }
 
   /// gradient = A^T (mu - y) / n and hessian = A^T diag(mu) A / n, A = [1, X_active].
@@ -168,6 +180,23 @@ double mean_objective(const VectorXd& mu, const VectorXd& eta, const VectorXd& y
   return (mu.array() - y.array() * eta.array()).mean();
 }
 
+/// Line search along `direction` (whose linear predictor is `step_eta`) from the point with rates
+/// `mu`: the largest step 2^-k that satisfies Armijo's condition, or 0 if none does.
+double backtrack(const VectorXd& mu, const VectorXd& step_eta, double slope) {
+  // objective(theta + s d) - objective(theta) = s * slope + mean(mu * (exp(s x) - 1 - s x)),
+  // x = A d. Written this way the change is computed without cancellation, so the search still
+  // works when the change is far below the objective's own rounding error.
+  const Index n = mu.size();
+  double step = 1.0;
+  for (int halving = 0; halving <= kMaxHalvings; ++halving, step *= 0.5) {
+    double curvature = 0.0;
+    for (Index i = 0; i < n; ++i) curvature += mu[i] * expm1_minus_identity(step * step_eta[i]);
+    curvature /= static_cast<double>(n);
+    if (std::isfinite(curvature) && curvature <= -(1.0 - kArmijo) * step * slope) return step;
+  }
+  return 0.0;
+}
+
 template <class Design>
 NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, VectorXd& theta,
                           const NewtonOptions& options) {
@@ -184,6 +213,7 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
   problem.multiply(theta, eta);
   mu = eta.array().exp();
   double last_step_eta = 0.0;
+  int divergent_confirmations = 0;
   result.status = FitStatus::max_iter_reached;
   for (int iteration = 0;; ++iteration) {
     problem.gradient_and_hessian(mu, y, gradient, hessian);
@@ -196,11 +226,43 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
       problem.gradient_and_hessian(mu, y, gradient, hessian);
     }
     result.gradient_norm = gradient.cwiseAbs().maxCoeff();
-    if (result.gradient_norm <= options.tol) {
-      result.status = last_step_eta > kDivergentStep ? FitStatus::mle_at_infinity : FitStatus::converged;
+    const bool within_tol = result.gradient_norm <= options.tol;
+    if (within_tol && last_step_eta > kDivergentStep) {
+      // Small gradient after a large step: either a loose tol or an MLE at infinity. Only the
+      // latter keeps taking large steps, so take a few more before deciding.
+      if (divergent_confirmations >= kDivergentConfirmations || iteration >= options.max_iter) {
+        result.status = FitStatus::mle_at_infinity;
+        break;
+      }
+      ++divergent_confirmations;
+    } else if (within_tol) {
+      result.status = FitStatus::converged;
+      // Within tol the Newton step is essentially exact (quadratic convergence): one more step
+      // with the Hessian already in hand takes the gradient to rounding level, so coefficients
+      // are exact even where the Hessian is small. It costs two cheap passes, not a Hessian.
+      newton_direction(hessian, gradient, direction);
+      const double slope = gradient.dot(direction);
+      if (slope < 0.0 && direction.allFinite()) {
+        problem.multiply(direction, step_eta);
+        const double step = backtrack(mu, step_eta, slope);
+        if (step > 0.0) {
+          VectorXd polished_eta = eta + step * step_eta;
+          VectorXd polished_mu = polished_eta.array().exp();
+          VectorXd polished_gradient(q);
+          problem.gradient(polished_mu, y, polished_gradient);
+          const double polished_norm = polished_gradient.cwiseAbs().maxCoeff();
+          if (polished_norm <= result.gradient_norm) {
+            theta.noalias() += step * direction;
+            eta.swap(polished_eta);
+            mu.swap(polished_mu);
+            result.gradient_norm = polished_norm;
+            result.n_iter = iteration + 1;
+          }
+        }
+      }
       break;
     }
-    if (iteration >= options.max_iter) break;
+    if (!within_tol && iteration >= options.max_iter) break;
 
     newton_direction(hessian, gradient, direction);
     const double slope = gradient.dot(direction);
@@ -209,21 +271,8 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
       break;
     }
     problem.multiply(direction, step_eta);
-    // objective(theta + s d) - objective(theta) = s * slope + mean(mu * (exp(s x) - 1 - s x)),
-    // x = A d. Written this way the change is computed without cancellation, so the line search
-    // still works when the change is far below the objective's rounding error.
-    double step = 1.0;
-    bool accepted = false;
-    for (int halving = 0; halving <= kMaxHalvings; ++halving, step *= 0.5) {
-      double curvature = 0.0;
-      for (Index i = 0; i < n; ++i) curvature += mu[i] * expm1_minus_identity(step * step_eta[i]);
-      curvature /= static_cast<double>(n);
-      if (std::isfinite(curvature) && curvature <= -(1.0 - kArmijo) * step * slope) {
-        accepted = true;
-        break;
-      }
-    }
-    if (!accepted) {
+    const double step = backtrack(mu, step_eta, slope);
+    if (step == 0.0) {
       result.status = FitStatus::line_search_failed;
       break;
     }

@@ -1,0 +1,82 @@
+"""The private C++ layer, called directly: argument checks and the no-hidden-copy contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from popglm import _core
+
+
+def test_convolve_requires_fortran_float64():
+    x = np.ones((10, 2))  # C-ordered: the binding must refuse rather than copy silently
+    kernels = np.asfortranarray(np.eye(3))
+    out = np.empty((10, 6), order="F")
+    with pytest.raises(TypeError):
+        _core.convolve_history(x, kernels, out, 1)
+    with pytest.raises(TypeError):
+        _core.convolve_history(np.asfortranarray(x, dtype=np.float32), kernels, out, 1)
+    with pytest.raises(TypeError):  # the output must be written in place, not into a copy
+        _core.convolve_history(np.asfortranarray(x), kernels, np.empty((10, 6)), 1)
+
+
+def test_convolve_checks_output_shape():
+    x = np.asfortranarray(np.ones((10, 2)))
+    kernels = np.asfortranarray(np.eye(3))
+    with pytest.raises(ValueError, match="out must have shape"):
+        _core.convolve_history(x, kernels, np.empty((10, 5), order="F"), 1)
+
+
+def test_convolve_writes_in_place():
+    x = np.asfortranarray(np.arange(8.0)[:, None])
+    kernels = np.asfortranarray([[1.0], [10.0]])
+    out = np.zeros((8, 1), order="F")
+    _core.convolve_history(x, kernels, out, 2)
+    assert np.isnan(out[:2]).all()
+    # out[t] = x[t-1] + 10 x[t-2]
+    np.testing.assert_array_equal(out[2:, 0], np.arange(1.0, 7.0) + 10 * np.arange(0.0, 6.0))
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_finite_rows(order):
+    matrix = np.ones((9000, 3), order=order)
+    matrix[5, 2] = np.nan
+    matrix[8999, 0] = -np.inf
+    out = np.empty(9000, dtype=np.uint8)
+    _core.finite_rows(matrix, out, 2)
+    assert out.sum() == 8998 and out[5] == 0 and out[8999] == 0
+
+
+def fit_args(n_samples=50, n_features=3, n_neurons=2):
+    rng = np.random.default_rng(0)
+    design = np.asfortranarray(rng.normal(size=(n_samples, n_features)))
+    counts = np.asfortranarray(rng.poisson(1.0, size=(n_samples, n_neurons)).astype(float))
+    mask = np.ones((n_features, n_neurons), dtype=np.uint8, order="F")
+    rows = np.arange(n_samples, dtype=np.int64)
+    coef = np.zeros((n_features, n_neurons), order="F")
+    intercept = np.zeros(n_neurons)
+    status = np.empty(n_neurons, dtype=np.int32)
+    n_iter = np.empty(n_neurons, dtype=np.int32)
+    return [design, counts, mask, rows, coef, intercept, status, n_iter, np.empty(n_neurons), np.empty(n_neurons)]
+
+
+def test_fit_rejects_out_of_range_rows():
+    args = fit_args()
+    args[3] = np.array([0, 1, 50], dtype=np.int64)
+    with pytest.raises(ValueError, match="row index out of range"):
+        _core.fit_poisson_population(*args, 1e-8, 100, 1)
+
+
+def test_fit_rejects_wrong_mask_shape():
+    args = fit_args()
+    args[2] = np.ones((2, 2), dtype=np.uint8, order="F")
+    with pytest.raises(ValueError, match="mask must have shape"):
+        _core.fit_poisson_population(*args, 1e-8, 100, 1)
+
+
+def test_fit_reports_status_codes():
+    args = fit_args()
+    _core.fit_poisson_population(*args, 1e-8, 100, 1)
+    status, n_iter, gradient_norm = args[6], args[7], args[8]
+    assert status.tolist() == [int(_core.FitStatus.converged)] * 2
+    assert (n_iter > 0).all() and (gradient_norm <= 1e-8).all()
