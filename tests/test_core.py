@@ -80,3 +80,33 @@ def test_fit_reports_status_codes():
     status, n_iter, gradient_norm = args[6], args[7], args[8]
     assert status.tolist() == [int(_core.FitStatus.converged)] * 2
     assert (n_iter > 0).all() and (gradient_norm <= 1e-8).all()
+
+
+def test_isa_builds_agree():
+    """_core (any CPU) and _core_v3 (AVX2/FMA) compute the same fit up to rounding."""
+    v3 = pytest.importorskip("popglm._core_v3")
+    if not _core.cpu_supports_x86_64_v3():
+        pytest.skip("this CPU cannot run the x86-64-v3 build")
+    assert v3.isa == "x86-64-v3" and _core.isa == "baseline"
+    results = []
+    for module in (_core, v3):
+        args = fit_args(n_samples=400, n_features=6, n_neurons=3)
+        module.fit_poisson_population(*args, 1e-8, 100, 2)
+        results.append((args[4], args[5]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-9, atol=1e-12)
+
+
+def test_package_uses_the_fastest_supported_build():
+    from popglm._native import core
+
+    expected = "x86-64-v3" if _core.cpu_supports_x86_64_v3() and _has_v3() else "baseline"
+    assert core.isa == expected
+
+
+def _has_v3() -> bool:
+    try:
+        import popglm._core_v3  # noqa: F401
+    except ImportError:
+        return False
+    return True

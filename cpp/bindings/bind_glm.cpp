@@ -39,7 +39,8 @@ void register_glm(py::module_& m) {
   def_fit<MatrixColMajor>(m);
   def_fit<MatrixRowMajor>(m);
 
-  py::enum_<FitStatus>(m, "FitStatus")
+  // module_local: _core and _core_v3 both bind this enum in one process.
+  py::enum_<FitStatus>(m, "FitStatus", py::module_local())
       .value("converged", FitStatus::converged)
       .value("max_iter_reached", FitStatus::max_iter_reached)
       .value("line_search_failed", FitStatus::line_search_failed)

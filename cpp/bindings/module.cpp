@@ -1,9 +1,31 @@
 #include "bindings.hpp"
 
-PYBIND11_MODULE(_core, m) {
+#ifndef POPGLM_MODULE_NAME
+#define POPGLM_MODULE_NAME _core
+#define POPGLM_ISA "baseline"
+#endif
+
+namespace {
+
+/// True when this CPU runs x86-64-v3 code (AVX2 and FMA), i.e. popglm._core_v3 is usable.
+bool cpu_supports_x86_64_v3() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("bmi2");
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(POPGLM_MODULE_NAME, m) {
   m.doc() = "popglm's C++ kernels. Private: use popglm.basis and popglm.glm.";
   popglm::bindings::register_convolve(m);
   popglm::bindings::register_glm(m);
+  m.def("cpu_supports_x86_64_v3", &cpu_supports_x86_64_v3);
+  m.attr("isa") = POPGLM_ISA;
 #ifdef _OPENMP
   m.attr("openmp") = true;
 #else

@@ -13,7 +13,7 @@ from math import prod
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core
+from ._native import core as _core
 from ._threads import available_cores
 from ._validation import as_numeric_array, check_positive_int
 

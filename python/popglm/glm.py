@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from . import _core
+from ._native import core as _core
 from ._threads import resolve_n_threads
 from ._validation import as_numeric_array, check_positive_int, design_for_core
 from .exceptions import ConvergenceWarning
