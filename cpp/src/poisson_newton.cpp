@@ -49,6 +49,11 @@ class NeuronDesign {
     block_rows_ = std::clamp<Index>(kBlockElements / q, 64, 8192);
     block_rows_ = std::min<Index>(block_rows_, std::max<Index>(n_rows(), 1));
     block_.resize(block_rows_, q);
+    // The usual case, only the leading NaN rows of convolutional features dropped, is one
+    // contiguous range of rows: copying it needs no index lookups.
+    rows_are_contiguous_ = true;
+    for (Index i = 1; i < n_rows() && rows_are_contiguous_; ++i)
+      rows_are_contiguous_ = rows_[i] == rows_[0] + i;
   }
 
   Index n_rows() const { return rows_.size(); }
@@ -103,6 +108,10 @@ class NeuronDesign {
         const Index row = rows_[start + i];
         for (Index a = 0; a < n_active; ++a) block_(i, a + 1) = design_(row, active_[a]);
       }
+    } else if (rows_are_contiguous_) {
+      const Index first = rows_[0] + start;
+      for (Index a = 0; a < n_active; ++a)
+        block_.col(a + 1).head(len) = design_.col(active_[a]).segment(first, len);
     } else {
       for (Index a = 0; a < n_active; ++a) {
         const auto column = design_.col(active_[a]);
@@ -115,6 +124,7 @@ class NeuronDesign {
   const Eigen::Ref<const IndexVector>& rows_;
   std::vector<Index> active_;
   Index block_rows_ = 1;
+  bool rows_are_contiguous_ = false;
   MatrixColMajor block_;
 };
 

@@ -1,0 +1,348 @@
+"""Side-by-side benchmark: popglm against NeMoS, scikit-learn, statsmodels and glum.
+
+    python bench/run.py                       # every case, every peer that is installed
+    python bench/run.py --cases howto S real  # some cases
+    python bench/run.py --quick               # tiny smoke run (howto + a small simulated case)
+
+Every peer fits the same features of the same counts on the same machine in this one run; each
+fit runs in its own subprocess so its peak RSS is its own. For every run the table reports the
+fit seconds, the feature seconds, peak RSS, the final mean objective, the max gradient norm at the
+returned answer (computed here, in float64, the same way for all peers) and, on simulated data,
+the error against the true coefficients. It also measures this machine's DGEMM throughput (numpy
+matmul) and the fraction of it that popglm's Hessian kernel reaches. Results are appended to
+bench/results/<timestamp>.json and printed as a Markdown table for bench/RESULTS.md.
+A peer projected to exceed --budget seconds on a case is run on a subset of receiver neurons and
+its time extrapolated linearly in the number of neurons, which the table marks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = pathlib.Path(__file__).resolve().parent
+REAL_DATA = HERE.parents[1] / "shared" / "data" / "s1_spikes.npz"
+
+# name: (n_samples, n_neurons, basis spec); basis spec = (class name, kwargs)
+CASES = {
+    "howto": (100, 4, ("HistoryConv", {"window_size": 10})),
+    "S": (20_000, 20, ("RaisedCosineLogConv", {"n_basis_funcs": 6, "window_size": 50})),
+    "M": (100_000, 50, ("RaisedCosineLogConv", {"n_basis_funcs": 8, "window_size": 100})),
+    "L": (1_000_000, 100, ("RaisedCosineLogConv", {"n_basis_funcs": 8, "window_size": 100})),
+    "real": (35_129, 52, ("RaisedCosineLogConv", {"n_basis_funcs": 4, "window_size": 10})),
+}
+QUICK_CASES = {
+    "howto": CASES["howto"],
+    "XS": (5_000, 5, ("RaisedCosineLogConv", {"n_basis_funcs": 4, "window_size": 20})),
+}
+PEERS = ["popglm", "nemos", "sklearn", "statsmodels", "glum"]
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+def make_case(name: str, spec, cache: pathlib.Path) -> pathlib.Path | None:
+    """Write the case's counts (and truth) to an .npz in `cache`; None if its data is missing."""
+    import popglm as nmo
+    from popglm.simulation import random_coupled_network, simulate_counts
+
+    path = cache / f"{name}.npz"
+    if path.exists():
+        return path
+    n_samples, n_neurons, (basis_name, basis_kwargs) = spec
+    basis = getattr(nmo.basis, basis_name)(**basis_kwargs)
+    if name == "howto":
+        np.random.seed(42)
+        counts = np.random.poisson(size=(100, 4))
+        np.savez(path, counts=counts)
+    elif name == "real":
+        if not REAL_DATA.exists():
+            return None
+        counts = np.load(REAL_DATA)["counts"].astype(np.int64)
+        np.savez(path, counts=counts)
+    else:
+        network = random_coupled_network(
+            basis, n_neurons, spike_probability=(0.01, 0.1), connection_probability=0.1,
+            refractory_strength=1.5, seed=len(name) * 1000 + n_neurons,
+        )  # fmt: skip
+        counts = simulate_counts(network, n_samples, burst_probability=2e-4, seed=n_samples)
+        np.savez(path, counts=counts, true_coef=network.coef, true_intercept=network.intercept)
+    return path
+
+
+def build_features(spec, counts):
+    import popglm as nmo
+
+    _, _, (basis_name, basis_kwargs) = spec
+    basis = getattr(nmo.basis, basis_name)(**basis_kwargs)
+    return basis.compute_features(counts)
+
+
+# ---------------------------------------------------------------------------------------------
+# peers (each runs in a worker subprocess)
+# ---------------------------------------------------------------------------------------------
+def valid_rows(X, y):
+    return np.isfinite(X).all(axis=1) & np.isfinite(y).all(axis=1)
+
+
+def per_neuron(fit_one, X, y, neurons, budget):
+    """Fit neurons one by one until done or the budget is spent; returns the fitted subset."""
+    keep = valid_rows(X, y)
+    Xv, yv = X[keep], y[keep]
+    coef = np.full((X.shape[1], len(neurons)), np.nan)
+    intercept = np.full(len(neurons), np.nan)
+    start = time.perf_counter()
+    done = 0
+    for k, j in enumerate(neurons):
+        coef[:, k], intercept[k] = fit_one(Xv, yv[:, j])
+        done = k + 1
+        elapsed = time.perf_counter() - start
+        if elapsed / done * len(neurons) > budget and done < len(neurons):
+            break
+    return coef[:, :done], intercept[:done], done, time.perf_counter() - start
+
+
+def run_peer(peer: str, spec, data_path: str, budget: float) -> dict:
+    data = np.load(data_path)
+    counts = data["counts"]
+    n_neurons = counts.shape[1]
+    record: dict = {"peer": peer}
+    if peer == "nemos":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        import nemos
+
+        _, _, (basis_name, basis_kwargs) = spec
+        basis = getattr(nemos.basis, basis_name)(**basis_kwargs)
+        t0 = time.perf_counter()
+        X = np.asarray(basis.compute_features(counts))
+        t1 = time.perf_counter()
+        np.asarray(basis.compute_features(counts))
+        record["features_s"] = time.perf_counter() - t1
+        record["features_cold_s"] = t1 - t0
+        y = counts.astype(np.float64)
+        t0 = time.perf_counter()
+        model = nemos.glm.PopulationGLM().fit(X, y)
+        np.asarray(model.coef_)
+        record["fit_cold_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model = nemos.glm.PopulationGLM().fit(X, y)
+        coef, intercept = np.asarray(model.coef_), np.asarray(model.intercept_)
+        record["fit_s"] = time.perf_counter() - t0
+        record["neurons_fitted"] = n_neurons
+    else:
+        t0 = time.perf_counter()
+        X = build_features(spec, counts)
+        record["features_s"] = time.perf_counter() - t0
+        y = counts.astype(np.float64)
+        if peer == "popglm":
+            import popglm as nmo
+            from popglm._native import core
+
+            t0 = time.perf_counter()
+            model = nmo.glm.PopulationGLM().fit(X, y)
+            record["fit_s"] = time.perf_counter() - t0
+            coef, intercept = model.coef_, model.intercept_
+            record["neurons_fitted"] = n_neurons
+            record["newton_iterations"] = int(model.n_iter_.sum())
+            record["isa"] = core.isa
+            n_rows = model.fit_info_["n_samples_used"]
+            q = X.shape[1] + 1
+            # Hessian passes: one per iteration plus the first; n * q^2 multiply-adds each
+            # (the lower triangle, counted twice as FLOPs).
+            record["hessian_flops"] = float((model.n_iter_ + 1).sum()) * n_rows * q * q
+        elif peer == "sklearn":
+            from sklearn.linear_model import PoissonRegressor
+
+            def fit_one(Xv, yj):
+                m = PoissonRegressor(alpha=0.0, solver="newton-cholesky", tol=1e-8, max_iter=1000)
+                m.fit(Xv, yj)
+                return m.coef_, m.intercept_
+
+            coef, intercept, done, seconds = per_neuron(fit_one, X, y, range(n_neurons), budget)
+            record.update(fit_s=seconds, neurons_fitted=done)
+        elif peer == "statsmodels":
+            import statsmodels.api as sm
+
+            def fit_one(Xv, yj):
+                design = np.column_stack([np.ones(len(yj)), Xv])
+                params = sm.GLM(yj, design, family=sm.families.Poisson()).fit().params
+                return params[1:], params[0]
+
+            coef, intercept, done, seconds = per_neuron(fit_one, X, y, range(n_neurons), budget)
+            record.update(fit_s=seconds, neurons_fitted=done)
+        elif peer == "glum":
+            from glum import GeneralizedLinearRegressor
+
+            def fit_one(Xv, yj):
+                m = GeneralizedLinearRegressor(family="poisson", alpha=0.0, gradient_tol=1e-8)
+                m.fit(Xv, yj)
+                return m.coef_, m.intercept_
+
+            coef, intercept, done, seconds = per_neuron(fit_one, X, y, range(n_neurons), budget)
+            record.update(fit_s=seconds, neurons_fitted=done)
+        else:
+            raise ValueError(peer)
+    import resource
+
+    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out = pathlib.Path(data_path).with_name(f"{pathlib.Path(data_path).stem}.{peer}.npz")
+    np.savez(out, coef=np.asarray(coef, dtype=np.float64), intercept=np.asarray(intercept, dtype=np.float64))
+    record["answer"] = str(out)
+    return record
+
+
+# ---------------------------------------------------------------------------------------------
+# driver
+# ---------------------------------------------------------------------------------------------
+def quality(X, counts, coef, intercept, truth=None) -> dict:
+    """Mean objective and max |gradient| over the fitted neurons, computed the same way for all."""
+    keep = valid_rows(X, counts)
+    Xv, yv = X[keep], counts[keep][:, : coef.shape[1]].astype(np.float64)
+    if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+        return {"objective": float("nan"), "max_gradient": float("nan")}
+    eta = Xv @ coef + intercept
+    mu = np.exp(eta)
+    objective = float((mu - yv * eta).mean(axis=0).mean())
+    residual = (mu - yv) / len(yv)
+    gradient = np.vstack([residual.sum(axis=0), Xv.T @ residual])
+    result = {"objective": objective, "max_gradient": float(np.abs(gradient).max())}
+    if truth is not None:
+        true_coef = truth[:, : coef.shape[1]]
+        result["coef_rmse_vs_truth"] = float(np.sqrt(np.mean((coef - true_coef) ** 2)))
+    return result
+
+
+def measure_dgemm(size: int = 2000, repeats: int = 5) -> float:
+    a = np.random.default_rng(0).random((size, size))
+    b = a.T.copy()
+    a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return repeats * 2 * size**3 / (time.perf_counter() - start) / 1e9
+
+
+def available(peer: str) -> bool:
+    module = {"popglm": "popglm", "nemos": "nemos", "sklearn": "sklearn", "statsmodels": "statsmodels", "glum": "glum"}[peer]
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", nargs="*", default=None)
+    parser.add_argument("--peers", nargs="*", default=PEERS)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--budget", type=float, default=900.0, help="seconds per peer and case")
+    parser.add_argument("--worker", nargs=3, metavar=("CASE", "PEER", "DATA"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    cases = QUICK_CASES if args.quick else CASES
+    if args.worker:
+        case, peer, data = args.worker
+        print(json.dumps(run_peer(peer, cases[case], data, args.budget)))
+        return
+
+    names = args.cases or list(cases)
+    peers = [p for p in args.peers if available(p)]
+    missing = sorted(set(args.peers) - set(peers))
+    dgemm = measure_dgemm()
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.processor() or platform.platform()}",
+        "python": platform.python_version(),
+        "dgemm_gflops": dgemm,
+        "command": "python bench/run.py " + " ".join(sys.argv[1:]),
+        "missing_peers": missing,
+    }
+    print(f"# {meta['date']}  DGEMM {dgemm:.1f} GFLOP/s  peers {peers}  (missing: {missing})", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="popglm-bench-") as tmp:
+        cache = pathlib.Path(tmp)
+        for name in names:
+            spec = cases[name]
+            data_path = make_case(name, spec, cache)
+            if data_path is None:
+                print(f"## {name}: skipped ({REAL_DATA} not found)", flush=True)
+                continue
+            data = np.load(data_path)
+            counts = data["counts"]
+            truth = data["true_coef"] if "true_coef" in data else None
+            X = build_features(spec, counts)
+            for peer in peers:
+                env = dict(os.environ)
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--budget", str(args.budget), *(["--quick"] if args.quick else []),
+                     "--worker", name, peer, str(data_path)],
+                    capture_output=True, text=True, env=env,
+                )  # fmt: skip
+                if proc.returncode != 0:
+                    tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+                    record = {"peer": peer, "error": tail}
+                else:
+                    record = json.loads(proc.stdout.strip().splitlines()[-1])
+                    answer = np.load(record.pop("answer"))
+                    record.update(quality(X, counts, answer["coef"], answer["intercept"], truth))
+                    fitted = record["neurons_fitted"]
+                    record["fit_s_all_neurons"] = record["fit_s"] * counts.shape[1] / fitted
+                    record["extrapolated"] = fitted < counts.shape[1]
+                    if "hessian_flops" in record:
+                        record["hessian_gflops"] = record["hessian_flops"] / record["fit_s"] / 1e9
+                        record["fraction_of_dgemm"] = record["hessian_gflops"] / dgemm
+                record.update(case=name, n_samples=counts.shape[0], n_neurons=counts.shape[1], n_features=X.shape[1])
+                rows.append(record)
+                print(json.dumps(record), flush=True)
+    results_dir = HERE / "results"
+    results_dir.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (results_dir / f"{stamp}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
+    print(markdown(meta, rows))
+
+
+def markdown(meta: dict, rows: list[dict]) -> str:
+    lines = [
+        f"Run {meta['date']} on {meta['machine']}, Python {meta['python']}; "
+        f"numpy DGEMM {meta['dgemm_gflops']:.1f} GFLOP/s in the same run.",
+        f"Command: `{meta['command']}`",
+        "",
+        "| case | peer | fit s (all neurons) | vs popglm | features s | peak RSS MB | objective | max grad | coef RMSE vs truth | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    ours = {r["case"]: r for r in rows if r["peer"] == "popglm" and "fit_s" in r}
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['case']} | {r['peer']} | failed | | | | | | | {r['error'][:80]} |")
+            continue
+        base = ours.get(r["case"])
+        ratio = f"{r['fit_s_all_neurons'] / base['fit_s']:.1f}x" if base else ""
+        note = []
+        if r.get("extrapolated"):
+            note.append(f"{r['neurons_fitted']} of {r['n_neurons']} neurons, extrapolated")
+        if "fit_cold_s" in r:
+            note.append(f"cold fit {r['fit_cold_s']:.2f} s (JIT), features cold {r['features_cold_s']:.2f} s")
+        if "fraction_of_dgemm" in r:
+            note.append(f"{r['newton_iterations']} Newton its, Hessian {r['hessian_gflops']:.1f} GFLOP/s = {100 * r['fraction_of_dgemm']:.0f}% of DGEMM, {r['isa']}")
+        rmse = r.get("coef_rmse_vs_truth")
+        lines.append(
+            f"| {r['case']} | {r['peer']} | {r['fit_s_all_neurons']:.3g} | {ratio} | {r['features_s']:.3g} | "
+            f"{r['peak_rss_mb']:.0f} | {r['objective']:.10g} | {r['max_gradient']:.1e} | "
+            f"{'' if rmse is None else f'{rmse:.3g}'} | {'; '.join(note)} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
