@@ -11,11 +11,11 @@ void fit_population(const Eigen::Ref<const Design>& design,
                     Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<Eigen::VectorXd> intercept,
                     Eigen::Ref<IntVector> status, Eigen::Ref<IntVector> n_iter,
                     Eigen::Ref<Eigen::VectorXd> gradient_norm, Eigen::Ref<Eigen::VectorXd> objective,
-                    double tol, int max_iter, int n_threads) {
+                    Eigen::Ref<IntVector> n_hessian, double tol, int max_iter, int n_threads) {
   NewtonOptions options;
   options.tol = tol;
   options.max_iter = max_iter;
-  PopulationFitReport report{status, n_iter, gradient_norm, objective};
+  PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
   popglm::fit_poisson_population(design, counts, mask, rows, options, coef, intercept, report,
                                  n_threads);
 }
@@ -27,10 +27,12 @@ void def_fit(py::module_& m) {
         py::arg("counts").noconvert(), py::arg("mask").noconvert(), py::arg("rows").noconvert(),
         py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
-        py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(), py::arg("tol"),
+        py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
+        py::arg("n_hessian").noconvert(), py::arg("tol"),
         py::arg("max_iter"), py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
         "Per-neuron masked Poisson Newton solves. coef/intercept hold the start on entry and the\n"
-        "solution on exit; status, n_iter, gradient_norm, objective receive the diagnostics.");
+        "solution on exit; status, n_iter, gradient_norm, objective, n_hessian receive the\n"
+        "diagnostics.");
 }
 
 }  // namespace

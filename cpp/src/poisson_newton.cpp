@@ -23,11 +23,19 @@ constexpr int kMaxHalvings = 60;
 // Reciprocal condition (of the Jacobi-scaled Hessian) below which Cholesky is not trusted and
 // the step comes from a truncated eigendecomposition instead (rank-deficient designs).
 constexpr double kRankTolerance = 1e-11;
-// Newton converges quadratically, so its last step is tiny. When the MLE is at infinity
-// (silent neuron, perfect separation) the steps keep moving the linear predictor by ~1 while
-// the gradient decays geometrically: a final step this large flags that case.
+// At a finite optimum the exact Newton step is tiny. When the MLE is at infinity (silent neuron,
+// perfect separation) it keeps moving the linear predictor by ~1 on the rows whose rate is being
+// driven to zero, however small the gradient already is: a step this large flags that case.
 constexpr double kDivergentStep = 0.5;
+// That check (one float64 Hessian) runs only when some predicted rate is below this fraction of
+// the mean count, i.e. more than ~14 e-folds under it.
+constexpr double kVanishingRate = 1e-6;
 constexpr int kDivergentConfirmations = 3;
+// A reused Hessian factor is kept while each step it gives cuts the max |gradient| at least by
+// this factor; otherwise the Hessian is recomputed at the new point.
+constexpr double kChordContraction = 0.5;
+// Extra steps taken after the gradient is within tol (see solve_neuron).
+constexpr int kPolishSteps = 4;
 // Rows per block of the Hessian pass: the gathered block (rows x features) stays ~2 MB.
 constexpr Index kBlockElements = Index{1} << 18;
 
@@ -62,6 +70,11 @@ class NeuronDesign {
 
   /// out = [1, X_active] * theta over the valid rows.
   void multiply(const VectorXd& theta, VectorXd& out) {
+    if (reads_design_in_place()) {
+      out.noalias() = design_.middleRows(rows_[0], n_rows()) * theta.tail(n_params() - 1);
+      out.array() += theta[0];
+      return;
+    }
     for (Index start = 0; start < n_rows(); start += block_rows_) {
       const Index len = std::min(block_rows_, n_rows() - start);
       gather(start, len);
@@ -71,6 +84,14 @@ class NeuronDesign {
 
   /// gradient = A^T (mu - y) / n.
   void gradient(const VectorXd& mu, const VectorXd& y, VectorXd& gradient) {
+    if (reads_design_in_place()) {
+      const VectorXd residual = mu - y;
+      gradient[0] = residual.sum();
+      gradient.tail(n_params() - 1).noalias() =
+          design_.middleRows(rows_[0], n_rows()).transpose() * residual;
+      gradient /= static_cast<double>(n_rows());
+      return;
+    }
     gradient.setZero();
     for (Index start = 0; start < n_rows(); start += block_rows_) {
       const Index len = std::min(block_rows_, n_rows() - start);
@@ -80,18 +101,31 @@ class NeuronDesign {
     gradient /= static_cast<double>(n_rows());
   }
 
-  /// gradient = A^T (mu - y) / n and hessian = A^T diag(mu) A / n, A = [1, X_active].
+  /// gradient = A^T (mu - y) / n and hessian = A^T diag(mu) A / n, A = [1, X_active]; with
+  /// `single_precision` each block's product is formed in float32 and summed in float64.
   void gradient_and_hessian(const VectorXd& mu, const VectorXd& y, VectorXd& gradient,
-                            MatrixColMajor& hessian) {
+                            MatrixColMajor& hessian, bool single_precision) {
     gradient.setZero();
     hessian.setZero();
+    const Index q = n_params();
+    if (single_precision) {
+      block_single_.resize(block_rows_, q);
+      hessian_single_.resize(q, q);
+    }
     for (Index start = 0; start < n_rows(); start += block_rows_) {
       const Index len = std::min(block_rows_, n_rows() - start);
       gather(start, len);
       auto rows_block = block_.topRows(len);
       gradient.noalias() += rows_block.transpose() * (mu.segment(start, len) - y.segment(start, len));
       rows_block.array().colwise() *= mu.segment(start, len).array().sqrt();
-      hessian.selfadjointView<Eigen::Lower>().rankUpdate(rows_block.transpose());
+      if (single_precision) {
+        block_single_.topRows(len) = rows_block.template cast<float>();
+        hessian_single_.setZero();
+        hessian_single_.selfadjointView<Eigen::Lower>().rankUpdate(block_single_.topRows(len).transpose());
+        hessian.template triangularView<Eigen::Lower>() += hessian_single_.template cast<double>();
+      } else {
+        hessian.selfadjointView<Eigen::Lower>().rankUpdate(rows_block.transpose());
+      }
     }
     const double inv_n = 1.0 / static_cast<double>(n_rows());
     gradient *= inv_n;
@@ -100,6 +134,13 @@ class NeuronDesign {
   }
 
  private:
+  /// Matrix-vector products can read X directly (no gathered copy) when every feature is active
+  /// and the valid rows are one contiguous range.
+  bool reads_design_in_place() const {
+    return rows_are_contiguous_ && n_rows() > 0 &&
+           static_cast<Index>(active_.size()) == design_.cols();
+  }
+
   void gather(Index start, Index len) {
     block_.col(0).head(len).setOnes();
     const Index n_active = static_cast<Index>(active_.size());
@@ -126,68 +167,92 @@ class NeuronDesign {
   Index block_rows_ = 1;
   bool rows_are_contiguous_ = false;
   MatrixColMajor block_;
+  Eigen::MatrixXf block_single_;
+  Eigen::MatrixXf hessian_single_;
 };
 
-/// Newton direction: solves hessian * direction = -gradient; when the Hessian is (numerically)
-/// singular, the minimum-norm solution, which lies in the range of the Hessian, so the iterates
-/// never move along the design's null space.
-void newton_direction(const MatrixColMajor& hessian, const VectorXd& gradient, VectorXd& direction) {
-  const Index q = hessian.rows();
-  VectorXd scale(q);
-  for (Index i = 0; i < q; ++i) {
-    const double diagonal = hessian(i, i);
-    scale[i] = (diagonal > 0.0 && std::isfinite(diagonal)) ? 1.0 / std::sqrt(diagonal) : 1.0;
-  }
-  // Jacobi scaling makes the rank decision independent of the features' units.
-  const MatrixColMajor scaled = scale.asDiagonal() * hessian * scale.asDiagonal();
-  const VectorXd scaled_gradient = scale.cwiseProduct(gradient);
-  Eigen::LLT<MatrixColMajor> cholesky(scaled);
-  if (cholesky.info() == Eigen::Success && cholesky.rcond() > kRankTolerance) {
-    direction = -scale.cwiseProduct(cholesky.solve(scaled_gradient));
-    return;
-  }
-  // Rank deficient: in scaled coordinates e = direction / scale, every solution is
-  // e_range + null * z. The minimum-norm *unscaled* direction makes scale * e orthogonal to
-  // scale * null, a small (rank-defect sized) least-squares problem for z.
-  Eigen::SelfAdjointEigenSolver<MatrixColMajor> eigen(scaled);
-  const VectorXd& values = eigen.eigenvalues();
-  const MatrixColMajor& vectors = eigen.eigenvectors();
-  const double cutoff = kRankTolerance * std::max(values.maxCoeff(), 0.0);
-  VectorXd coordinates = vectors.transpose() * scaled_gradient;
-  std::vector<Index> null_columns;
-  for (Index i = 0; i < q; ++i) {
-    if (values[i] > cutoff) {
-      coordinates[i] /= values[i];
-    } else {
-      coordinates[i] = 0.0;
-      null_columns.push_back(i);
+/// A factorisation of the Hessian that turns gradients into Newton directions. It is kept
+/// across iterations so that near the optimum the same factor can serve several steps.
+class NewtonSystem {
+ public:
+  /// Factorise; returns false when the Hessian is numerically rank deficient.
+  bool factorize(const MatrixColMajor& hessian) {
+    const Index q = hessian.rows();
+    scale_.resize(q);
+    for (Index i = 0; i < q; ++i) {
+      const double diagonal = hessian(i, i);
+      scale_[i] = (diagonal > 0.0 && std::isfinite(diagonal)) ? 1.0 / std::sqrt(diagonal) : 1.0;
     }
+    // Jacobi scaling makes the rank decision independent of the features' units.
+    const MatrixColMajor scaled = scale_.asDiagonal() * hessian * scale_.asDiagonal();
+    cholesky_.compute(scaled);
+    full_rank_ = cholesky_.info() == Eigen::Success && cholesky_.rcond() > kRankTolerance;
+    if (full_rank_) return true;
+
+    Eigen::SelfAdjointEigenSolver<MatrixColMajor> eigen(scaled);
+    vectors_ = eigen.eigenvectors();
+    const VectorXd& values = eigen.eigenvalues();
+    const double cutoff = kRankTolerance * std::max(values.maxCoeff(), 0.0);
+    inverse_values_.resize(q);
+    std::vector<Index> null_columns;
+    for (Index i = 0; i < q; ++i) {
+      inverse_values_[i] = values[i] > cutoff ? 1.0 / values[i] : 0.0;
+      if (values[i] <= cutoff) null_columns.push_back(i);
+    }
+    weighted_null_.resize(q, static_cast<Index>(null_columns.size()));
+    for (std::size_t c = 0; c < null_columns.size(); ++c)
+      weighted_null_.col(static_cast<Index>(c)) = scale_.cwiseProduct(vectors_.col(null_columns[c]));
+    null_columns_ = std::move(null_columns);
+    null_gram_.compute(weighted_null_.transpose() * weighted_null_);
+    return false;
   }
-  VectorXd solution = vectors * coordinates;
-  if (!null_columns.empty()) {
-    const Index k = static_cast<Index>(null_columns.size());
-    MatrixColMajor weighted_null(q, k);
-    for (Index c = 0; c < k; ++c)
-      weighted_null.col(c) = scale.cwiseProduct(vectors.col(null_columns[static_cast<std::size_t>(c)]));
-    const VectorXd weighted_solution = scale.cwiseProduct(solution);
-    const VectorXd z = (weighted_null.transpose() * weighted_null)
-                           .ldlt()
-                           .solve(weighted_null.transpose() * weighted_solution);
-    for (Index c = 0; c < k; ++c)
-      solution -= z[c] * vectors.col(null_columns[static_cast<std::size_t>(c)]);
+
+  /// direction = -H^{-1} gradient, or for a singular H the minimum-norm solution, which lies in
+  /// the range of H: iterates never move along the design's null space.
+  void solve(const VectorXd& gradient, VectorXd& direction) const {
+    const VectorXd scaled_gradient = scale_.cwiseProduct(gradient);
+    if (full_rank_) {
+      direction = -scale_.cwiseProduct(cholesky_.solve(scaled_gradient));
+      return;
+    }
+    // In scaled coordinates e = direction / scale every solution is e_range + null * z; the
+    // minimum-norm unscaled direction makes scale * e orthogonal to scale * null.
+    VectorXd solution = vectors_ * inverse_values_.cwiseProduct(vectors_.transpose() * scaled_gradient);
+    if (!null_columns_.empty()) {
+      const VectorXd z = null_gram_.solve(weighted_null_.transpose() * scale_.cwiseProduct(solution));
+      for (std::size_t c = 0; c < null_columns_.size(); ++c)
+        solution -= z[static_cast<Index>(c)] * vectors_.col(null_columns_[c]);
+    }
+    direction = -scale_.cwiseProduct(solution);
   }
-  direction = -scale.cwiseProduct(solution);
-}
+
+ private:
+  VectorXd scale_;
+  Eigen::LLT<MatrixColMajor> cholesky_;
+  bool full_rank_ = false;
+  MatrixColMajor vectors_;
+  VectorXd inverse_values_;
+  std::vector<Index> null_columns_;
+  MatrixColMajor weighted_null_;
+  Eigen::LDLT<MatrixColMajor> null_gram_;
+};
 
 struct NeuronResult {
   FitStatus status = FitStatus::internal_error;
   int n_iter = 0;
+  int n_hessian = 0;
   double gradient_norm = std::numeric_limits<double>::quiet_NaN();
   double objective = std::numeric_limits<double>::quiet_NaN();
 };
 
 double mean_objective(const VectorXd& mu, const VectorXd& eta, const VectorXd& y) {
   return (mu.array() - y.array() * eta.array()).mean();
+}
+
+/// True when the neuron is silent or some predicted rate is vanishing relative to its mean count.
+bool rates_reach_zero(const VectorXd& mu, const VectorXd& y) {
+  const double mean_count = y.mean();
+  return mean_count == 0.0 || mu.minCoeff() < kVanishingRate * mean_count;
 }
 
 /// Line search along `direction` (whose linear predictor is `step_eta`) from the point with rates
@@ -207,6 +272,11 @@ double backtrack(const VectorXd& mu, const VectorXd& step_eta, double slope) {
   return 0.0;
 }
 
+/// Safeguarded Newton for one neuron. Exact float64 gradients decide everything (steps, line
+/// search, stopping); the Hessian only shapes the steps, so it is recomputed only when the last
+/// factor stops halving the gradient ("chord" steps), and after a first float64 Hessian shows
+/// the design has full rank it is accumulated in float32 (twice the throughput). A step that
+/// fails with a reused or float32 factor is retried with a fresh float64 Hessian.
 template <class Design>
 NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, VectorXd& theta,
                           const NewtonOptions& options) {
@@ -217,80 +287,115 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
     result.status = FitStatus::no_valid_rows;
     return result;
   }
-  VectorXd eta(n), mu(n), step_eta(n), gradient(q), direction(q);
+  VectorXd eta(n), mu(n), step_eta(n), gradient(q), trial_gradient(q), direction(q);
   MatrixColMajor hessian(q, q);
+  NewtonSystem system;
+  bool single_precision_ok = false;  // set once a float64 Hessian shows full rank
+  bool factor_is_fresh = false;      // factor computed at the current point, in float64 or not
+  bool factor_is_exact = false;      // ... and in float64
+
+  auto refresh_hessian = [&](bool force_double) {
+    const bool single = single_precision_ok && !force_double;
+    problem.gradient_and_hessian(mu, y, gradient, hessian, single);
+    const bool full_rank = system.factorize(hessian);
+    if (!single) single_precision_ok = full_rank;
+    factor_is_fresh = true;
+    factor_is_exact = !single;
+    ++result.n_hessian;
+  };
 
   problem.multiply(theta, eta);
   mu = eta.array().exp();
-  double last_step_eta = 0.0;
+  refresh_hessian(true);
+  if (!gradient.allFinite()) {
+    // A start far enough out to overflow exp(eta): restart from the intercept-only model.
+    theta.setZero();
+    theta[0] = std::log(std::max(y.mean(), 0.5 / static_cast<double>(n)));
+    problem.multiply(theta, eta);
+    mu = eta.array().exp();
+    refresh_hessian(true);
+  }
+
   int divergent_confirmations = 0;
   result.status = FitStatus::max_iter_reached;
-  for (int iteration = 0;; ++iteration) {
-    problem.gradient_and_hessian(mu, y, gradient, hessian);
-    if (!gradient.allFinite() && iteration == 0) {
-      // A start far enough out to overflow exp(eta): restart from the intercept-only model.
-      theta.setZero();
-      theta[0] = std::log(std::max(y.mean(), 0.5 / static_cast<double>(n)));
-      problem.multiply(theta, eta);
-      mu = eta.array().exp();
-      problem.gradient_and_hessian(mu, y, gradient, hessian);
-    }
+  for (;;) {
     result.gradient_norm = gradient.cwiseAbs().maxCoeff();
     const bool within_tol = result.gradient_norm <= options.tol;
-    if (within_tol && last_step_eta > kDivergentStep) {
-      // Small gradient after a large step: either a loose tol or an MLE at infinity. Only the
-      // latter keeps taking large steps, so take a few more before deciding.
-      if (divergent_confirmations >= kDivergentConfirmations || iteration >= options.max_iter) {
+    bool diverging = false;
+    if (within_tol && rates_reach_zero(mu, y)) {
+      // Some predicted rates are vanishing: either a legitimately extreme fit or an MLE at
+      // infinity (silent neuron, perfect separation). Only the latter still has a large exact
+      // Newton step, which no loose or reused factor can hide.
+      if (!(factor_is_fresh && factor_is_exact)) refresh_hessian(true);
+      system.solve(gradient, direction);
+      problem.multiply(direction, step_eta);
+      diverging = step_eta.cwiseAbs().maxCoeff() > kDivergentStep;
+    }
+    if (diverging) {
+      // Confirm over a few steps so that a loose tol cannot mislabel a finite optimum.
+      if (divergent_confirmations >= kDivergentConfirmations || result.n_iter >= options.max_iter) {
         result.status = FitStatus::mle_at_infinity;
         break;
       }
       ++divergent_confirmations;
     } else if (within_tol) {
       result.status = FitStatus::converged;
-      // Within tol the Newton step is essentially exact (quadratic convergence): one more step
-      // with the Hessian already in hand takes the gradient to rounding level, so coefficients
-      // are exact even where the Hessian is small. It costs two cheap passes, not a Hessian.
-      newton_direction(hessian, gradient, direction);
-      const double slope = gradient.dot(direction);
-      if (slope < 0.0 && direction.allFinite()) {
+      // Within tol Newton steps are nearly exact: a few more with the factor in hand take the
+      // gradient towards rounding level, so the coefficients are exact even where the Hessian is
+      // small. Each costs two cheap passes, not a Hessian; they stop once progress stalls.
+      for (int polish = 0; polish < kPolishSteps; ++polish) {
+        system.solve(gradient, direction);
+        const double slope = gradient.dot(direction);
+        if (!(slope < 0.0) || !direction.allFinite()) break;
         problem.multiply(direction, step_eta);
         const double step = backtrack(mu, step_eta, slope);
-        if (step > 0.0) {
-          VectorXd polished_eta = eta + step * step_eta;
-          VectorXd polished_mu = polished_eta.array().exp();
-          VectorXd polished_gradient(q);
-          problem.gradient(polished_mu, y, polished_gradient);
-          const double polished_norm = polished_gradient.cwiseAbs().maxCoeff();
-          if (polished_norm <= result.gradient_norm) {
-            theta.noalias() += step * direction;
-            eta.swap(polished_eta);
-            mu.swap(polished_mu);
-            result.gradient_norm = polished_norm;
-            result.n_iter = iteration + 1;
-          }
-        }
+        if (step == 0.0) break;
+        VectorXd polished_eta = eta + step * step_eta;
+        VectorXd polished_mu = polished_eta.array().exp();
+        problem.gradient(polished_mu, y, trial_gradient);
+        const double polished_norm = trial_gradient.cwiseAbs().maxCoeff();
+        if (!(polished_norm < result.gradient_norm)) break;
+        theta.noalias() += step * direction;
+        eta.swap(polished_eta);
+        mu.swap(polished_mu);
+        gradient.swap(trial_gradient);
+        const double previous_norm = result.gradient_norm;
+        result.gradient_norm = polished_norm;
+        ++result.n_iter;
+        if (polished_norm > kChordContraction * previous_norm || polished_norm < 1e-4 * options.tol) break;
       }
       break;
     }
-    if (!within_tol && iteration >= options.max_iter) break;
+    if (!within_tol && result.n_iter >= options.max_iter) break;
 
-    newton_direction(hessian, gradient, direction);
-    const double slope = gradient.dot(direction);
-    if (!(slope < 0.0) || !direction.allFinite()) {
-      result.status = FitStatus::line_search_failed;
-      break;
+    system.solve(gradient, direction);
+    double slope = gradient.dot(direction);
+    double step = 0.0;
+    if (slope < 0.0 && direction.allFinite()) {
+      problem.multiply(direction, step_eta);
+      step = backtrack(mu, step_eta, slope);
     }
-    problem.multiply(direction, step_eta);
-    const double step = backtrack(mu, step_eta, slope);
     if (step == 0.0) {
-      result.status = FitStatus::line_search_failed;
-      break;
+      if (factor_is_exact && factor_is_fresh) {
+        result.status = FitStatus::line_search_failed;
+        break;
+      }
+      refresh_hessian(true);
+      continue;
     }
     theta.noalias() += step * direction;
     eta.noalias() += step * step_eta;
     mu = eta.array().exp();
-    last_step_eta = step * step_eta.cwiseAbs().maxCoeff();
-    result.n_iter = iteration + 1;
+    ++result.n_iter;
+
+    const double previous_norm = result.gradient_norm;
+    problem.gradient(mu, y, trial_gradient);
+    if (trial_gradient.cwiseAbs().maxCoeff() <= kChordContraction * previous_norm) {
+      gradient.swap(trial_gradient);  // the factor still works: keep it for the next step
+      factor_is_fresh = false;
+    } else {
+      refresh_hessian(false);
+    }
   }
   result.objective = mean_objective(mu, eta, y);
   return result;
@@ -312,7 +417,8 @@ void fit_population_impl(const Design& design, const Eigen::Ref<const MatrixColM
   if (coef.rows() != n_features || coef.cols() != n_neurons || intercept.size() != n_neurons)
     throw std::invalid_argument("fit_poisson_population: coef/intercept have the wrong shape");
   if (report.status.size() != n_neurons || report.n_iter.size() != n_neurons ||
-      report.gradient_norm.size() != n_neurons || report.objective.size() != n_neurons)
+      report.gradient_norm.size() != n_neurons || report.objective.size() != n_neurons ||
+      report.n_hessian.size() != n_neurons)
     throw std::invalid_argument("fit_poisson_population: report arrays need n_neurons entries");
   for (Index i = 0; i < rows.size(); ++i)
     if (rows[i] < 0 || rows[i] >= n_samples)
@@ -347,6 +453,7 @@ void fit_population_impl(const Design& design, const Eigen::Ref<const MatrixColM
     }
     report.status[neuron] = static_cast<std::int32_t>(result.status);
     report.n_iter[neuron] = result.n_iter;
+    report.n_hessian[neuron] = result.n_hessian;
     report.gradient_norm[neuron] = result.gradient_norm;
     report.objective[neuron] = result.objective;
   }

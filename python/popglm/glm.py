@@ -110,7 +110,7 @@ class PopulationGLM:
     fit_info_ : dict of ndarray
         Per neuron: ``status`` (codes in ``popglm.glm.FIT_STATUS``), ``n_iter``,
         ``gradient_norm`` (final max |gradient|), ``objective`` (final mean NLL without the
-        log(y!) term), plus ``n_samples_used`` (rows left after dropping NaN/inf).
+        log(y!) term), ``n_hessian`` (Hessians formed, the dominant cost), plus ``n_samples_used`` (rows left after dropping NaN/inf).
 
     Examples
     --------
@@ -249,9 +249,10 @@ class PopulationGLM:
         n_iter = np.empty(n_neurons, dtype=np.int32)
         gradient_norm = np.empty(n_neurons)
         objective = np.empty(n_neurons)
+        n_hessian = np.empty(n_neurons, dtype=np.int32)
         _core.fit_poisson_population(
             design, counts, mask, rows, coef, intercept, status, n_iter, gradient_norm,
-            objective, tol, max_iter, n_threads,
+            objective, n_hessian, tol, max_iter, n_threads,
         )  # fmt: skip
         self.coef_ = coef
         self.intercept_ = intercept
@@ -262,6 +263,7 @@ class PopulationGLM:
             "n_iter": n_iter,
             "gradient_norm": gradient_norm,
             "objective": objective,
+            "n_hessian": n_hessian,
             "n_samples_used": int(rows.size),
         }
         self._warn_about_failures(status, gradient_norm, tol, max_iter)

@@ -26,6 +26,7 @@ struct PopulationFitReport {
   Eigen::Ref<IntVector> n_iter;
   Eigen::Ref<Eigen::VectorXd> gradient_norm;
   Eigen::Ref<Eigen::VectorXd> objective;
+  Eigen::Ref<IntVector> n_hessian;  ///< Hessians formed (the dominant cost)
 };
 
 /// Fit one unregularised Poisson GLM (exp link) per column of `counts`.
