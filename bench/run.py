@@ -111,6 +111,15 @@ def per_neuron(fit_one, X, y, neurons, budget):
     return coef[:, :done], intercept[:done], done, time.perf_counter() - start
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM: reset at exec, unlike ru_maxrss after fork)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def run_peer(peer: str, spec, data_path: str, budget: float) -> dict:
     data = np.load(data_path)
     counts = data["counts"]
@@ -141,6 +150,8 @@ def run_peer(peer: str, spec, data_path: str, budget: float) -> dict:
         record["fit_s"] = time.perf_counter() - t0
         record["neurons_fitted"] = n_neurons
     else:
+        import popglm  # noqa: F401  (import time is not feature time)
+
         t0 = time.perf_counter()
         X = build_features(spec, counts)
         record["features_s"] = time.perf_counter() - t0
@@ -193,11 +204,13 @@ def run_peer(peer: str, spec, data_path: str, budget: float) -> dict:
             record.update(fit_s=seconds, neurons_fitted=done)
         else:
             raise ValueError(peer)
-    import resource
-
-    record["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    record["peak_rss_mb"] = peak_rss_mb()
     out = pathlib.Path(data_path).with_name(f"{pathlib.Path(data_path).stem}.{peer}.npz")
-    np.savez(out, coef=np.asarray(coef, dtype=np.float64), intercept=np.asarray(intercept, dtype=np.float64))
+    np.savez(
+        out,
+        coef=np.asarray(coef, dtype=np.float64),
+        intercept=np.asarray(intercept, dtype=np.float64),
+    )
     record["answer"] = str(out)
     return record
 
@@ -234,7 +247,13 @@ def measure_dgemm(size: int = 2000, repeats: int = 5) -> float:
 
 
 def available(peer: str) -> bool:
-    module = {"popglm": "popglm", "nemos": "nemos", "sklearn": "sklearn", "statsmodels": "statsmodels", "glum": "glum"}[peer]
+    module = {
+        "popglm": "popglm",
+        "nemos": "nemos",
+        "sklearn": "sklearn",
+        "statsmodels": "statsmodels",
+        "glum": "glum",
+    }[peer]
     try:
         __import__(module)
     except ImportError:
@@ -243,12 +262,16 @@ def available(peer: str) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--cases", nargs="*", default=None)
     parser.add_argument("--peers", nargs="*", default=PEERS)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--budget", type=float, default=900.0, help="seconds per peer and case")
-    parser.add_argument("--worker", nargs=3, metavar=("CASE", "PEER", "DATA"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--worker", nargs=3, metavar=("CASE", "PEER", "DATA"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     cases = QUICK_CASES if args.quick else CASES
     if args.worker:
@@ -268,7 +291,10 @@ def main() -> None:
         "command": "python bench/run.py " + " ".join(sys.argv[1:]),
         "missing_peers": missing,
     }
-    print(f"# {meta['date']}  DGEMM {dgemm:.1f} GFLOP/s  peers {peers}  (missing: {missing})", flush=True)
+    print(
+        f"# {meta['date']}  DGEMM {dgemm:.1f} GFLOP/s  peers {peers}  (missing: {missing})",
+        flush=True,
+    )
     rows = []
     with tempfile.TemporaryDirectory(prefix="popglm-bench-") as tmp:
         cache = pathlib.Path(tmp)
@@ -302,7 +328,12 @@ def main() -> None:
                     if "hessian_flops" in record:
                         record["hessian_gflops"] = record["hessian_flops"] / record["fit_s"] / 1e9
                         record["fraction_of_dgemm"] = record["hessian_gflops"] / dgemm
-                record.update(case=name, n_samples=counts.shape[0], n_neurons=counts.shape[1], n_features=X.shape[1])
+                record.update(
+                    case=name,
+                    n_samples=counts.shape[0],
+                    n_neurons=counts.shape[1],
+                    n_features=X.shape[1],
+                )
                 rows.append(record)
                 print(json.dumps(record), flush=True)
     results_dir = HERE / "results"
@@ -332,9 +363,13 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         if r.get("extrapolated"):
             note.append(f"{r['neurons_fitted']} of {r['n_neurons']} neurons, extrapolated")
         if "fit_cold_s" in r:
-            note.append(f"cold fit {r['fit_cold_s']:.2f} s (JIT), features cold {r['features_cold_s']:.2f} s")
+            note.append(
+                f"cold fit {r['fit_cold_s']:.2f} s (JIT), features cold {r['features_cold_s']:.2f} s"
+            )
         if "fraction_of_dgemm" in r:
-            note.append(f"{r['newton_iterations']} Newton its, Hessian {r['hessian_gflops']:.1f} GFLOP/s = {100 * r['fraction_of_dgemm']:.0f}% of DGEMM, {r['isa']}")
+            note.append(
+                f"{r['newton_iterations']} Newton its, Hessian {r['hessian_gflops']:.1f} GFLOP/s = {100 * r['fraction_of_dgemm']:.0f}% of DGEMM, {r['isa']}"
+            )
         rmse = r.get("coef_rmse_vs_truth")
         lines.append(
             f"| {r['case']} | {r['peer']} | {r['fit_s_all_neurons']:.3g} | {ratio} | {r['features_s']:.3g} | "

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -67,8 +66,12 @@ def test_history_conv_lags(window_size):
     assert not np.isnan(features[window_size:]).any()
     # lag 1 first: column i * window + (l - 1) is counts[t - l, i]
     for lag in range(1, window_size + 1):
-        np.testing.assert_array_equal(features[window_size:, lag - 1], counts[window_size - lag : 60 - lag, 0])
-    np.testing.assert_allclose(features, numpy_history_features(counts, np.eye(window_size)), atol=0)
+        np.testing.assert_array_equal(
+            features[window_size:, lag - 1], counts[window_size - lag : 60 - lag, 0]
+        )
+    np.testing.assert_allclose(
+        features, numpy_history_features(counts, np.eye(window_size)), atol=0
+    )
 
 
 def test_raised_cosine_matches_numpy_reimplementation():
@@ -77,7 +80,9 @@ def test_raised_cosine_matches_numpy_reimplementation():
     basis = nmo.basis.RaisedCosineLogConv(6, window_size=40, width=2.5, time_scaling=10.0)
     features = basis.compute_features(x)
     assert features.shape == (500, 4 * 6)
-    np.testing.assert_allclose(features, numpy_history_features(x, basis.kernel_), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(
+        features, numpy_history_features(x, basis.kernel_), rtol=1e-12, atol=1e-13
+    )
     split = basis.split_by_feature(features, axis=1)["RaisedCosineLogConv"]
     assert split.shape == (500, 2, 2, 6)
     np.testing.assert_array_equal(split[:, 1, 0, 3], features[:, (1 * 2 + 0) * 6 + 3])

@@ -57,8 +57,19 @@ def fit_args(n_samples=50, n_features=3, n_neurons=2):
     intercept = np.zeros(n_neurons)
     status = np.empty(n_neurons, dtype=np.int32)
     n_iter = np.empty(n_neurons, dtype=np.int32)
-    return [design, counts, mask, rows, coef, intercept, status, n_iter, np.empty(n_neurons), np.empty(n_neurons),
-            np.empty(n_neurons, dtype=np.int32)]
+    return [
+        design,
+        counts,
+        mask,
+        rows,
+        coef,
+        intercept,
+        status,
+        n_iter,
+        np.empty(n_neurons),
+        np.empty(n_neurons),
+        np.empty(n_neurons, dtype=np.int32),
+    ]
 
 
 def test_fit_rejects_out_of_range_rows():

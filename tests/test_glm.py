@@ -269,7 +269,10 @@ def test_bad_fit_inputs(howto_design, howto_counts, make, error, match):
 
 
 def test_bad_masks(howto_design, howto_counts):
-    with pytest.raises(ValueError, match=r"feature_mask must have shape \(n_features, n_neurons\) = \(40, 4\), got \(4, 4\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"feature_mask must have shape \(n_features, n_neurons\) = \(40, 4\), got \(4, 4\)",
+    ):
         nmo.glm.PopulationGLM(feature_mask=np.ones((4, 4))).fit(howto_design, howto_counts)
     with pytest.raises(ValueError, match="only 0 and 1"):
         nmo.glm.PopulationGLM(feature_mask=np.full((40, 4), 2.0))
@@ -292,7 +295,15 @@ def test_bad_constructor_arguments(kwargs, match):
         nmo.glm.PopulationGLM(**kwargs)
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [({"n_threads": 0}, ValueError), ({"n_threads": "2"}, TypeError), ({"tol": -1.0}, ValueError), ({"max_iter": -1}, ValueError)])
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"n_threads": 0}, ValueError),
+        ({"n_threads": "2"}, TypeError),
+        ({"tol": -1.0}, ValueError),
+        ({"max_iter": -1}, ValueError),
+    ],
+)
 def test_bad_solver_settings(howto_design, howto_counts, kwargs, error):
     with pytest.raises(error):
         nmo.glm.PopulationGLM(**kwargs).fit(howto_design, howto_counts)

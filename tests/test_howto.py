@@ -69,7 +69,12 @@ def test_every_spec_cell_runs_with_popglm(monkeypatch):
     with contextlib.redirect_stdout(stdout):
         for cell in cells:
             assert "import nemos as nmo" not in cell or cell.count("nemos") == 1
-            exec(compile(cell.replace("import nemos as nmo", "import popglm as nmo"), "<spec>", "exec"), namespace)
+            exec(
+                compile(
+                    cell.replace("import nemos as nmo", "import popglm as nmo"), "<spec>", "exec"
+                ),
+                namespace,
+            )
     plt.close("all")
     assert namespace["nmo"].__name__ == "popglm"
     printed = stdout.getvalue()

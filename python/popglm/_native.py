@@ -14,7 +14,10 @@ __all__ = ["core"]
 
 
 def _select():
-    if os.environ.get("POPGLM_ISA", "").lower() == "baseline" or not baseline.cpu_supports_x86_64_v3():
+    if (
+        os.environ.get("POPGLM_ISA", "").lower() == "baseline"
+        or not baseline.cpu_supports_x86_64_v3()
+    ):
         return baseline
     try:
         from . import _core_v3

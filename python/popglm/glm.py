@@ -32,7 +32,11 @@ FIT_STATUS = {
 
 
 def _check_observation_model(observation_model: Any) -> str:
-    name = observation_model if isinstance(observation_model, str) else type(observation_model).__name__
+    name = (
+        observation_model
+        if isinstance(observation_model, str)
+        else type(observation_model).__name__
+    )
     if name.lower().replace("observations", "") != "poisson":
         raise ValueError(
             f"observation_model must be 'Poisson' (the only model in this version), got "
@@ -42,14 +46,18 @@ def _check_observation_model(observation_model: Any) -> str:
 
 
 def _check_regularizer(regularizer: Any, strength: Any) -> None:
-    name = regularizer if regularizer is None or isinstance(regularizer, str) else type(regularizer).__name__
+    name = (
+        regularizer
+        if regularizer is None or isinstance(regularizer, str)
+        else type(regularizer).__name__
+    )
     if name not in (None, "UnRegularized"):
         raise ValueError(
             f"regularizer must be None or 'UnRegularized' in this version, got {regularizer!r}"
         )
     if strength is not None:
         raise ValueError(
-            "regularizer_strength must be None for an unregularised model, got " f"{strength!r}"
+            f"regularizer_strength must be None for an unregularised model, got {strength!r}"
         )
 
 
@@ -140,7 +148,10 @@ class PopulationGLM:
         n_threads: int | None = None,
     ) -> None:
         self.observation_model = _check_observation_model(observation_model)
-        if inverse_link_function is not None and getattr(inverse_link_function, "__name__", "") != "exp":
+        if (
+            inverse_link_function is not None
+            and getattr(inverse_link_function, "__name__", "") != "exp"
+        ):
             raise ValueError(
                 "inverse_link_function must be None or an exp function in this version, got "
                 f"{inverse_link_function!r}"
@@ -202,7 +213,9 @@ class PopulationGLM:
         X = as_numeric_array(X, "X")
         y = as_numeric_array(y, "y")
         if X.ndim != 2:
-            raise ValueError(f"X must be 2-D with shape (n_samples, n_features), got shape {X.shape}")
+            raise ValueError(
+                f"X must be 2-D with shape (n_samples, n_features), got shape {X.shape}"
+            )
         if y.ndim != 2:
             raise ValueError(
                 f"y must be 2-D with shape (n_samples, n_neurons), got shape {y.shape}; "
@@ -280,7 +293,9 @@ class PopulationGLM:
             return coef, np.log(mean_rate)
         if not isinstance(init_params, (tuple, list)) or len(init_params) != 2:
             raise ValueError("init_params must be a tuple (coef, intercept)")
-        coef = np.array(as_numeric_array(init_params[0], "init_params[0]"), dtype=np.float64, order="F")
+        coef = np.array(
+            as_numeric_array(init_params[0], "init_params[0]"), dtype=np.float64, order="F"
+        )
         intercept = np.array(as_numeric_array(init_params[1], "init_params[1]"), dtype=np.float64)
         if coef.shape != (n_features, n_neurons):
             raise ValueError(
@@ -297,7 +312,9 @@ class PopulationGLM:
         return coef, intercept
 
     @staticmethod
-    def _warn_about_failures(status: NDArray, gradient_norm: NDArray, tol: float, max_iter: int) -> None:
+    def _warn_about_failures(
+        status: NDArray, gradient_norm: NDArray, tol: float, max_iter: int
+    ) -> None:
         def neurons(code: int) -> list[int]:
             return np.flatnonzero(status == code).tolist()
 

@@ -88,16 +88,19 @@ def random_coupled_network(
     connected = rng.uniform(size=(n_neurons, n_neurons)) < connection_probability
     np.fill_diagonal(connected, False)
     sign = np.where(rng.uniform(size=(n_neurons, n_neurons)) < 0.5, 1.0, -1.0)
-    shape = rng.uniform(0.3, 1.0, size=(n_neurons, n_basis, n_neurons)) * np.exp(
-        -np.arange(n_basis) / max(n_basis / 3, 1)
-    )[None, :, None]
+    shape = (
+        rng.uniform(0.3, 1.0, size=(n_neurons, n_basis, n_neurons))
+        * np.exp(-np.arange(n_basis) / max(n_basis / 3, 1))[None, :, None]
+    )
     weights += (connected * sign)[:, None, :] * coupling_strength * shape
     diagonal = np.arange(n_neurons)
     early = np.exp(-np.arange(n_basis) / 1.0)
     weights[diagonal, :, diagonal] = -refractory_strength * early
     low, high = spike_probability
     intercept = np.log(rng.uniform(low, high, size=n_neurons))
-    return CoupledNetwork(basis=basis, coef=weights.reshape(n_neurons * n_basis, n_neurons), intercept=intercept)
+    return CoupledNetwork(
+        basis=basis, coef=weights.reshape(n_neurons * n_basis, n_neurons), intercept=intercept
+    )
 
 
 def simulate_counts(

@@ -91,7 +91,9 @@ def howto_fits() -> None:
     }
     for name, kwargs in fits.items():
         model = nmo.glm.PopulationGLM(**kwargs).fit(X, counts)
-        arrays[f"{name}_coef"], arrays[f"{name}_intercept"] = map(np.asarray, (model.coef_, model.intercept_))
+        arrays[f"{name}_coef"], arrays[f"{name}_intercept"] = map(
+            np.asarray, (model.coef_, model.intercept_)
+        )
         masked = nmo.glm.PopulationGLM(feature_mask=mask, **kwargs).fit(X, counts)
         arrays[f"{name}_masked_coef"] = np.asarray(masked.coef_)
         arrays[f"{name}_masked_intercept"] = np.asarray(masked.intercept_)

@@ -1,0 +1,46 @@
+"""Type stubs for popglm's private C++ extension (also describes popglm._core_v3)."""
+
+import enum
+
+import numpy as np
+from numpy.typing import NDArray
+
+isa: str
+openmp: bool
+
+class FitStatus(enum.IntEnum):
+    converged = 0
+    max_iter_reached = 1
+    line_search_failed = 2
+    mle_at_infinity = 3
+    no_valid_rows = 4
+    internal_error = 5
+
+def cpu_supports_x86_64_v3() -> bool: ...
+def convolve_history(
+    x: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order
+    kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order
+    out: NDArray[np.float64],  # (n_samples, n_inputs * n_kernels), Fortran order, written
+    n_threads: int,
+) -> None: ...
+def finite_rows(
+    matrix: NDArray[np.float64],  # (n_rows, n_cols), C or Fortran order
+    out: NDArray[np.uint8],  # (n_rows,), written
+    n_threads: int,
+) -> None: ...
+def fit_poisson_population(
+    design: NDArray[np.float64],  # (n_samples, n_features), C or Fortran order
+    counts: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order
+    mask: NDArray[np.uint8],  # (n_features, n_neurons), Fortran order
+    rows: NDArray[np.int64],  # (n_rows,) valid row indices
+    coef: NDArray[np.float64],  # (n_features, n_neurons), Fortran order, start in / answer out
+    intercept: NDArray[np.float64],  # (n_neurons,), start in / answer out
+    status: NDArray[np.int32],  # (n_neurons,), written
+    n_iter: NDArray[np.int32],  # (n_neurons,), written
+    gradient_norm: NDArray[np.float64],  # (n_neurons,), written
+    objective: NDArray[np.float64],  # (n_neurons,), written
+    n_hessian: NDArray[np.int32],  # (n_neurons,), written
+    tol: float,
+    max_iter: int,
+    n_threads: int,
+) -> None: ...
