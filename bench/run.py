@@ -169,9 +169,9 @@ def run_peer(peer: str, spec, data_path: str, budget: float) -> dict:
             record["isa"] = core.isa
             n_rows = model.fit_info_["n_samples_used"]
             q = X.shape[1] + 1
-            # Hessian passes: one per iteration plus the first; n * q^2 multiply-adds each
-            # (the lower triangle, counted twice as FLOPs).
-            record["hessian_flops"] = float((model.n_iter_ + 1).sum()) * n_rows * q * q
+            # Hessian passes (fit_info_["n_hessian"]): n * q^2 / 2 multiply-adds each for the
+            # lower triangle, i.e. n * q^2 FLOPs (float32 or float64).
+            record["hessian_flops"] = float(model.fit_info_["n_hessian"].sum()) * n_rows * q * q
         elif peer == "sklearn":
             from sklearn.linear_model import PoissonRegressor
 

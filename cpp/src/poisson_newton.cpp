@@ -35,7 +35,19 @@ constexpr int kDivergentConfirmations = 3;
 // this factor; otherwise the Hessian is recomputed at the new point.
 constexpr double kChordContraction = 0.5;
 // Extra steps taken after the gradient is within tol (see solve_neuron).
-constexpr int kPolishSteps = 4;
+constexpr int kPolishSteps = 30;
+// ... while the next step would still move a coefficient by more than kPolishStep * tol
+// (relative to the largest) and each cuts the gradient at least by kPolishContraction.
+constexpr double kPolishStep = 0.1;
+constexpr double kPolishContraction = 0.9;
+// float32 Hessians (relative error ~1e-6) are used only when the scaled Gram matrix of the
+// neuron's design has a reciprocal condition number above this; below it, float64 throughout.
+constexpr double kSinglePrecisionRcond = 1e-6;
+// Hessians are formed on every k-th row when a neuron has more than this many rows per parameter
+// (sub-sampled Newton); the exact gradient still decides steps and convergence.
+constexpr Index kHessianRowsPerParam = 32;
+// Row chunks of the Gram matrix pass (fixed, so sums do not depend on the thread count).
+constexpr Index kGramChunks = 8;
 // Rows per block of the Hessian pass: the gathered block (rows x features) stays ~2 MB.
 constexpr Index kBlockElements = Index{1} << 18;
 
@@ -67,6 +79,8 @@ class NeuronDesign {
   Index n_rows() const { return rows_.size(); }
   Index n_params() const { return static_cast<Index>(active_.size()) + 1; }
   const std::vector<Index>& active() const { return active_; }
+  const Design& design() const { return design_; }
+  Index row(Index i) const { return rows_[i]; }
 
   /// out = [1, X_active] * theta over the valid rows.
   void multiply(const VectorXd& theta, VectorXd& out) {
@@ -162,7 +176,7 @@ class NeuronDesign {
   }
 
   const Design& design_;
-  const Eigen::Ref<const IndexVector>& rows_;
+  Eigen::Ref<const IndexVector> rows_;
   std::vector<Index> active_;
   Index block_rows_ = 1;
   bool rows_are_contiguous_ = false;
@@ -279,7 +293,7 @@ double backtrack(const VectorXd& mu, const VectorXd& step_eta, double slope) {
 /// fails with a reused or float32 factor is retried with a fresh float64 Hessian.
 template <class Design>
 NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, VectorXd& theta,
-                          const NewtonOptions& options) {
+                          const NewtonOptions& options, bool well_conditioned) {
   NeuronResult result;
   const Index n = problem.n_rows();
   const Index q = problem.n_params();
@@ -290,30 +304,54 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
   VectorXd eta(n), mu(n), step_eta(n), gradient(q), trial_gradient(q), direction(q);
   MatrixColMajor hessian(q, q);
   NewtonSystem system;
-  bool single_precision_ok = false;  // set once a float64 Hessian shows full rank
-  bool factor_is_fresh = false;      // factor computed at the current point, in float64 or not
-  bool factor_is_exact = false;      // ... and in float64
 
-  auto refresh_hessian = [&](bool force_double) {
-    const bool single = single_precision_ok && !force_double;
-    problem.gradient_and_hessian(mu, y, gradient, hessian, single);
-    const bool full_rank = system.factorize(hessian);
-    if (!single) single_precision_ok = full_rank;
+  // Hessians at three accuracies; exact float64 gradients decide every step either way.
+  // Sub-sampled rows and float32 are used only for well-conditioned designs, and a fresh factor
+  // that fails (no acceptable step, or a full step that does not halve the gradient) moves the
+  // neuron up one level for good.
+  enum Accuracy : int { kSampledSingle = 0, kFullSingle = 1, kFullDouble = 2 };
+  const Index stride = n / (kHessianRowsPerParam * q);
+  IndexVector sampled_rows;
+  std::vector<Index> sampled_positions;
+  if (stride >= 2) {
+    for (Index i = 0; i < n; i += stride) sampled_positions.push_back(i);
+    sampled_rows.resize(static_cast<Index>(sampled_positions.size()));
+    for (std::size_t k = 0; k < sampled_positions.size(); ++k)
+      sampled_rows[static_cast<Index>(k)] = problem.row(sampled_positions[k]);
+  }
+  NeuronDesign<Design> sampled(problem.design(), sampled_rows, problem.active());
+  VectorXd sampled_mu(sampled_rows.size()), sampled_gradient(q);
+  int level = !well_conditioned ? kFullDouble : (stride >= 2 ? kSampledSingle : kFullSingle);
+  int factor_level = kFullDouble;
+  bool factor_is_fresh = false;  // factor computed at the current point
+
+  auto refresh_hessian = [&](int minimum_level) {
+    factor_level = std::max(level, minimum_level);
+    if (factor_level == kSampledSingle) {
+      problem.gradient(mu, y, gradient);
+      for (std::size_t k = 0; k < sampled_positions.size(); ++k)
+        sampled_mu[static_cast<Index>(k)] = mu[sampled_positions[k]];
+      // y is not needed for the Hessian; the sampled gradient is discarded.
+      sampled.gradient_and_hessian(sampled_mu, sampled_mu, sampled_gradient, hessian, true);
+    } else {
+      problem.gradient_and_hessian(mu, y, gradient, hessian, factor_level == kFullSingle);
+    }
+    system.factorize(hessian);
     factor_is_fresh = true;
-    factor_is_exact = !single;
     ++result.n_hessian;
   };
+  auto escalate = [&]() { level = std::max(level, std::min<int>(factor_level + 1, kFullDouble)); };
 
   problem.multiply(theta, eta);
   mu = eta.array().exp();
-  refresh_hessian(true);
+  refresh_hessian(kSampledSingle);
   if (!gradient.allFinite()) {
     // A start far enough out to overflow exp(eta): restart from the intercept-only model.
     theta.setZero();
     theta[0] = std::log(std::max(y.mean(), 0.5 / static_cast<double>(n)));
     problem.multiply(theta, eta);
     mu = eta.array().exp();
-    refresh_hessian(true);
+    refresh_hessian(kFullDouble);
   }
 
   int divergent_confirmations = 0;
@@ -326,7 +364,7 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
       // Some predicted rates are vanishing: either a legitimately extreme fit or an MLE at
       // infinity (silent neuron, perfect separation). Only the latter still has a large exact
       // Newton step, which no loose or reused factor can hide.
-      if (!(factor_is_fresh && factor_is_exact)) refresh_hessian(true);
+      if (!(factor_is_fresh && factor_level == kFullDouble)) refresh_hessian(kFullDouble);
       system.solve(gradient, direction);
       problem.multiply(direction, step_eta);
       diverging = step_eta.cwiseAbs().maxCoeff() > kDivergentStep;
@@ -340,11 +378,14 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
       ++divergent_confirmations;
     } else if (within_tol) {
       result.status = FitStatus::converged;
-      // Within tol Newton steps are nearly exact: a few more with the factor in hand take the
-      // gradient towards rounding level, so the coefficients are exact even where the Hessian is
-      // small. Each costs two cheap passes, not a Hessian; they stop once progress stalls.
+      // Within tol, more steps with the factor in hand (exact or approximate) take the gradient
+      // towards rounding level, so the coefficients are exact even where the Hessian is small.
+      // Each costs two matrix-vector passes, not a Hessian; they stop once progress stalls.
       for (int polish = 0; polish < kPolishSteps; ++polish) {
         system.solve(gradient, direction);
+        // The remaining step bounds the coefficients' error: stop once it is negligible.
+        if (direction.cwiseAbs().maxCoeff() <= kPolishStep * options.tol * (1.0 + theta.cwiseAbs().maxCoeff()))
+          break;
         const double slope = gradient.dot(direction);
         if (!(slope < 0.0) || !direction.allFinite()) break;
         problem.multiply(direction, step_eta);
@@ -362,7 +403,7 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
         const double previous_norm = result.gradient_norm;
         result.gradient_norm = polished_norm;
         ++result.n_iter;
-        if (polished_norm > kChordContraction * previous_norm || polished_norm < 1e-4 * options.tol) break;
+        if (polished_norm > kPolishContraction * previous_norm) break;
       }
       break;
     }
@@ -376,13 +417,15 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
       step = backtrack(mu, step_eta, slope);
     }
     if (step == 0.0) {
-      if (factor_is_exact && factor_is_fresh) {
+      if (factor_is_fresh && factor_level == kFullDouble) {
         result.status = FitStatus::line_search_failed;
         break;
       }
-      refresh_hessian(true);
+      if (factor_is_fresh) escalate();
+      refresh_hessian(kFullDouble);
       continue;
     }
+    const bool fresh_approximate_full_step = factor_is_fresh && factor_level < kFullDouble && step == 1.0;
     theta.noalias() += step * direction;
     eta.noalias() += step * step_eta;
     mu = eta.array().exp();
@@ -394,11 +437,57 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
       gradient.swap(trial_gradient);  // the factor still works: keep it for the next step
       factor_is_fresh = false;
     } else {
-      refresh_hessian(false);
+      // A full step from a fresh approximate factor that does not halve the gradient means the
+      // approximation is not good enough for this neuron.
+      if (fresh_approximate_full_step) escalate();
+      refresh_hessian(kSampledSingle);
     }
   }
   result.objective = mean_objective(mu, eta, y);
   return result;
+}
+
+/// Gram matrix A^T A / n of A = [1, X] over the valid rows. A fixed partition of the rows
+/// (not one per thread) keeps the sum, and so every decision based on it, thread-independent.
+template <class Design>
+MatrixColMajor design_gram(const Design& design, const Eigen::Ref<const IndexVector>& rows,
+                           int n_threads) {
+  const Index n = rows.size();
+  const Index q = design.cols() + 1;
+  std::vector<Index> all_features(static_cast<std::size_t>(design.cols()));
+  for (Index p = 0; p < design.cols(); ++p) all_features[static_cast<std::size_t>(p)] = p;
+  const Index n_chunks = std::clamp<Index>(n / 4096, 1, kGramChunks);
+  std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks), MatrixColMajor::Zero(q, q));
+#pragma omp parallel for schedule(static, 1) num_threads(sanitize_threads(n_threads))
+  for (Index c = 0; c < n_chunks; ++c) {
+    const Index start = n * c / n_chunks;
+    const Index len = n * (c + 1) / n_chunks - start;
+    if (len == 0) continue;
+    NeuronDesign<Design> chunk(design, rows.segment(start, len), all_features);
+    VectorXd unit = VectorXd::Ones(len);
+    VectorXd gradient(q);
+    chunk.gradient_and_hessian(unit, unit, gradient, partial[static_cast<std::size_t>(c)], false);
+    partial[static_cast<std::size_t>(c)] *= static_cast<double>(len);
+  }
+  MatrixColMajor gram = MatrixColMajor::Zero(q, q);
+  for (const auto& block : partial) gram += block;
+  return n > 0 ? MatrixColMajor(gram / static_cast<double>(n)) : gram;
+}
+
+/// True when a neuron's masked design is well enough conditioned for float32 Hessians: the
+/// Hessian A^T W A has the null space of A, and its conditioning starts from that of A^T A.
+bool well_conditioned(const MatrixColMajor& gram, const std::vector<Index>& active) {
+  const Index q = static_cast<Index>(active.size()) + 1;
+  MatrixColMajor block(q, q);
+  auto index = [&](Index i) { return i == 0 ? Index{0} : active[static_cast<std::size_t>(i - 1)] + 1; };
+  for (Index j = 0; j < q; ++j)
+    for (Index i = 0; i < q; ++i) block(i, j) = gram(index(i), index(j));
+  VectorXd scale = block.diagonal().cwiseMax(0.0).cwiseSqrt();
+  for (Index i = 0; i < q; ++i) scale[i] = scale[i] > 0.0 ? 1.0 / scale[i] : 0.0;
+  if ((scale.array() == 0.0).any()) return false;  // an all-zero feature: rank deficient
+  const MatrixColMajor scaled = scale.asDiagonal() * block * scale.asDiagonal();
+  Eigen::LLT<MatrixColMajor> cholesky(scaled);
+  return cholesky.info() == Eigen::Success && cholesky.rcond() > kSinglePrecisionRcond;
 }
 
 template <class Design>
@@ -426,6 +515,8 @@ void fit_population_impl(const Design& design, const Eigen::Ref<const MatrixColM
   if (!(options.tol > 0.0) || options.max_iter < 0)
     throw std::invalid_argument("fit_poisson_population: tol must be > 0 and max_iter >= 0");
 
+  const MatrixColMajor gram = design_gram(design, rows, n_threads);
+
   // One neuron per iteration; each writes only its own column and report entries, and its
   // arithmetic is serial, so results are identical for every thread count.
 #pragma omp parallel for schedule(dynamic, 1) num_threads(sanitize_threads(n_threads))
@@ -442,7 +533,7 @@ void fit_population_impl(const Design& design, const Eigen::Ref<const MatrixColM
       theta[0] = intercept[neuron];
       for (std::size_t a = 0; a < active.size(); ++a)
         theta[static_cast<Index>(a) + 1] = coef(active[a], neuron);
-      result = solve_neuron(problem, y, theta, options);
+      result = solve_neuron(problem, y, theta, options, well_conditioned(gram, active));
       coef.col(neuron).setZero();
       for (std::size_t a = 0; a < active.size(); ++a)
         coef(active[a], neuron) = theta[static_cast<Index>(a) + 1];

@@ -71,9 +71,9 @@ def random_coupled_network(
     connection_probability : float
         Probability of a directed coupling between two distinct neurons.
     coupling_strength : float
-        Scale of the coupling weights (half excitatory, half inhibitory).
+        Total gain of a coupling filter (summed over lags), half excitatory, half inhibitory.
     refractory_strength : float
-        Strength of the negative self-coupling on the earliest basis functions.
+        Depth of the negative self-coupling at its peak (on the earliest basis function).
     seed : int, optional
         Random seed.
 
@@ -83,19 +83,22 @@ def random_coupled_network(
     """
     n_neurons = check_positive_int(n_neurons, "n_neurons")
     rng = np.random.default_rng(seed)
-    n_basis = basis.n_basis_funcs
-    weights = np.zeros((n_neurons, n_basis, n_neurons))
+    kernel = np.asarray(basis.kernel_)
+    n_basis = kernel.shape[1]
+    # Weights are per unit of each kernel's area, so a coupling's total gain (its filter summed
+    # over lags) is about +-coupling_strength whatever the window: long windows do not run away.
+    area = np.maximum(np.abs(kernel).sum(axis=0), 1e-12)
     connected = rng.uniform(size=(n_neurons, n_neurons)) < connection_probability
     np.fill_diagonal(connected, False)
     sign = np.where(rng.uniform(size=(n_neurons, n_neurons)) < 0.5, 1.0, -1.0)
-    shape = (
-        rng.uniform(0.3, 1.0, size=(n_neurons, n_basis, n_neurons))
-        * np.exp(-np.arange(n_basis) / max(n_basis / 3, 1))[None, :, None]
-    )
-    weights += (connected * sign)[:, None, :] * coupling_strength * shape
+    profile = rng.uniform(0.3, 1.0, size=(n_neurons, n_basis, n_neurons))
+    profile /= profile.sum(axis=1, keepdims=True)
+    weights = (connected * sign)[:, None, :] * coupling_strength * profile / area[None, :, None]
+    # Refractoriness: the earliest kernel, scaled so that the filter reaches about
+    # -refractory_strength at its peak.
     diagonal = np.arange(n_neurons)
-    early = np.exp(-np.arange(n_basis) / 1.0)
-    weights[diagonal, :, diagonal] = -refractory_strength * early
+    weights[diagonal, :, diagonal] = 0.0
+    weights[diagonal, 0, diagonal] = -refractory_strength / max(np.abs(kernel[:, 0]).max(), 1e-12)
     low, high = spike_probability
     intercept = np.log(rng.uniform(low, high, size=n_neurons))
     return CoupledNetwork(
