@@ -20,7 +20,8 @@ void finite_rows_impl(const Matrix& matrix, Eigen::Ref<MaskVector> out, int n_th
   // order follows the storage order of the matrix.
   constexpr Index block = 4096;
   const Index n_blocks = (n_rows + block - 1) / block;
-#pragma omp parallel for schedule(static) num_threads(sanitize_threads(n_threads))
+  // Waking threads costs more than scanning a few blocks.
+#pragma omp parallel for schedule(static) num_threads(sanitize_threads(n_threads)) if (n_blocks > 4)
   for (Index b = 0; b < n_blocks; ++b) {
     const Index start = b * block;
     const Index stop = std::min(n_rows, start + block);

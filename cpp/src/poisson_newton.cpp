@@ -46,6 +46,9 @@ constexpr double kSinglePrecisionRcond = 1e-6;
 // Hessians are formed on every k-th row when a neuron has more than this many rows per parameter
 // (sub-sampled Newton); the exact gradient still decides steps and convergence.
 constexpr Index kHessianRowsPerParam = 32;
+// Factor reuse is tried only when (Hessian rows) * q >= this * n, i.e. when a Hessian costs
+// well over the two matrix-vector passes of a step.
+constexpr Index kChordWorthIt = 32;
 // Row chunks of the Gram matrix pass (fixed, so sums do not depend on the thread count).
 constexpr Index kGramChunks = 8;
 // Rows per block of the Hessian pass: the gathered block (rows x features) stays ~2 MB.
@@ -432,15 +435,24 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
     ++result.n_iter;
 
     const double previous_norm = result.gradient_norm;
-    problem.gradient(mu, y, trial_gradient);
-    if (trial_gradient.cwiseAbs().maxCoeff() <= kChordContraction * previous_norm) {
-      gradient.swap(trial_gradient);  // the factor still works: keep it for the next step
-      factor_is_fresh = false;
-    } else {
+    // Reusing a factor saves a Hessian but costs the steps it does less well; it pays only when
+    // a Hessian costs many matrix-vector passes (large q, many Hessian rows).
+    const Index hessian_rows = level == kSampledSingle ? sampled_rows.size() : n;
+    if (hessian_rows * q >= kChordWorthIt * n) {
+      problem.gradient(mu, y, trial_gradient);
+      if (trial_gradient.cwiseAbs().maxCoeff() <= kChordContraction * previous_norm) {
+        gradient.swap(trial_gradient);  // the factor still works: keep it for the next step
+        factor_is_fresh = false;
+        continue;
+      }
       // A full step from a fresh approximate factor that does not halve the gradient means the
       // approximation is not good enough for this neuron.
       if (fresh_approximate_full_step) escalate();
       refresh_hessian(kSampledSingle);
+    } else {
+      refresh_hessian(kSampledSingle);
+      if (fresh_approximate_full_step && gradient.cwiseAbs().maxCoeff() > kChordContraction * previous_norm)
+        escalate();
     }
   }
   result.objective = mean_objective(mu, eta, y);

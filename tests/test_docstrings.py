@@ -1,0 +1,26 @@
+"""The Examples sections of the public docstrings run and print what they claim."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+import popglm
+import popglm.basis
+import popglm.glm
+import popglm.simulation
+
+
+@pytest.mark.parametrize("module", [popglm.basis, popglm.glm, popglm.simulation])
+def test_docstring_examples(module):
+    result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+
+
+def test_public_names_have_docstrings():
+    for module in (popglm.basis, popglm.glm, popglm.simulation):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if callable(obj):
+                assert obj.__doc__ and len(obj.__doc__.strip()) > 20, f"{module.__name__}.{name}"
