@@ -30,6 +30,8 @@ constexpr double kDivergentStep = 0.5;
 // That check (one float64 Hessian) runs only when some predicted rate is below this fraction of
 // the mean count, i.e. more than ~14 e-folds under it.
 constexpr double kVanishingRate = 1e-6;
+// ... and, before the gradient is within tol, only from this many iterations on.
+constexpr int kLateIteration = 20;
 constexpr int kDivergentConfirmations = 3;
 // A reused Hessian factor is kept while each step it gives cuts the max |gradient| at least by
 // this factor; otherwise the Hessian is recomputed at the new point.
@@ -363,10 +365,11 @@ NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, Vect
     result.gradient_norm = gradient.cwiseAbs().maxCoeff();
     const bool within_tol = result.gradient_norm <= options.tol;
     bool diverging = false;
-    if (within_tol && rates_reach_zero(mu, y)) {
+    if ((within_tol || result.n_iter >= kLateIteration) && rates_reach_zero(mu, y)) {
       // Some predicted rates are vanishing: either a legitimately extreme fit or an MLE at
       // infinity (silent neuron, perfect separation). Only the latter still has a large exact
-      // Newton step, which no loose or reused factor can hide.
+      // Newton step, which no loose or reused factor can hide. Checked late in slow fits too:
+      // a divergence can crawl for hundreds of iterations before its gradient reaches tol.
       if (!(factor_is_fresh && factor_level == kFullDouble)) refresh_hessian(kFullDouble);
       system.solve(gradient, direction);
       problem.multiply(direction, step_eta);
