@@ -309,11 +309,10 @@ def main() -> None:
             truth = data["true_coef"] if "true_coef" in data else None
             X = build_features(spec, counts)
             for peer in peers:
-                env = dict(os.environ)
                 proc = subprocess.run(
                     [sys.executable, __file__, "--budget", str(args.budget), *(["--quick"] if args.quick else []),
                      "--worker", name, peer, str(data_path)],
-                    capture_output=True, text=True, env=env,
+                    capture_output=True, text=True,
                 )  # fmt: skip
                 if proc.returncode != 0:
                     tail = (proc.stderr.strip().splitlines() or ["?"])[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 
 __all__ = ["available_cores", "resolve_n_threads"]
@@ -19,11 +20,7 @@ def resolve_n_threads(n_threads: int | None) -> int:
     """Validate ``n_threads``; ``None`` means every core this process may use."""
     if n_threads is None:
         return available_cores()
-    if (
-        isinstance(n_threads, bool)
-        or not isinstance(n_threads, (int,))
-        and not (hasattr(n_threads, "__index__"))
-    ):
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
         raise TypeError(f"n_threads must be a positive integer or None, got {n_threads!r}")
     n_threads = int(n_threads)
     if n_threads < 1:
