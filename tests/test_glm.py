@@ -202,7 +202,8 @@ def test_silent_neuron_warns_and_others_are_unaffected(coupled_design, coupled_c
     assert model.fit_info_["status"].tolist() == [0, 0, 0, 3, 0]
     others = [0, 1, 2, 4]
     alone = nmo.glm.PopulationGLM().fit(coupled_design, y[:, others])
-    np.testing.assert_array_equal(model.coef_[:, others], alone.coef_)
+    # Same optimum; not bit-identical, since products batched over other neurons round differently.
+    np.testing.assert_allclose(model.coef_[:, others], alone.coef_, rtol=1e-9, atol=1e-9)
 
 
 def test_separated_neuron_warns(howto_counts):

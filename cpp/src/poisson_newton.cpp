@@ -4,6 +4,7 @@
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <stdexcept>
 #include <vector>
@@ -30,13 +31,20 @@ constexpr double kDivergentStep = 0.5;
 // That check (one float64 Hessian) runs only when some predicted rate is below this fraction of
 // the mean count, i.e. more than ~14 e-folds under it.
 constexpr double kVanishingRate = 1e-6;
-// ... and, before the gradient is within tol, only from this many iterations on.
+// ... and, before the gradient is within tol, only from this many iterations on, repeated every
+// kRecheckInterval iterations after a check that found no divergence.
 constexpr int kLateIteration = 20;
+constexpr int kRecheckInterval = 10;
 constexpr int kDivergentConfirmations = 3;
-// A reused Hessian factor is kept while each step it gives cuts the max |gradient| at least by
-// this factor; otherwise the Hessian is recomputed at the new point.
+// A Hessian factor is reused while each step it gives cuts the max |gradient| at least by this
+// factor; otherwise the Hessian is recomputed at the new point. Steps share matrix products
+// across neurons and cost far less than a Hessian, so reuse is always tried.
 constexpr double kChordContraction = 0.5;
-// Extra steps taken after the gradient is within tol (see solve_neuron).
+// A fresh approximate (sub-sampled or float32) factor whose full step does not achieve that
+// contraction counts as a miss; after this many misses the neuron's Hessians get more accurate.
+// One miss is not enough: far from the optimum even an exact Newton step may not halve it.
+constexpr int kApproximationMisses = 3;
+// Extra steps taken after the gradient is within tol (see plan_polish_step).
 constexpr int kPolishSteps = 30;
 // ... while the next step would still move a coefficient by more than kPolishStep * tol
 // (relative to the largest) and each cuts the gradient at least by kPolishContraction.
@@ -48,13 +56,18 @@ constexpr double kSinglePrecisionRcond = 1e-6;
 // Hessians are formed on every k-th row when a neuron has more than this many rows per parameter
 // (sub-sampled Newton); the exact gradient still decides steps and convergence.
 constexpr Index kHessianRowsPerParam = 32;
-// Factor reuse is tried only when (Hessian rows) * q >= this * n, i.e. when a Hessian costs
-// well over the two matrix-vector passes of a step.
-constexpr Index kChordWorthIt = 32;
-// Row chunks of the Gram matrix pass (fixed, so sums do not depend on the thread count).
-constexpr Index kGramChunks = 8;
-// Rows per block of the Hessian pass: the gathered block (rows x features) stays ~2 MB.
+// ... plus every row whose rate exceeds this multiple of the neuron's mean rate.
+constexpr double kHeavyRate = 4.0;
+// Every sum over rows is split into at most this many fixed chunks of at least kMinChunkRows
+// rows, summed in order: the result does not depend on the thread count.
+constexpr Index kRowChunks = 8;
+constexpr Index kMinChunkRows = 4096;
+// Rows per block of the Hessian pass and of the shared products: a block (rows x features)
+// stays ~2 MB.
 constexpr Index kBlockElements = Index{1} << 18;
+// Population steps allowed per Newton iteration of the budget: a guard that the loop ends even if
+// a neuron's state machine stopped making progress.
+constexpr int kRoundsPerIteration = 4;
 
 /// exp(z) - 1 - z without cancellation: the curvature part of the Poisson objective along a line.
 double expm1_minus_identity(double z) {
@@ -62,71 +75,130 @@ double expm1_minus_identity(double z) {
   return std::expm1(z) - z;
 }
 
-/// One neuron's design: an implicit intercept column followed by the active features,
-/// restricted to the valid rows.
+Index block_rows_for(Index n_columns, Index n_rows) {
+  const Index rows = std::clamp<Index>(kBlockElements / std::max<Index>(n_columns, 1), 64, 8192);
+  return std::max<Index>(std::min(rows, n_rows), 1);
+}
+
+Index row_chunks(Index n_rows) { return std::clamp<Index>(n_rows / kMinChunkRows, 1, kRowChunks); }
+
+bool is_contiguous(const Eigen::Ref<const IndexVector>& rows) {
+  for (Index i = 1; i < rows.size(); ++i)
+    if (rows[i] != rows[0] + i) return false;
+  return true;
+}
+
+/// The design on the valid rows, shared by every neuron. Products with one coefficient vector per
+/// neuron are done as matrix-matrix products: X is read once per population step, not once per
+/// neuron, and the arithmetic runs at matrix-multiply speed instead of memory speed.
 template <class Design>
-class NeuronDesign {
+class SharedDesign {
  public:
-  NeuronDesign(const Design& design, const Eigen::Ref<const IndexVector>& rows,
-               std::vector<Index> active)
-      : design_(design), rows_(rows), active_(std::move(active)) {
-    const Index q = n_params();
-    block_rows_ = std::clamp<Index>(kBlockElements / q, 64, 8192);
-    block_rows_ = std::min<Index>(block_rows_, std::max<Index>(n_rows(), 1));
-    block_.resize(block_rows_, q);
-    // The usual case, only the leading NaN rows of convolutional features dropped, is one
-    // contiguous range of rows: copying it needs no index lookups.
-    rows_are_contiguous_ = true;
-    for (Index i = 1; i < n_rows() && rows_are_contiguous_; ++i)
-      rows_are_contiguous_ = rows_[i] == rows_[0] + i;
+  SharedDesign(const Design& design, const Eigen::Ref<const IndexVector>& rows)
+      : design_(design),
+        rows_(rows),
+        contiguous_(is_contiguous(rows)),
+        block_rows_(block_rows_for(design.cols(), rows.size())) {}
+
+  Index n_rows() const { return rows_.size(); }
+  Index n_features() const { return design_.cols(); }
+
+  /// out.col(k) = offsets[k] + X coefs.col(k) on the valid rows, for k < coefs.cols().
+  void multiply(const MatrixColMajor& coefs, const VectorXd& offsets, MatrixColMajor& out,
+                int n_threads) const {
+    const Index m = coefs.cols();
+    const Index n_blocks = (n_rows() + block_rows_ - 1) / block_rows_;
+#pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_blocks > 1)
+    {
+      MatrixColMajor buffer;
+#pragma omp for schedule(static)
+      for (Index b = 0; b < n_blocks; ++b) {
+        const Index start = b * block_rows_;
+        const Index len = std::min(block_rows_, n_rows() - start);
+        auto out_rows = out.block(start, 0, len, m);
+        if (contiguous_) {
+          out_rows.noalias() = design_.middleRows(rows_[0] + start, len) * coefs;
+        } else {
+          gather(start, len, buffer);
+          out_rows.noalias() = buffer * coefs;
+        }
+        out_rows.rowwise() += offsets.transpose();
+      }
+    }
   }
+
+  /// out = [1, X]^T R / n on the valid rows, where fill_residual(start, len, block) writes rows
+  /// start..start+len of R (n x m) into block.
+  template <class FillResidual>
+  void transpose_multiply(Index m, const FillResidual& fill_residual, MatrixColMajor& out,
+                          int n_threads) const {
+    const Index n = n_rows();
+    const Index p = n_features();
+    const Index n_chunks = row_chunks(n);
+    std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks));
+#pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_chunks > 1)
+    {
+      MatrixColMajor buffer, residual;
+#pragma omp for schedule(static, 1)
+      for (Index c = 0; c < n_chunks; ++c) {
+        MatrixColMajor& sum = partial[static_cast<std::size_t>(c)];
+        sum.setZero(p + 1, m);
+        const Index chunk_end = n * (c + 1) / n_chunks;
+        for (Index start = n * c / n_chunks; start < chunk_end; start += block_rows_) {
+          const Index len = std::min(block_rows_, chunk_end - start);
+          residual.resize(len, m);
+          fill_residual(start, len, residual);
+          sum.row(0) += residual.colwise().sum();
+          if (contiguous_) {
+            sum.bottomRows(p).noalias() +=
+                design_.middleRows(rows_[0] + start, len).transpose() * residual;
+          } else {
+            gather(start, len, buffer);
+            sum.bottomRows(p).noalias() += buffer.transpose() * residual;
+          }
+        }
+      }
+    }
+    out.setZero(p + 1, m);
+    for (const auto& sum : partial) out += sum;
+    if (n > 0) out /= static_cast<double>(n);
+  }
+
+ private:
+  void gather(Index start, Index len, MatrixColMajor& buffer) const {
+    buffer.resize(len, n_features());
+    for (Index i = 0; i < len; ++i) buffer.row(i) = design_.row(rows_[start + i]);
+  }
+
+  const Design& design_;
+  Eigen::Ref<const IndexVector> rows_;
+  bool contiguous_;
+  Index block_rows_;
+};
+
+/// One neuron's design for its Hessian: an implicit intercept column followed by the active
+/// features, on a list of rows (all valid rows, or a sub-sample of them).
+template <class Design>
+class NeuronRows {
+ public:
+  NeuronRows(const Design& design, const Eigen::Ref<const IndexVector>& rows,
+             const std::vector<Index>& active)
+      : design_(design),
+        rows_(rows),
+        active_(active),
+        contiguous_(is_contiguous(rows)),
+        block_rows_(block_rows_for(n_params(), rows.size())) {}
 
   Index n_rows() const { return rows_.size(); }
   Index n_params() const { return static_cast<Index>(active_.size()) + 1; }
-  const std::vector<Index>& active() const { return active_; }
-  const Design& design() const { return design_; }
-  Index row(Index i) const { return rows_[i]; }
 
-  /// out = [1, X_active] * theta over the valid rows.
-  void multiply(const VectorXd& theta, VectorXd& out) {
-    if (reads_design_in_place()) {
-      out.noalias() = design_.middleRows(rows_[0], n_rows()) * theta.tail(n_params() - 1);
-      out.array() += theta[0];
-      return;
-    }
-    for (Index start = 0; start < n_rows(); start += block_rows_) {
-      const Index len = std::min(block_rows_, n_rows() - start);
-      gather(start, len);
-      out.segment(start, len).noalias() = block_.topRows(len) * theta;
-    }
-  }
-
-  /// gradient = A^T (mu - y) / n.
-  void gradient(const VectorXd& mu, const VectorXd& y, VectorXd& gradient) {
-    if (reads_design_in_place()) {
-      const VectorXd residual = mu - y;
-      gradient[0] = residual.sum();
-      gradient.tail(n_params() - 1).noalias() =
-          design_.middleRows(rows_[0], n_rows()).transpose() * residual;
-      gradient /= static_cast<double>(n_rows());
-      return;
-    }
-    gradient.setZero();
-    for (Index start = 0; start < n_rows(); start += block_rows_) {
-      const Index len = std::min(block_rows_, n_rows() - start);
-      gather(start, len);
-      gradient.noalias() += block_.topRows(len).transpose() * (mu.segment(start, len) - y.segment(start, len));
-    }
-    gradient /= static_cast<double>(n_rows());
-  }
-
-  /// gradient = A^T (mu - y) / n and hessian = A^T diag(mu) A / n, A = [1, X_active]; with
-  /// `single_precision` each block's product is formed in float32 and summed in float64.
-  void gradient_and_hessian(const VectorXd& mu, const VectorXd& y, VectorXd& gradient,
-                            MatrixColMajor& hessian, bool single_precision) {
-    gradient.setZero();
-    hessian.setZero();
+  /// hessian = A^T diag(weights) A / normaliser, A = [1, X_active]; with `single_precision` each
+  /// block's product is formed in float32 (twice the throughput) and summed in float64.
+  void hessian(const Eigen::Ref<const VectorXd>& weights, double normaliser,
+               MatrixColMajor& hessian, bool single_precision) {
     const Index q = n_params();
+    hessian.setZero(q, q);
+    block_.resize(block_rows_, q);
     if (single_precision) {
       block_single_.resize(block_rows_, q);
       hessian_single_.resize(q, q);
@@ -135,8 +207,7 @@ class NeuronDesign {
       const Index len = std::min(block_rows_, n_rows() - start);
       gather(start, len);
       auto rows_block = block_.topRows(len);
-      gradient.noalias() += rows_block.transpose() * (mu.segment(start, len) - y.segment(start, len));
-      rows_block.array().colwise() *= mu.segment(start, len).array().sqrt();
+      rows_block.array().colwise() *= weights.segment(start, len).array().sqrt();
       if (single_precision) {
         block_single_.topRows(len) = rows_block.template cast<float>();
         hessian_single_.setZero();
@@ -146,20 +217,11 @@ class NeuronDesign {
         hessian.selfadjointView<Eigen::Lower>().rankUpdate(rows_block.transpose());
       }
     }
-    const double inv_n = 1.0 / static_cast<double>(n_rows());
-    gradient *= inv_n;
     hessian = hessian.selfadjointView<Eigen::Lower>();
-    hessian *= inv_n;
+    if (normaliser > 0.0) hessian /= normaliser;
   }
 
  private:
-  /// Matrix-vector products can read X directly (no gathered copy) when every feature is active
-  /// and the valid rows are one contiguous range.
-  bool reads_design_in_place() const {
-    return rows_are_contiguous_ && n_rows() > 0 &&
-           static_cast<Index>(active_.size()) == design_.cols();
-  }
-
   void gather(Index start, Index len) {
     block_.col(0).head(len).setOnes();
     const Index n_active = static_cast<Index>(active_.size());
@@ -168,7 +230,7 @@ class NeuronDesign {
         const Index row = rows_[start + i];
         for (Index a = 0; a < n_active; ++a) block_(i, a + 1) = design_(row, active_[a]);
       }
-    } else if (rows_are_contiguous_) {
+    } else if (contiguous_) {
       const Index first = rows_[0] + start;
       for (Index a = 0; a < n_active; ++a)
         block_.col(a + 1).head(len) = design_.col(active_[a]).segment(first, len);
@@ -182,9 +244,9 @@ class NeuronDesign {
 
   const Design& design_;
   Eigen::Ref<const IndexVector> rows_;
-  std::vector<Index> active_;
-  Index block_rows_ = 1;
-  bool rows_are_contiguous_ = false;
+  const std::vector<Index>& active_;
+  bool contiguous_;
+  Index block_rows_;
   MatrixColMajor block_;
   Eigen::MatrixXf block_single_;
   Eigen::MatrixXf hessian_single_;
@@ -264,19 +326,20 @@ struct NeuronResult {
   double objective = std::numeric_limits<double>::quiet_NaN();
 };
 
-double mean_objective(const VectorXd& mu, const VectorXd& eta, const VectorXd& y) {
-  return (mu.array() - y.array() * eta.array()).mean();
+/// The rows and columns of the Gram matrix of [1, X] that belong to [1, X_active].
+MatrixColMajor gram_block(const MatrixColMajor& gram, const std::vector<Index>& active) {
+  const Index q = static_cast<Index>(active.size()) + 1;
+  auto index = [&](Index i) { return i == 0 ? Index{0} : active[static_cast<std::size_t>(i - 1)] + 1; };
+  MatrixColMajor block(q, q);
+  for (Index j = 0; j < q; ++j)
+    for (Index i = 0; i < q; ++i) block(i, j) = gram(index(i), index(j));
+  return block;
 }
 
-/// True when the neuron is silent or some predicted rate is vanishing relative to its mean count.
-bool rates_reach_zero(const VectorXd& mu, const VectorXd& y) {
-  const double mean_count = y.mean();
-  return mean_count == 0.0 || mu.minCoeff() < kVanishingRate * mean_count;
-}
-
-/// Line search along `direction` (whose linear predictor is `step_eta`) from the point with rates
+/// Line search along a direction whose linear predictor is `step_eta`, from the point with rates
 /// `mu`: the largest step 2^-k that satisfies Armijo's condition, or 0 if none does.
-double backtrack(const VectorXd& mu, const VectorXd& step_eta, double slope) {
+double backtrack(const Eigen::Ref<const VectorXd>& mu, const Eigen::Ref<const VectorXd>& step_eta,
+                 double slope) {
   // objective(theta + s d) - objective(theta) = s * slope + mean(mu * (exp(s x) - 1 - s x)),
   // x = A d. Written this way the change is computed without cancellation, so the search still
   // works when the change is far below the objective's own rounding error.
@@ -291,179 +354,483 @@ double backtrack(const VectorXd& mu, const VectorXd& step_eta, double slope) {
   return 0.0;
 }
 
-/// Safeguarded Newton for one neuron. Exact float64 gradients decide everything (steps, line
-/// search, stopping); the Hessian only shapes the steps, so it is recomputed only when the last
-/// factor stops halving the gradient ("chord" steps), and after a first float64 Hessian shows
-/// the design has full rank it is accumulated in float32 (twice the throughput). A step that
-/// fails with a reused or float32 factor is retried with a fresh float64 Hessian.
-template <class Design>
-NeuronResult solve_neuron(NeuronDesign<Design>& problem, const VectorXd& y, VectorXd& theta,
-                          const NewtonOptions& options, bool well_conditioned) {
-  NeuronResult result;
-  const Index n = problem.n_rows();
-  const Index q = problem.n_params();
-  if (n == 0) {
-    result.status = FitStatus::no_valid_rows;
-    return result;
-  }
-  VectorXd eta(n), mu(n), step_eta(n), gradient(q), trial_gradient(q), direction(q);
-  MatrixColMajor hessian(q, q);
-  NewtonSystem system;
+// Hessians at three accuracies; exact float64 gradients decide every step either way. Sub-sampled
+// rows and float32 are used only for well-conditioned designs, and a fresh factor that fails (no
+// acceptable step, or a full step that does not halve the gradient) moves the neuron up one level
+// for good.
+enum Accuracy : int { kNoRefresh = -1, kSampledSingle = 0, kFullSingle = 1, kFullDouble = 2 };
 
-  // Hessians at three accuracies; exact float64 gradients decide every step either way.
-  // Sub-sampled rows and float32 are used only for well-conditioned designs, and a fresh factor
-  // that fails (no acceptable step, or a full step that does not halve the gradient) moves the
-  // neuron up one level for good.
-  enum Accuracy : int { kSampledSingle = 0, kFullSingle = 1, kFullDouble = 2 };
-  const Index stride = n / (kHessianRowsPerParam * q);
-  IndexVector sampled_rows;
-  std::vector<Index> sampled_positions;
-  if (stride >= 2) {
-    for (Index i = 0; i < n; i += stride) sampled_positions.push_back(i);
-    sampled_rows.resize(static_cast<Index>(sampled_positions.size()));
-    for (std::size_t k = 0; k < sampled_positions.size(); ++k)
-      sampled_rows[static_cast<Index>(k)] = problem.row(sampled_positions[k]);
-  }
-  NeuronDesign<Design> sampled(problem.design(), sampled_rows, problem.active());
-  VectorXd sampled_mu(sampled_rows.size()), sampled_gradient(q);
-  int level = !well_conditioned ? kFullDouble : (stride >= 2 ? kSampledSingle : kFullSingle);
+enum class Stage { kStart, kIterate, kPolish, kDone };
+// What a neuron does with its direction once the direction's linear predictor X d is known.
+enum class Pending { kNothing, kStep, kDivergenceCheck, kPolish };
+
+/// One neuron's safeguarded Newton method, carried from one population step to the next. The
+/// method is that of a serial per-neuron loop, cut at the two points where it needs a product
+/// with the shared design (the gradient and a direction's linear predictor), so that those
+/// products are formed for all neurons at once.
+struct NeuronState {
+  Index neuron = 0;  // also its column in the linear predictor and rate matrices
+  std::vector<Index> active;
+  bool well_conditioned = false;
+  bool at_flat_start = false;  // intercept-only coefficients (all rates equal)
+  Index hessian_stride = 1;  // > 1: sub-sampled Hessians take every stride-th light row
+  double mean_count = 0.0;
+
+  VectorXd theta, gradient, direction, theta_before_polish;
+  NewtonSystem system;
+  int level = kFullDouble;
   int factor_level = kFullDouble;
   bool factor_is_fresh = false;  // factor computed at the current point
+  int pending_refresh = kSampledSingle;
+  Stage stage = Stage::kStart;
+  Pending pending = Pending::kNothing;
+  bool needs_gradient = true;
+  bool has_new_gradient = false;
+  bool just_stepped = false;
+  bool within_tol = false;
+  bool fresh_approximate_full_step = false;
+  double slope = 0.0;
+  double previous_norm = 0.0;
+  double polish_step = 0.0;
+  int divergent_confirmations = 0;
+  int polish_count = 0;
+  int approximation_misses = 0;
+  int next_divergence_check = kLateIteration;
+  Index batch_column = -1;  // column of this neuron in the last batch of directions
+  NeuronResult result;
 
-  auto refresh_hessian = [&](int minimum_level) {
-    factor_level = std::max(level, minimum_level);
-    if (factor_level == kSampledSingle) {
-      problem.gradient(mu, y, gradient);
-      for (std::size_t k = 0; k < sampled_positions.size(); ++k)
-        sampled_mu[static_cast<Index>(k)] = mu[sampled_positions[k]];
-      // y is not needed for the Hessian; the sampled gradient is discarded.
-      sampled.gradient_and_hessian(sampled_mu, sampled_mu, sampled_gradient, hessian, true);
-    } else {
-      problem.gradient_and_hessian(mu, y, gradient, hessian, factor_level == kFullSingle);
+  Index n_params() const { return static_cast<Index>(active.size()) + 1; }
+};
+
+/// Safeguarded Newton for all neurons at once. Exact float64 gradients decide everything (steps,
+/// line search, stopping); the Hessian only shapes the steps, so it is recomputed only when the
+/// last factor stops halving the gradient ("chord" steps), and for well-conditioned designs it is
+/// formed on a row sub-sample and/or in float32. A step that fails with a reused or approximate
+/// factor is retried with a fresh float64 Hessian. Each neuron's arithmetic is its own and the
+/// shared products use fixed row partitions, so results do not depend on the thread count.
+template <class Design>
+class PopulationSolver {
+ public:
+  PopulationSolver(const Design& design, const Eigen::Ref<const MatrixColMajor>& counts,
+                   const Eigen::Ref<const IndexVector>& rows, const MatrixColMajor& gram,
+                   const NewtonOptions& options, int n_threads)
+      : design_(design),
+        gram_(gram),
+        shared_(design, rows),
+        counts_(counts),
+        rows_(rows),
+        rows_contiguous_(is_contiguous(rows)),
+        options_(options),
+        n_threads_(n_threads) {}
+
+  void solve(std::vector<NeuronState>& states) {
+    const Index n = rows_.size();
+    const Index n_neurons = static_cast<Index>(states.size());
+    eta_.resize(n, n_neurons);
+    mu_.resize(n, n_neurons);
+    step_eta_.resize(n, n_neurons);
+
+    std::vector<NeuronState*> running;
+    for (auto& state : states) running.push_back(&state);
+    linear_predictors(running, /*of_theta=*/true);
+    for (NeuronState* state : running) eta_.col(state->neuron) = step_eta_.col(state->batch_column);
+    mu_ = eta_.array().exp();
+
+    const int max_rounds = kRoundsPerIteration * (options_.max_iter + kPolishSteps) + 16;
+    for (int round = 0; round < max_rounds; ++round) {
+      running.clear();
+      for (auto& state : states)
+        if (state.stage != Stage::kDone) running.push_back(&state);
+      if (running.empty()) return;
+      std::vector<NeuronState*> needing_gradient, stepping;
+      for (NeuronState* state : running) {
+        state->has_new_gradient = state->needs_gradient;
+        if (state->needs_gradient) needing_gradient.push_back(state);
+      }
+      gradients(needing_gradient);
+      for_each(running, [&](NeuronState& state) { plan(state); });
+      for (NeuronState* state : running)
+        if (state->pending != Pending::kNothing) stepping.push_back(state);
+      linear_predictors(stepping, /*of_theta=*/false);
+      for_each(stepping, [&](NeuronState& state) { advance(state); });
     }
-    system.factorize(hessian);
-    factor_is_fresh = true;
-    ++result.n_hessian;
-  };
-  auto escalate = [&]() { level = std::max(level, std::min<int>(factor_level + 1, kFullDouble)); };
-
-  problem.multiply(theta, eta);
-  mu = eta.array().exp();
-  refresh_hessian(kSampledSingle);
-  if (!gradient.allFinite()) {
-    // A start far enough out to overflow exp(eta): restart from the intercept-only model.
-    theta.setZero();
-    theta[0] = std::log(std::max(y.mean(), 0.5 / static_cast<double>(n)));
-    problem.multiply(theta, eta);
-    mu = eta.array().exp();
-    refresh_hessian(kFullDouble);
+    for (auto& state : states)
+      if (state.stage != Stage::kDone) finish(state, FitStatus::max_iter_reached);
   }
 
-  int divergent_confirmations = 0;
-  result.status = FitStatus::max_iter_reached;
-  for (;;) {
-    result.gradient_norm = gradient.cwiseAbs().maxCoeff();
-    const bool within_tol = result.gradient_norm <= options.tol;
-    bool diverging = false;
-    if ((within_tol || result.n_iter >= kLateIteration) && rates_reach_zero(mu, y)) {
+
+ private:
+  template <class Fn>
+  void for_each(const std::vector<NeuronState*>& states, const Fn& fn) {
+    const Index count = static_cast<Index>(states.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(sanitize_threads(n_threads_)) if (count > 1)
+    for (Index k = 0; k < count; ++k) {
+      NeuronState& state = *states[static_cast<std::size_t>(k)];
+      try {
+        fn(state);
+      } catch (...) {
+        // No exception may leave an OpenMP region; the status record carries it instead.
+        state.pending = Pending::kNothing;
+        state.stage = Stage::kDone;
+        state.result = NeuronResult{};
+      }
+    }
+  }
+
+  double count(Index position, Index neuron) const {
+    return counts_(rows_contiguous_ ? rows_[0] + position : rows_[position], neuron);
+  }
+
+  /// Exact gradients of the mean NLL, [1, X_active]^T (mu - y) / n, of the listed neurons, from
+  /// one product with the design.
+  void gradients(const std::vector<NeuronState*>& batch) {
+    if (batch.empty()) return;
+    const Index m = static_cast<Index>(batch.size());
+    auto fill_residual = [&](Index start, Index len, MatrixColMajor& residual) {
+      for (Index k = 0; k < m; ++k) {
+        const Index neuron = batch[static_cast<std::size_t>(k)]->neuron;
+        if (rows_contiguous_) {
+          residual.col(k) = mu_.col(neuron).segment(start, len) -
+                            counts_.col(neuron).segment(rows_[0] + start, len);
+        } else {
+          for (Index i = 0; i < len; ++i)
+            residual(i, k) = mu_(start + i, neuron) - count(start + i, neuron);
+        }
+      }
+    };
+    MatrixColMajor full_gradients;
+    shared_.transpose_multiply(m, fill_residual, full_gradients, n_threads_);
+    for (Index k = 0; k < m; ++k) {
+      NeuronState& state = *batch[static_cast<std::size_t>(k)];
+      state.gradient.resize(state.n_params());
+      state.gradient[0] = full_gradients(0, k);
+      for (std::size_t a = 0; a < state.active.size(); ++a)
+        state.gradient[static_cast<Index>(a) + 1] = full_gradients(state.active[a] + 1, k);
+      state.needs_gradient = false;
+    }
+  }
+
+  /// step_eta_.col(k) = [1, X_active] v for the k-th listed neuron, v its direction (or theta).
+  void linear_predictors(const std::vector<NeuronState*>& batch, bool of_theta) {
+    if (batch.empty()) return;
+    const Index m = static_cast<Index>(batch.size());
+    MatrixColMajor coefs = MatrixColMajor::Zero(shared_.n_features(), m);
+    VectorXd offsets(m);
+    for (Index k = 0; k < m; ++k) {
+      NeuronState& state = *batch[static_cast<std::size_t>(k)];
+      const VectorXd& v = of_theta ? state.theta : state.direction;
+      offsets[k] = v[0];
+      for (std::size_t a = 0; a < state.active.size(); ++a)
+        coefs(state.active[a], k) = v[static_cast<Index>(a) + 1];
+      state.batch_column = k;
+    }
+    shared_.multiply(coefs, offsets, step_eta_, n_threads_);
+  }
+
+  void refresh_hessian(NeuronState& state, int minimum_level) {
+    state.factor_level = std::max(state.level, minimum_level);
+    if (state.at_flat_start && state.factor_level == kSampledSingle) {
+      // Every rate is exp(theta[0]) at the intercept-only start, so the Hessian is that times
+      // the Gram matrix of the neuron's design, already formed for all neurons.
+      MatrixColMajor hessian = std::exp(state.theta[0]) * gram_block(gram_, state.active);
+      state.system.factorize(hessian);
+      state.factor_is_fresh = true;
+      return;
+    }
+    MatrixColMajor hessian;
+    const auto mu = mu_.col(state.neuron);
+    const double n = static_cast<double>(rows_.size());
+    if (state.factor_level == kSampledSingle) {
+      IndexVector sampled_rows;
+      VectorXd weights;
+      sample_hessian_rows(mu, state.hessian_stride, sampled_rows, weights);
+      NeuronRows<Design>(design_, sampled_rows, state.active).hessian(weights, n, hessian, true);
+    } else {
+      NeuronRows<Design>(design_, rows_, state.active)
+          .hessian(mu, n, hessian, state.factor_level == kFullSingle);
+    }
+    state.system.factorize(hessian);
+    state.factor_is_fresh = true;
+    ++state.result.n_hessian;
+  }
+
+  /// Rows and weights of a sub-sampled Hessian: every row whose rate is heavy (above
+  /// kHeavyRate times the mean, at most n / stride of them) with its own weight, and every
+  /// stride-th of the others with stride times its weight. Spiking data put much of the Hessian
+  /// on a few rows (bursts, post-spike rates); uniform sampling alone would miss them.
+  void sample_hessian_rows(const Eigen::Ref<const VectorXd>& mu, Index stride,
+                           IndexVector& sampled_rows, VectorXd& weights) const {
+    const Index n = mu.size();
+    const Index budget = std::max<Index>(n / stride, 1);
+    double threshold = kHeavyRate * mu.mean();
+    if ((mu.array() > threshold).count() > budget) {
+      std::vector<double> sorted(mu.data(), mu.data() + n);
+      std::nth_element(sorted.begin(), sorted.begin() + budget, sorted.end(), std::greater<>());
+      threshold = sorted[static_cast<std::size_t>(budget)];
+    }
+    std::vector<Index> positions;
+    positions.reserve(static_cast<std::size_t>(2 * budget + 1));
+    for (Index i = 0; i < n; ++i)
+      if (mu[i] > threshold || i % stride == 0) positions.push_back(i);
+    const Index m = static_cast<Index>(positions.size());
+    sampled_rows.resize(m);
+    weights.resize(m);
+    for (Index k = 0; k < m; ++k) {
+      const Index i = positions[static_cast<std::size_t>(k)];
+      sampled_rows[k] = rows_[i];
+      weights[k] = mu[i] > threshold ? mu[i] : static_cast<double>(stride) * mu[i];
+    }
+  }
+
+  static void escalate(NeuronState& state) {
+    state.level = std::max(state.level, std::min<int>(state.factor_level + 1, kFullDouble));
+  }
+
+  /// True when the neuron is silent or some predicted rate vanishes relative to its mean count.
+  bool rates_reach_zero(const NeuronState& state) const {
+    return state.mean_count == 0.0 ||
+           mu_.col(state.neuron).minCoeff() < kVanishingRate * state.mean_count;
+  }
+
+  void set_point(NeuronState& state, const VectorXd& eta) {
+    eta_.col(state.neuron) = eta;
+    mu_.col(state.neuron) = eta.array().exp();
+  }
+
+  void move(NeuronState& state, double step) {
+    state.at_flat_start = false;
+    const auto step_eta = step_eta_.col(state.batch_column);
+    state.theta.noalias() += step * state.direction;
+    eta_.col(state.neuron) += step * step_eta;
+    mu_.col(state.neuron) = eta_.col(state.neuron).array().exp();
+  }
+
+  void finish(NeuronState& state, FitStatus status) {
+    const auto eta = eta_.col(state.neuron);
+    const auto mu = mu_.col(state.neuron);
+    double sum = 0.0;
+    for (Index i = 0; i < eta.size(); ++i) sum += mu[i] - count(i, state.neuron) * eta[i];
+    state.result.status = status;
+    state.result.objective = sum / static_cast<double>(eta.size());
+    state.stage = Stage::kDone;
+    state.pending = Pending::kNothing;
+  }
+
+  /// Decide what to do with the gradient at the current point: refresh the Hessian or keep the
+  /// factor, stop, or compute a direction (whose X d the next product forms).
+  void plan(NeuronState& state) {
+    state.pending = Pending::kNothing;
+    if (state.has_new_gradient && !take_gradient(state)) return;
+
+    if (state.pending_refresh != kNoRefresh) {
+      refresh_hessian(state, state.pending_refresh);
+      state.pending_refresh = kNoRefresh;
+    }
+    state.result.gradient_norm = state.gradient.cwiseAbs().maxCoeff();
+    state.within_tol = state.result.gradient_norm <= options_.tol;
+    if ((state.within_tol || state.result.n_iter >= state.next_divergence_check) &&
+        rates_reach_zero(state)) {
       // Some predicted rates are vanishing: either a legitimately extreme fit or an MLE at
       // infinity (silent neuron, perfect separation). Only the latter still has a large exact
       // Newton step, which no loose or reused factor can hide. Checked late in slow fits too:
       // a divergence can crawl for hundreds of iterations before its gradient reaches tol.
-      if (!(factor_is_fresh && factor_level == kFullDouble)) refresh_hessian(kFullDouble);
-      system.solve(gradient, direction);
-      problem.multiply(direction, step_eta);
-      diverging = step_eta.cwiseAbs().maxCoeff() > kDivergentStep;
+      if (!(state.factor_is_fresh && state.factor_level == kFullDouble))
+        refresh_hessian(state, kFullDouble);
+      state.system.solve(state.gradient, state.direction);
+      state.pending = Pending::kDivergenceCheck;
+      return;
     }
-    if (diverging) {
-      // Confirm over a few steps so that a loose tol cannot mislabel a finite optimum.
-      if (divergent_confirmations >= kDivergentConfirmations || result.n_iter >= options.max_iter) {
-        result.status = FitStatus::mle_at_infinity;
-        break;
-      }
-      ++divergent_confirmations;
-    } else if (within_tol) {
-      result.status = FitStatus::converged;
-      // Within tol, more steps with the factor in hand (exact or approximate) take the gradient
-      // towards rounding level, so the coefficients are exact even where the Hessian is small.
-      // Each costs two matrix-vector passes, not a Hessian; they stop once progress stalls.
-      for (int polish = 0; polish < kPolishSteps; ++polish) {
-        system.solve(gradient, direction);
-        // The remaining step bounds the coefficients' error: stop once it is negligible.
-        if (direction.cwiseAbs().maxCoeff() <= kPolishStep * options.tol * (1.0 + theta.cwiseAbs().maxCoeff()))
-          break;
-        const double slope = gradient.dot(direction);
-        if (!(slope < 0.0) || !direction.allFinite()) break;
-        problem.multiply(direction, step_eta);
-        const double step = backtrack(mu, step_eta, slope);
-        if (step == 0.0) break;
-        VectorXd polished_eta = eta + step * step_eta;
-        VectorXd polished_mu = polished_eta.array().exp();
-        problem.gradient(polished_mu, y, trial_gradient);
-        const double polished_norm = trial_gradient.cwiseAbs().maxCoeff();
-        if (!(polished_norm < result.gradient_norm)) break;
-        theta.noalias() += step * direction;
-        eta.swap(polished_eta);
-        mu.swap(polished_mu);
-        gradient.swap(trial_gradient);
-        const double previous_norm = result.gradient_norm;
-        result.gradient_norm = polished_norm;
-        ++result.n_iter;
-        if (polished_norm > kPolishContraction * previous_norm) break;
-      }
-      break;
+    if (state.within_tol) {
+      state.system.solve(state.gradient, state.direction);
+      start_polish(state);
+      return;
     }
-    if (!within_tol && result.n_iter >= options.max_iter) break;
+    if (state.result.n_iter >= options_.max_iter) {
+      finish(state, FitStatus::max_iter_reached);
+      return;
+    }
+    for (;;) {
+      state.system.solve(state.gradient, state.direction);
+      state.slope = state.gradient.dot(state.direction);
+      if (state.slope < 0.0 && state.direction.allFinite()) break;
+      // Not a descent direction: only a fresh float64 factor is trusted to say so.
+      if (state.factor_is_fresh && state.factor_level == kFullDouble) {
+        finish(state, FitStatus::line_search_failed);
+        return;
+      }
+      if (state.factor_is_fresh) escalate(state);
+      refresh_hessian(state, kFullDouble);
+    }
+    state.pending = Pending::kStep;
+  }
 
-    system.solve(gradient, direction);
-    double slope = gradient.dot(direction);
-    double step = 0.0;
-    if (slope < 0.0 && direction.allFinite()) {
-      problem.multiply(direction, step_eta);
-      step = backtrack(mu, step_eta, slope);
+  /// Take in the gradient just computed at the current point; false when the neuron has nothing
+  /// more to do this round.
+  bool take_gradient(NeuronState& state) {
+    const double norm = state.gradient.cwiseAbs().maxCoeff();
+    switch (state.stage) {
+      case Stage::kStart:
+        if (!state.gradient.allFinite()) {
+          // A start far enough out to overflow exp(eta): restart from the intercept-only model.
+          state.theta.setZero();
+          state.theta[0] = std::log(std::max(state.mean_count, 0.5 / static_cast<double>(rows_.size())));
+          set_point(state, VectorXd::Constant(rows_.size(), state.theta[0]));
+          state.pending_refresh = kFullDouble;
+          state.needs_gradient = true;
+          state.stage = Stage::kIterate;
+          return false;
+        }
+        state.stage = Stage::kIterate;
+        return true;
+      case Stage::kPolish: {
+        if (!(norm < state.result.gradient_norm)) {
+          // The polishing step did not help: go back to the point before it.
+          state.theta = state.theta_before_polish;
+          const VectorXd eta = eta_.col(state.neuron) - state.polish_step * step_eta_.col(state.batch_column);
+          set_point(state, eta);
+          finish(state, FitStatus::converged);
+          return false;
+        }
+        const double previous_norm = state.result.gradient_norm;
+        state.result.gradient_norm = norm;
+        ++state.result.n_iter;
+        ++state.polish_count;
+        if (norm > kPolishContraction * previous_norm || state.polish_count >= kPolishSteps) {
+          finish(state, FitStatus::converged);
+          return false;
+        }
+        state.system.solve(state.gradient, state.direction);
+        plan_polish_step(state);
+        return false;
+      }
+      case Stage::kIterate:
+        if (state.just_stepped) {
+          state.just_stepped = false;
+          if (norm <= kChordContraction * state.previous_norm) {
+            state.factor_is_fresh = false;  // the factor still works: keep it for the next step
+          } else {
+            // Full steps from fresh approximate factors that keep failing to halve the gradient
+            // mean the approximation is not good enough for this neuron.
+            if (state.fresh_approximate_full_step && ++state.approximation_misses >= kApproximationMisses)
+              escalate(state);
+            state.pending_refresh = kSampledSingle;
+          }
+        }
+        return true;
+      case Stage::kDone:
+        return false;
+    }
+    return false;
+  }
+
+  void start_polish(NeuronState& state) {
+    state.result.status = FitStatus::converged;
+    state.polish_count = 0;
+    plan_polish_step(state);
+  }
+
+  /// Within tol, more steps with the factor in hand (exact or approximate) take the gradient
+  /// towards rounding level, so the coefficients are exact even where the Hessian is small. Each
+  /// costs two products, not a Hessian; they stop once progress stalls.
+  void plan_polish_step(NeuronState& state) {
+    // The remaining step bounds the coefficients' error: stop once it is negligible.
+    const double scale = 1.0 + state.theta.cwiseAbs().maxCoeff();
+    state.slope = state.gradient.dot(state.direction);
+    if (state.direction.cwiseAbs().maxCoeff() <= kPolishStep * options_.tol * scale ||
+        !(state.slope < 0.0) || !state.direction.allFinite()) {
+      finish(state, FitStatus::converged);
+      return;
+    }
+    state.stage = Stage::kPolish;
+    state.pending = Pending::kPolish;
+  }
+
+  /// Use the direction's linear predictor: line search and move, or the divergence verdict.
+  void advance(NeuronState& state) {
+    const auto step_eta = step_eta_.col(state.batch_column);
+    if (state.pending == Pending::kDivergenceCheck) {
+      const bool diverging = step_eta.cwiseAbs().maxCoeff() > kDivergentStep;
+      state.next_divergence_check = state.result.n_iter + (diverging ? 1 : kRecheckInterval);
+      if (diverging) {
+        // Confirm over a few steps so that a loose tol cannot mislabel a finite optimum.
+        if (state.divergent_confirmations >= kDivergentConfirmations ||
+            state.result.n_iter >= options_.max_iter) {
+          finish(state, FitStatus::mle_at_infinity);
+          return;
+        }
+        ++state.divergent_confirmations;
+      } else if (state.within_tol) {
+        state.result.status = FitStatus::converged;
+        state.polish_count = 0;
+        state.slope = state.gradient.dot(state.direction);
+        const double scale = 1.0 + state.theta.cwiseAbs().maxCoeff();
+        if (state.direction.cwiseAbs().maxCoeff() <= kPolishStep * options_.tol * scale ||
+            !(state.slope < 0.0) || !state.direction.allFinite()) {
+          finish(state, FitStatus::converged);
+          return;
+        }
+        state.stage = Stage::kPolish;
+        state.pending = Pending::kPolish;
+      } else if (state.result.n_iter >= options_.max_iter) {
+        finish(state, FitStatus::max_iter_reached);
+        return;
+      }
+      if (state.pending == Pending::kDivergenceCheck) {
+        state.slope = state.gradient.dot(state.direction);
+        if (!(state.slope < 0.0) || !state.direction.allFinite()) {
+          // The factor is fresh and float64 here: no descent direction exists numerically.
+          finish(state, FitStatus::line_search_failed);
+          return;
+        }
+        state.pending = Pending::kStep;
+      }
+    }
+
+    const double step = backtrack(mu_.col(state.neuron), step_eta, state.slope);
+    if (state.pending == Pending::kPolish) {
+      if (step == 0.0) {
+        finish(state, FitStatus::converged);
+        return;
+      }
+      state.theta_before_polish = state.theta;
+      state.polish_step = step;
+      move(state, step);
+      state.needs_gradient = true;
+      return;
     }
     if (step == 0.0) {
-      if (factor_is_fresh && factor_level == kFullDouble) {
-        result.status = FitStatus::line_search_failed;
-        break;
+      if (state.factor_is_fresh && state.factor_level == kFullDouble) {
+        finish(state, FitStatus::line_search_failed);
+        return;
       }
-      if (factor_is_fresh) escalate();
-      refresh_hessian(kFullDouble);
-      continue;
+      if (state.factor_is_fresh) escalate(state);
+      state.pending_refresh = kFullDouble;  // retry from the same point and gradient
+      return;
     }
-    const bool fresh_approximate_full_step = factor_is_fresh && factor_level < kFullDouble && step == 1.0;
-    theta.noalias() += step * direction;
-    eta.noalias() += step * step_eta;
-    mu = eta.array().exp();
-    ++result.n_iter;
-
-    const double previous_norm = result.gradient_norm;
-    // Reusing a factor saves a Hessian but costs the steps it does less well; it pays only when
-    // a Hessian costs many matrix-vector passes (large q, many Hessian rows).
-    const Index hessian_rows = level == kSampledSingle ? sampled_rows.size() : n;
-    if (hessian_rows * q >= kChordWorthIt * n) {
-      problem.gradient(mu, y, trial_gradient);
-      if (trial_gradient.cwiseAbs().maxCoeff() <= kChordContraction * previous_norm) {
-        gradient.swap(trial_gradient);  // the factor still works: keep it for the next step
-        factor_is_fresh = false;
-        continue;
-      }
-      // A full step from a fresh approximate factor that does not halve the gradient means the
-      // approximation is not good enough for this neuron.
-      if (fresh_approximate_full_step) escalate();
-      refresh_hessian(kSampledSingle);
-    } else {
-      refresh_hessian(kSampledSingle);
-      if (fresh_approximate_full_step && gradient.cwiseAbs().maxCoeff() > kChordContraction * previous_norm)
-        escalate();
-    }
+    state.fresh_approximate_full_step =
+        state.factor_is_fresh && state.factor_level < kFullDouble && step == 1.0;
+    move(state, step);
+    ++state.result.n_iter;
+    state.previous_norm = state.result.gradient_norm;
+    state.just_stepped = true;
+    state.needs_gradient = true;
   }
-  result.objective = mean_objective(mu, eta, y);
-  return result;
-}
 
-/// Gram matrix A^T A / n of A = [1, X] over the valid rows. A fixed partition of the rows
-/// (not one per thread) keeps the sum, and so every decision based on it, thread-independent.
+  const Design& design_;
+  const MatrixColMajor& gram_;
+  SharedDesign<Design> shared_;
+  Eigen::Ref<const MatrixColMajor> counts_;
+  Eigen::Ref<const IndexVector> rows_;
+  bool rows_contiguous_;
+  NewtonOptions options_;
+  int n_threads_;
+  MatrixColMajor eta_;       // linear predictor, one column per neuron
+  MatrixColMajor mu_;        // rates exp(eta)
+  MatrixColMajor step_eta_;  // linear predictors of the last batch of directions
+};
+
+/// Gram matrix A^T A / n of A = [1, X] on a list of rows. A fixed partition of the rows (not one
+/// per thread) keeps the sum, and so every decision based on it, thread-independent.
 template <class Design>
 MatrixColMajor design_gram(const Design& design, const Eigen::Ref<const IndexVector>& rows,
                            int n_threads) {
@@ -471,18 +838,16 @@ MatrixColMajor design_gram(const Design& design, const Eigen::Ref<const IndexVec
   const Index q = design.cols() + 1;
   std::vector<Index> all_features(static_cast<std::size_t>(design.cols()));
   for (Index p = 0; p < design.cols(); ++p) all_features[static_cast<std::size_t>(p)] = p;
-  const Index n_chunks = std::clamp<Index>(n / 4096, 1, kGramChunks);
+  const Index n_chunks = row_chunks(n);
   std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks), MatrixColMajor::Zero(q, q));
-#pragma omp parallel for schedule(static, 1) num_threads(sanitize_threads(n_threads))
+#pragma omp parallel for schedule(static, 1) num_threads(sanitize_threads(n_threads)) if (n_chunks > 1)
   for (Index c = 0; c < n_chunks; ++c) {
     const Index start = n * c / n_chunks;
     const Index len = n * (c + 1) / n_chunks - start;
     if (len == 0) continue;
-    NeuronDesign<Design> chunk(design, rows.segment(start, len), all_features);
-    VectorXd unit = VectorXd::Ones(len);
-    VectorXd gradient(q);
-    chunk.gradient_and_hessian(unit, unit, gradient, partial[static_cast<std::size_t>(c)], false);
-    partial[static_cast<std::size_t>(c)] *= static_cast<double>(len);
+    const IndexVector chunk_rows = rows.segment(start, len);
+    NeuronRows<Design>(design, chunk_rows, all_features)
+        .hessian(VectorXd::Ones(len), 1.0, partial[static_cast<std::size_t>(c)], false);
   }
   MatrixColMajor gram = MatrixColMajor::Zero(q, q);
   for (const auto& block : partial) gram += block;
@@ -493,16 +858,20 @@ MatrixColMajor design_gram(const Design& design, const Eigen::Ref<const IndexVec
 /// Hessian A^T W A has the null space of A, and its conditioning starts from that of A^T A.
 bool well_conditioned(const MatrixColMajor& gram, const std::vector<Index>& active) {
   const Index q = static_cast<Index>(active.size()) + 1;
-  MatrixColMajor block(q, q);
-  auto index = [&](Index i) { return i == 0 ? Index{0} : active[static_cast<std::size_t>(i - 1)] + 1; };
-  for (Index j = 0; j < q; ++j)
-    for (Index i = 0; i < q; ++i) block(i, j) = gram(index(i), index(j));
+  const MatrixColMajor block = gram_block(gram, active);
   VectorXd scale = block.diagonal().cwiseMax(0.0).cwiseSqrt();
   for (Index i = 0; i < q; ++i) scale[i] = scale[i] > 0.0 ? 1.0 / scale[i] : 0.0;
   if ((scale.array() == 0.0).any()) return false;  // an all-zero feature: rank deficient
   const MatrixColMajor scaled = scale.asDiagonal() * block * scale.asDiagonal();
   Eigen::LLT<MatrixColMajor> cholesky(scaled);
   return cholesky.info() == Eigen::Success && cholesky.rcond() > kSinglePrecisionRcond;
+}
+
+/// Row stride of sub-sampled Hessians: about kHessianRowsPerParam rows per parameter remain; 1
+/// (no sub-sampling) when that would keep (nearly) all rows.
+Index hessian_stride(Index n_rows, Index n_params) {
+  const Index stride = n_rows / (kHessianRowsPerParam * n_params);
+  return stride >= 2 ? stride : 1;
 }
 
 template <class Design>
@@ -514,6 +883,7 @@ void fit_population_impl(const Design& design, const Eigen::Ref<const MatrixColM
   const Index n_samples = design.rows();
   const Index n_features = design.cols();
   const Index n_neurons = counts.cols();
+  const Index n = rows.size();
   if (counts.rows() != n_samples)
     throw std::invalid_argument("fit_poisson_population: design and counts differ in n_samples");
   if (mask.rows() != n_features || mask.cols() != n_neurons)
@@ -524,44 +894,60 @@ void fit_population_impl(const Design& design, const Eigen::Ref<const MatrixColM
       report.gradient_norm.size() != n_neurons || report.objective.size() != n_neurons ||
       report.n_hessian.size() != n_neurons)
     throw std::invalid_argument("fit_poisson_population: report arrays need n_neurons entries");
-  for (Index i = 0; i < rows.size(); ++i)
+  for (Index i = 0; i < n; ++i)
     if (rows[i] < 0 || rows[i] >= n_samples)
       throw std::invalid_argument("fit_poisson_population: row index out of range");
   if (!(options.tol > 0.0) || options.max_iter < 0)
     throw std::invalid_argument("fit_poisson_population: tol must be > 0 and max_iter >= 0");
 
-  const MatrixColMajor gram = design_gram(design, rows, n_threads);
+  // The conditioning gate only needs the Gram matrix roughly: a row sub-sample serves.
+  const Index gram_stride = hessian_stride(n, n_features + 1);
+  IndexVector gram_rows((n + gram_stride - 1) / gram_stride);
+  for (Index k = 0; k < gram_rows.size(); ++k) gram_rows[k] = rows[k * gram_stride];
+  const MatrixColMajor gram = design_gram(design, gram_rows, n_threads);
 
-  // One neuron per iteration; each writes only its own column and report entries, and its
-  // arithmetic is serial, so results are identical for every thread count.
-#pragma omp parallel for schedule(dynamic, 1) num_threads(sanitize_threads(n_threads))
+  std::vector<NeuronState> states(static_cast<std::size_t>(n_neurons));
   for (Index neuron = 0; neuron < n_neurons; ++neuron) {
-    NeuronResult result;
-    try {
-      std::vector<Index> active;
-      for (Index p = 0; p < n_features; ++p)
-        if (mask(p, neuron) != 0) active.push_back(p);
-      NeuronDesign<Design> problem(design, rows, active);
-      VectorXd y(rows.size());
-      for (Index i = 0; i < rows.size(); ++i) y[i] = counts(rows[i], neuron);
-      VectorXd theta(problem.n_params());
-      theta[0] = intercept[neuron];
-      for (std::size_t a = 0; a < active.size(); ++a)
-        theta[static_cast<Index>(a) + 1] = coef(active[a], neuron);
-      result = solve_neuron(problem, y, theta, options, well_conditioned(gram, active));
-      coef.col(neuron).setZero();
-      for (std::size_t a = 0; a < active.size(); ++a)
-        coef(active[a], neuron) = theta[static_cast<Index>(a) + 1];
-      intercept[neuron] = theta[0];
-    } catch (...) {
-      // No exception may leave an OpenMP region; the status record carries it instead.
-      result = NeuronResult{};
+    NeuronState& state = states[static_cast<std::size_t>(neuron)];
+    state.neuron = neuron;
+    for (Index p = 0; p < n_features; ++p)
+      if (mask(p, neuron) != 0) state.active.push_back(p);
+    const Index q = state.n_params();
+    state.theta.resize(q);
+    state.theta[0] = intercept[neuron];
+    for (std::size_t a = 0; a < state.active.size(); ++a)
+      state.theta[static_cast<Index>(a) + 1] = coef(state.active[a], neuron);
+    state.well_conditioned = well_conditioned(gram, state.active);
+    state.at_flat_start = state.theta.tail(q - 1).isZero(0.0);
+    state.hessian_stride = hessian_stride(n, q);
+    state.level = !state.well_conditioned ? kFullDouble
+                  : state.hessian_stride == 1 ? kFullSingle
+                                              : kSampledSingle;
+    double total = 0.0;
+    for (Index i = 0; i < n; ++i) total += counts(rows[i], neuron);
+    state.mean_count = n > 0 ? total / static_cast<double>(n) : 0.0;
+    if (n == 0) {
+      state.stage = Stage::kDone;
+      state.result.status = FitStatus::no_valid_rows;
     }
-    report.status[neuron] = static_cast<std::int32_t>(result.status);
-    report.n_iter[neuron] = result.n_iter;
-    report.n_hessian[neuron] = result.n_hessian;
-    report.gradient_norm[neuron] = result.gradient_norm;
-    report.objective[neuron] = result.objective;
+  }
+
+  if (n > 0) PopulationSolver<Design>(design, counts, rows, gram, options, n_threads).solve(states);
+
+  for (Index neuron = 0; neuron < n_neurons; ++neuron) {
+    const NeuronState& state = states[static_cast<std::size_t>(neuron)];
+    if (state.result.status != FitStatus::no_valid_rows &&
+        state.result.status != FitStatus::internal_error) {
+      coef.col(neuron).setZero();
+      for (std::size_t a = 0; a < state.active.size(); ++a)
+        coef(state.active[a], neuron) = state.theta[static_cast<Index>(a) + 1];
+      intercept[neuron] = state.theta[0];
+    }
+    report.status[neuron] = static_cast<std::int32_t>(state.result.status);
+    report.n_iter[neuron] = state.result.n_iter;
+    report.n_hessian[neuron] = state.result.n_hessian;
+    report.gradient_norm[neuron] = state.result.gradient_norm;
+    report.objective[neuron] = state.result.objective;
   }
 }
 
