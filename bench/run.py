@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -45,6 +46,9 @@ QUICK_CASES = {
     "XS": (5_000, 5, ("RaisedCosineLogConv", {"n_basis_funcs": 4, "window_size": 20})),
 }
 PEERS = ["popglm", "nemos", "sklearn", "statsmodels", "glum"]
+# Cases whose float64 design (here 6.4 GB) is never formed: popglm fits them from the counts and
+# the basis (basis.history_features); the peers, which all need the matrix, are not run.
+HISTORY_ONLY_CASES = {"L"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,12 +83,55 @@ def make_case(name: str, spec, cache: pathlib.Path) -> pathlib.Path | None:
     return path
 
 
-def build_features(spec, counts):
+def make_basis(spec):
     import popglm as nmo
 
     _, _, (basis_name, basis_kwargs) = spec
-    basis = getattr(nmo.basis, basis_name)(**basis_kwargs)
-    return basis.compute_features(counts)
+    return getattr(nmo.basis, basis_name)(**basis_kwargs)
+
+
+def build_features(spec, counts):
+    return make_basis(spec).compute_features(counts)
+
+
+def feature_blocks(spec, counts, block_rows: int = 20_000):
+    """(first_row, X rows first_row..) blocks of compute_features(counts), skipping the NaN rows,
+    without forming the whole matrix: each block convolves only the counts it needs."""
+    basis = make_basis(spec)
+    window = basis.window_size
+    for start in range(window, counts.shape[0], block_rows):
+        stop = min(start + block_rows, counts.shape[0])
+        yield start, basis.compute_features(counts[start - window : stop])[window:]
+
+
+def kernel_rates(X, n_neurons: int) -> dict:
+    """GFLOP/s of popglm's two dense kernels on this case's design, timed in isolation: the
+    Hessian (weighted Gram by rank updates, float64 and float32) and the product that forms
+    every neuron's step at once (X @ D, D with one column per neuron)."""
+    from popglm._native import core
+
+    rows = np.flatnonzero(np.isfinite(X).all(axis=1)).astype(np.int64)
+    weights = np.random.default_rng(0).uniform(0.01, 0.1, rows.size)
+    q = X.shape[1] + 1
+    rates = {}
+    # One Hessian is serial (the fit runs one per core, for different neurons): time one per core
+    # at once, as in a fit, so the rate is comparable with the all-core DGEMM.
+    n_cores = os.cpu_count() or 1
+    for name, single in (("hessian_f64", False), ("hessian_f32", True)):
+        core.weighted_gram(X, rows[:4096], weights[:4096], single)  # warm up
+        with ThreadPoolExecutor(n_cores) as pool:
+            start = time.perf_counter()
+            list(pool.map(lambda _: core.weighted_gram(X, rows, weights, single), range(n_cores)))
+            seconds = time.perf_counter() - start
+        # the lower triangle: n * q * (q + 1) / 2 multiply-adds per Hessian
+        rates[name] = n_cores * rows.size * q * (q + 1) / seconds / 1e9
+    coefs = np.asfortranarray(np.random.default_rng(1).normal(size=(X.shape[1], n_neurons)))
+    out = np.empty((rows.size, n_neurons), order="F")
+    offsets = np.zeros(n_neurons)
+    start = time.perf_counter()
+    core.design_multiply(X, rows, coefs, offsets, out, os.cpu_count() or 1)
+    rates["product"] = 2 * rows.size * X.shape[1] * n_neurons / (time.perf_counter() - start) / 1e9
+    return rates
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,7 +167,7 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
-def run_peer(peer: str, spec, data_path: str, budget: float) -> dict:
+def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
     data = np.load(data_path)
     counts = data["counts"]
     n_neurons = counts.shape[1]
@@ -149,6 +196,25 @@ def run_peer(peer: str, spec, data_path: str, budget: float) -> dict:
         coef, intercept = np.asarray(model.coef_), np.asarray(model.intercept_)
         record["fit_s"] = time.perf_counter() - t0
         record["neurons_fitted"] = n_neurons
+    elif peer == "popglm" and case in HISTORY_ONLY_CASES:
+        import popglm as nmo
+        from popglm._native import core
+
+        # The counts are both the history source and the targets: one float64 copy serves both.
+        y = np.asfortranarray(counts, dtype=np.float64)
+        del counts, data
+        t0 = time.perf_counter()
+        features = make_basis(spec).history_features(y)
+        record["features_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        model = nmo.glm.PopulationGLM().fit(features, y)
+        record["fit_s"] = time.perf_counter() - t0
+        coef, intercept = model.coef_, model.intercept_
+        record.update(
+            neurons_fitted=n_neurons, newton_iterations=int(model.n_iter_.sum()),
+            hessians=int(model.fit_info_["n_hessian"].sum()), isa=core.isa,
+            design="history_features (not formed)",
+        )  # fmt: skip
     else:
         import popglm  # noqa: F401  (import time is not feature time)
 
@@ -166,12 +232,10 @@ def run_peer(peer: str, spec, data_path: str, budget: float) -> dict:
             coef, intercept = model.coef_, model.intercept_
             record["neurons_fitted"] = n_neurons
             record["newton_iterations"] = int(model.n_iter_.sum())
+            record["hessians"] = int(model.fit_info_["n_hessian"].sum())
             record["isa"] = core.isa
-            n_rows = model.fit_info_["n_samples_used"]
-            q = X.shape[1] + 1
-            # Hessian passes (fit_info_["n_hessian"]): n * q^2 / 2 multiply-adds each for the
-            # lower triangle, i.e. n * q^2 FLOPs (float32 or float64).
-            record["hessian_flops"] = float(model.fit_info_["n_hessian"].sum()) * n_rows * q * q
+            record["peak_rss_mb"] = peak_rss_mb()  # before the kernel timings below
+            record.update({f"{k}_gflops": v for k, v in kernel_rates(X, n_neurons).items()})
         elif peer == "sklearn":
             from sklearn.linear_model import PoissonRegressor
 
@@ -204,7 +268,7 @@ def run_peer(peer: str, spec, data_path: str, budget: float) -> dict:
             record.update(fit_s=seconds, neurons_fitted=done)
         else:
             raise ValueError(peer)
-    record["peak_rss_mb"] = peak_rss_mb()
+    record.setdefault("peak_rss_mb", peak_rss_mb())
     out = pathlib.Path(data_path).with_name(f"{pathlib.Path(data_path).stem}.{peer}.npz")
     np.savez(
         out,
@@ -218,18 +282,29 @@ def run_peer(peer: str, spec, data_path: str, budget: float) -> dict:
 # ---------------------------------------------------------------------------------------------
 # driver
 # ---------------------------------------------------------------------------------------------
-def quality(X, counts, coef, intercept, truth=None) -> dict:
-    """Mean objective and max |gradient| over the fitted neurons, computed the same way for all."""
-    keep = valid_rows(X, counts)
-    Xv, yv = X[keep], counts[keep][:, : coef.shape[1]].astype(np.float64)
+def quality(spec, counts, coef, intercept, truth=None) -> dict:
+    """Mean objective and max |gradient| over the fitted neurons, computed the same way for all
+    peers, in float64 NumPy, from blocks of compute_features(counts) (every row after the first
+    window is valid: the counts are finite)."""
     if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
         return {"objective": float("nan"), "max_gradient": float("nan")}
-    eta = Xv @ coef + intercept
-    mu = np.exp(eta)
-    objective = float((mu - yv * eta).mean(axis=0).mean())
-    residual = (mu - yv) / len(yv)
-    gradient = np.vstack([residual.sum(axis=0), Xv.T @ residual])
-    result = {"objective": objective, "max_gradient": float(np.abs(gradient).max())}
+    n_fitted = coef.shape[1]
+    objective = np.zeros(n_fitted)
+    gradient = np.zeros((coef.shape[0] + 1, n_fitted))
+    n_rows = 0
+    for start, X in feature_blocks(spec, counts):
+        y = counts[start : start + len(X), :n_fitted].astype(np.float64)
+        eta = X @ coef + intercept
+        mu = np.exp(eta)
+        objective += (mu - y * eta).sum(axis=0)
+        residual = mu - y
+        gradient[0] += residual.sum(axis=0)
+        gradient[1:] += X.T @ residual
+        n_rows += len(X)
+    result = {
+        "objective": float((objective / n_rows).mean()),
+        "max_gradient": float(np.abs(gradient / n_rows).max()),
+    }
     if truth is not None:
         true_coef = truth[:, : coef.shape[1]]
         result["coef_rmse_vs_truth"] = float(np.sqrt(np.mean((coef - true_coef) ** 2)))
@@ -276,7 +351,7 @@ def main() -> None:
     cases = QUICK_CASES if args.quick else CASES
     if args.worker:
         case, peer, data = args.worker
-        print(json.dumps(run_peer(peer, cases[case], data, args.budget)))
+        print(json.dumps(run_peer(case, peer, cases[case], data, args.budget)))
         return
 
     names = args.cases or list(cases)
@@ -307,8 +382,11 @@ def main() -> None:
             data = np.load(data_path)
             counts = data["counts"]
             truth = data["true_coef"] if "true_coef" in data else None
-            X = build_features(spec, counts)
+            n_features = counts.shape[1] * make_basis(spec).n_basis_funcs
             for peer in peers:
+                if name in HISTORY_ONLY_CASES and peer != "popglm":
+                    rows.append({"peer": peer, "case": name, "skipped": "needs the dense design"})
+                    continue
                 proc = subprocess.run(
                     [sys.executable, __file__, "--budget", str(args.budget), *(["--quick"] if args.quick else []),
                      "--worker", name, peer, str(data_path)],
@@ -320,18 +398,15 @@ def main() -> None:
                 else:
                     record = json.loads(proc.stdout.strip().splitlines()[-1])
                     answer = np.load(record.pop("answer"))
-                    record.update(quality(X, counts, answer["coef"], answer["intercept"], truth))
+                    record.update(quality(spec, counts, answer["coef"], answer["intercept"], truth))
                     fitted = record["neurons_fitted"]
                     record["fit_s_all_neurons"] = record["fit_s"] * counts.shape[1] / fitted
                     record["extrapolated"] = fitted < counts.shape[1]
-                    if "hessian_flops" in record:
-                        record["hessian_gflops"] = record["hessian_flops"] / record["fit_s"] / 1e9
-                        record["fraction_of_dgemm"] = record["hessian_gflops"] / dgemm
                 record.update(
                     case=name,
                     n_samples=counts.shape[0],
                     n_neurons=counts.shape[1],
-                    n_features=X.shape[1],
+                    n_features=n_features,
                 )
                 rows.append(record)
                 print(json.dumps(record), flush=True)
@@ -352,7 +427,18 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     ours = {r["case"]: r for r in rows if r["peer"] == "popglm" and "fit_s" in r}
+    kernel_lines = []
     for r in rows:
+        if "skipped" in r:
+            lines.append(f"| {r['case']} | {r['peer']} | not run | | | | | | | {r['skipped']} |")
+            continue
+        if "product_gflops" in r:
+            dgemm = meta["dgemm_gflops"]
+            kernel_lines.append(
+                f"| {r['case']} | {r['hessian_f64_gflops']:.1f} ({100 * r['hessian_f64_gflops'] / dgemm:.0f}%) | "
+                f"{r['hessian_f32_gflops']:.1f} ({100 * r['hessian_f32_gflops'] / dgemm:.0f}%) | "
+                f"{r['product_gflops']:.1f} ({100 * r['product_gflops'] / dgemm:.0f}%) |"
+            )
         if "error" in r:
             lines.append(f"| {r['case']} | {r['peer']} | failed | | | | | | | {r['error'][:80]} |")
             continue
@@ -365,16 +451,26 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             note.append(
                 f"cold fit {r['fit_cold_s']:.2f} s (JIT), features cold {r['features_cold_s']:.2f} s"
             )
-        if "fraction_of_dgemm" in r:
-            note.append(
-                f"{r['newton_iterations']} Newton its, Hessian {r['hessian_gflops']:.1f} GFLOP/s = {100 * r['fraction_of_dgemm']:.0f}% of DGEMM, {r['isa']}"
-            )
+        if "newton_iterations" in r:
+            note.append(f"{r['newton_iterations']} Newton its, {r['hessians']} Hessians, {r['isa']}")
+        if "design" in r:
+            note.append(r["design"])
         rmse = r.get("coef_rmse_vs_truth")
         lines.append(
             f"| {r['case']} | {r['peer']} | {r['fit_s_all_neurons']:.3g} | {ratio} | {r['features_s']:.3g} | "
             f"{r['peak_rss_mb']:.0f} | {r['objective']:.10g} | {r['max_gradient']:.1e} | "
             f"{'' if rmse is None else f'{rmse:.3g}'} | {'; '.join(note)} |"
         )
+    if kernel_lines:
+        lines += [
+            "",
+            f"popglm's dense kernels timed alone on each case's design (GFLOP/s, % of the same run's "
+            f"DGEMM {meta['dgemm_gflops']:.1f}):",
+            "",
+            "| case | Hessian float64 | Hessian float32 | step product X @ D |",
+            "|---|---|---|---|",
+            *kernel_lines,
+        ]
     return "\n".join(lines)
 
 

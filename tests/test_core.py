@@ -122,3 +122,39 @@ def _has_v3() -> bool:
     except ImportError:
         return False
     return True
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+@pytest.mark.parametrize("single_precision", [False, True])
+def test_weighted_gram_matches_numpy(order, single_precision):
+    rng = np.random.default_rng(3)
+    X = np.asarray(rng.normal(size=(5000, 7)), order=order)
+    rows = np.sort(rng.choice(5000, size=3000, replace=False)).astype(np.int64)
+    weights = rng.uniform(0.0, 2.0, size=rows.size)
+    A = np.column_stack([np.ones(rows.size), X[rows]])
+    expected = (A * weights[:, None]).T @ A
+    gram = _core.weighted_gram(X, rows, weights, single_precision)
+    np.testing.assert_allclose(gram, gram.T, rtol=0, atol=0)  # exactly symmetric
+    np.testing.assert_allclose(gram, expected, rtol=1e-5 if single_precision else 1e-12)
+
+
+def test_weighted_gram_rejects_bad_rows():
+    X = np.ones((10, 2))
+    with pytest.raises(ValueError, match="out of range"):
+        _core.weighted_gram(X, np.array([0, 10], dtype=np.int64), np.ones(2), False)
+    with pytest.raises(ValueError, match="differ in length"):
+        _core.weighted_gram(X, np.array([0, 1], dtype=np.int64), np.ones(3), False)
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_design_multiply_matches_numpy(order, contiguous):
+    rng = np.random.default_rng(4)
+    X = np.asarray(rng.normal(size=(9000, 30)), order=order)
+    rows = np.arange(50, 8950) if contiguous else np.sort(rng.choice(9000, 7000, replace=False))
+    rows = rows.astype(np.int64)
+    coefs = np.asfortranarray(rng.normal(size=(30, 6)))
+    offsets = rng.normal(size=6)
+    out = np.empty((rows.size, 6), order="F")
+    _core.design_multiply(X, rows, coefs, offsets, out, 2)
+    np.testing.assert_allclose(out, X[rows] @ coefs + offsets, rtol=1e-12, atol=1e-12)

@@ -21,6 +21,30 @@ void fit_population(const Eigen::Ref<const Design>& design,
 }
 
 template <class Design>
+void def_kernels(py::module_& m) {
+  m.def(
+      "weighted_gram",
+      [](const Eigen::Ref<const Design>& design, const Eigen::Ref<const IndexVector>& rows,
+         const Eigen::Ref<const Eigen::VectorXd>& weights, bool single_precision) {
+        return popglm::weighted_gram(design, rows, weights, single_precision);
+      },
+      py::arg("design").noconvert(), py::arg("rows").noconvert(), py::arg("weights").noconvert(),
+      py::arg("single_precision"), py::call_guard<py::gil_scoped_release>(),
+      "[1, X]^T diag(weights) [1, X] over rows: the Hessian kernel.");
+  m.def(
+      "design_multiply",
+      [](const Eigen::Ref<const Design>& design, const Eigen::Ref<const IndexVector>& rows,
+         const Eigen::Ref<const MatrixColMajor>& coefs, const Eigen::Ref<const Eigen::VectorXd>& offsets,
+         Eigen::Ref<MatrixColMajor> out, int n_threads) {
+        popglm::design_multiply(design, rows, coefs, offsets, out, n_threads);
+      },
+      py::arg("design").noconvert(), py::arg("rows").noconvert(), py::arg("coefs").noconvert(),
+      py::arg("offsets").noconvert(), py::arg("out").noconvert(), py::arg("n_threads"),
+      py::call_guard<py::gil_scoped_release>(),
+      "out = X[rows] @ coefs + offsets: the batched step product.");
+}
+
+template <class Design>
 void def_fit(py::module_& m) {
   // GIL released: the solve works on the NumPy buffers only, which the caller keeps alive.
   m.def("fit_poisson_population", &fit_population<Design>, py::arg("design").noconvert(),
@@ -35,11 +59,47 @@ void def_fit(py::module_& m) {
         "diagnostics.");
 }
 
+void fit_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
+                            const Eigen::Ref<const MatrixColMajor>& kernels,
+                            const Eigen::Ref<const MatrixColMajor>& counts,
+                            const Eigen::Ref<const MaskMatrix>& mask,
+                            const Eigen::Ref<const IndexVector>& rows,
+                            Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<Eigen::VectorXd> intercept,
+                            Eigen::Ref<IntVector> status, Eigen::Ref<IntVector> n_iter,
+                            Eigen::Ref<Eigen::VectorXd> gradient_norm,
+                            Eigen::Ref<Eigen::VectorXd> objective, Eigen::Ref<IntVector> n_hessian,
+                            double tol, int max_iter, int n_threads) {
+  NewtonOptions options;
+  options.tol = tol;
+  options.max_iter = max_iter;
+  PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
+  popglm::fit_poisson_population_history(inputs, kernels, counts, mask, rows, options, coef,
+                                         intercept, report, n_threads);
+}
+
 }  // namespace
 
 void register_glm(py::module_& m) {
   def_fit<MatrixColMajor>(m);
   def_fit<MatrixRowMajor>(m);
+  def_kernels<MatrixColMajor>(m);
+  def_kernels<MatrixRowMajor>(m);
+
+  m.def("fit_poisson_population_history", &fit_population_history,
+        py::arg("inputs").noconvert(), py::arg("kernels").noconvert(),
+        py::arg("counts").noconvert(), py::arg("mask").noconvert(), py::arg("rows").noconvert(),
+        py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
+        py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
+        py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
+        py::arg("n_hessian").noconvert(), py::arg("tol"), py::arg("max_iter"),
+        py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+        "fit_poisson_population on convolve_history(inputs, kernels) without forming it.");
+  m.def("history_linear_predictor", &popglm::history_linear_predictor,
+        py::arg("inputs").noconvert(), py::arg("kernels").noconvert(),
+        py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
+        py::arg("out").noconvert(), py::arg("n_threads"),
+        py::call_guard<py::gil_scoped_release>(),
+        "out = convolve_history(inputs, kernels) @ coef + intercept; NaN rows before the window.");
 
   // module_local: _core and _core_v3 both bind this enum in one process.
   py::enum_<FitStatus>(m, "FitStatus", py::module_local())

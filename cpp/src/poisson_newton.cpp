@@ -6,6 +6,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <utility>
 #include <stdexcept>
 #include <vector>
 
@@ -44,6 +45,11 @@ constexpr double kChordContraction = 0.5;
 // contraction counts as a miss; after this many misses the neuron's Hessians get more accurate.
 // One miss is not enough: far from the optimum even an exact Newton step may not halve it.
 constexpr int kApproximationMisses = 3;
+constexpr double kMissContraction = 0.5;
+// Curvature pairs (step, gradient change) kept per neuron to correct an approximate or reused
+// factor by limited-memory BFGS updates; pairs with s.y <= kMinCurvature |s| |y| are skipped.
+constexpr std::size_t kCurvaturePairs = 8;
+constexpr double kMinCurvature = 1e-10;
 // Extra steps taken after the gradient is within tol (see plan_polish_step).
 constexpr int kPolishSteps = 30;
 // ... while the next step would still move a coefficient by more than kPolishStep * tol
@@ -65,6 +71,8 @@ constexpr Index kMinChunkRows = 4096;
 // Rows per block of the Hessian pass and of the shared products: a block (rows x features)
 // stays ~2 MB.
 constexpr Index kBlockElements = Index{1} << 18;
+// Rows per block of the products shared by all neurons (tall blocks keep the GEMMs efficient).
+constexpr Index kProductBlockRows = 256;
 // Population steps allowed per Newton iteration of the budget: a guard that the loop ends even if
 // a neuron's state machine stopped making progress.
 constexpr int kRoundsPerIteration = 4;
@@ -88,23 +96,171 @@ bool is_contiguous(const Eigen::Ref<const IndexVector>& rows) {
   return true;
 }
 
+/// Row access to a dense feature matrix (a NumPy array of either order).
+template <class Matrix>
+class DenseRows {
+ public:
+  static constexpr bool kHasViews = true;
+
+  explicit DenseRows(const Matrix& matrix) : matrix_(matrix) {}
+
+  Index rows() const { return matrix_.rows(); }
+  Index cols() const { return matrix_.cols(); }
+  auto view(Index first, Index len) const { return matrix_.middleRows(first, len); }
+
+  /// out(i, offset + a) = X(rows[start + i], feature a), features `*active` or all of them.
+  void gather(const Eigen::Ref<const IndexVector>& rows, Index start, Index len, bool contiguous,
+              const std::vector<Index>* active, Index offset, MatrixColMajor& out) const {
+    const Index n_selected = active ? static_cast<Index>(active->size()) : cols();
+    auto feature = [&](Index a) { return active ? (*active)[static_cast<std::size_t>(a)] : a; };
+    if constexpr (Matrix::IsRowMajor) {
+      for (Index i = 0; i < len; ++i) {
+        const Index row = rows[start + i];
+        for (Index a = 0; a < n_selected; ++a) out(i, offset + a) = matrix_(row, feature(a));
+      }
+    } else if (contiguous) {
+      for (Index a = 0; a < n_selected; ++a)
+        out.col(offset + a).head(len) = matrix_.col(feature(a)).segment(rows[start], len);
+    } else {
+      for (Index a = 0; a < n_selected; ++a) {
+        const auto column = matrix_.col(feature(a));
+        for (Index i = 0; i < len; ++i) out(i, offset + a) = column[rows[start + i]];
+      }
+    }
+  }
+
+ private:
+  const Matrix& matrix_;
+};
+
+/// Row access to the history features of convolve_history(inputs, kernels) without storing them:
+/// feature i * n_kernels + k at row t is sum_{l=1..window} kernels(l - 1, k) * inputs(t - l, i),
+/// formed with the same operations in the same order, so the values are those of the stored
+/// matrix. Rows t < window (NaN there) must not be requested.
+class HistoryRows {
+ public:
+  static constexpr bool kHasViews = false;
+
+  HistoryRows(const Eigen::Ref<const MatrixColMajor>& inputs,
+              const Eigen::Ref<const MatrixColMajor>& kernels)
+      : kernels_(kernels), n_samples_(inputs.rows()) {
+    // Spike counts are mostly zero: keep each input's non-zero samples (time, value) only.
+    const auto n_inputs = static_cast<std::size_t>(inputs.cols());
+    times_.resize(n_inputs);
+    values_.resize(n_inputs);
+    for (std::size_t input = 0; input < n_inputs; ++input) {
+      const auto column = inputs.col(static_cast<Index>(input));
+      for (Index s = 0; s < column.size(); ++s) {
+        if (column[s] == 0.0) continue;
+        times_[input].push_back(s);
+        values_[input].push_back(column[s]);
+      }
+    }
+  }
+
+  Index rows() const { return n_samples_; }
+  Index cols() const { return static_cast<Index>(times_.size()) * kernels_.cols(); }
+  Index window() const { return kernels_.rows(); }
+
+  void gather(const Eigen::Ref<const IndexVector>& rows, Index start, Index len, bool contiguous,
+              const std::vector<Index>* active, Index offset, MatrixColMajor& out) const {
+    if (!active) {
+      if (contiguous) {
+        scatter_range(rows[start], len, out, offset);
+      } else {
+        increasing_rows(rows, start, len, out, offset);
+      }
+      return;
+    }
+    // Masked neurons: form all features, keep the active ones.
+    MatrixColMajor all(len, cols());
+    const IndexVector positions = rows.segment(start, len);
+    gather(positions, 0, len, contiguous, nullptr, 0, all);
+    for (std::size_t a = 0; a < active->size(); ++a)
+      out.col(offset + static_cast<Index>(a)).head(len) = all.col((*active)[a]);
+  }
+
+ private:
+  /// The non-zero samples of `input` at times [begin, end), in time order.
+  std::pair<std::size_t, std::size_t> samples_in(std::size_t input, Index begin, Index end) const {
+    const auto& times = times_[input];
+    const auto first = std::lower_bound(times.begin(), times.end(), begin);
+    const auto last = std::lower_bound(first, times.end(), end);
+    return {static_cast<std::size_t>(first - times.begin()), static_cast<std::size_t>(last - times.begin())};
+  }
+
+  /// Rows first..first+len-1 into out(:, offset..): every non-zero input sample is scattered into
+  /// the window that follows it, O(non-zeros * window) instead of O(rows * window).
+  void scatter_range(Index first, Index len, MatrixColMajor& out, Index offset) const {
+    const Index window = kernels_.rows();
+    const Index n_kernels = kernels_.cols();
+    out.middleCols(offset, cols()).topRows(len).setZero();
+    const Index last_row = first + len - 1;
+    for (std::size_t input = 0; input < times_.size(); ++input) {
+      const auto [begin, end] = samples_in(input, first - window, last_row);
+      for (std::size_t e = begin; e < end; ++e) {
+        const Index s = times_[input][e];
+        const double value = values_[input][e];
+        const Index t_begin = std::max(s + 1, first);
+        const Index t_end = std::min(s + window, last_row);  // inclusive
+        const Index n_t = t_end - t_begin + 1;
+        for (Index k = 0; k < n_kernels; ++k)
+          out.col(offset + static_cast<Index>(input) * n_kernels + k).segment(t_begin - first, n_t) +=
+              value * kernels_.col(k).segment(t_begin - s - 1, n_t);
+      }
+    }
+  }
+
+  /// Scattered rows (a Hessian's row sample), each formed from the samples in its window. Rows
+  /// come in increasing order, so one cursor per input walks its samples once for all rows.
+  void increasing_rows(const Eigen::Ref<const IndexVector>& rows, Index start, Index len,
+                       MatrixColMajor& out, Index offset) const {
+    const Index window = kernels_.rows();
+    const Index n_kernels = kernels_.cols();
+    out.middleCols(offset, cols()).topRows(len).setZero();
+    for (std::size_t input = 0; input < times_.size(); ++input) {
+      const auto& times = times_[input];
+      const auto& values = values_[input];
+      const Index column = offset + static_cast<Index>(input) * n_kernels;
+      std::size_t cursor = 0;
+      Index previous = -1;
+      for (Index i = 0; i < len; ++i) {
+        const Index t = rows[start + i];
+        if (t < previous) cursor = 0;  // not increasing after all: restart the walk
+        previous = t;
+        while (cursor < times.size() && times[cursor] < t - window) ++cursor;
+        for (std::size_t e = cursor; e < times.size() && times[e] < t; ++e) {
+          const Index s = times[e];
+          for (Index k = 0; k < n_kernels; ++k) out(i, column + k) += values[e] * kernels_(t - s - 1, k);
+        }
+      }
+    }
+  }
+
+  Eigen::Ref<const MatrixColMajor> kernels_;
+  Index n_samples_;
+  std::vector<std::vector<Index>> times_;
+  std::vector<std::vector<double>> values_;
+};
+
 /// The design on the valid rows, shared by every neuron. Products with one coefficient vector per
 /// neuron are done as matrix-matrix products: X is read once per population step, not once per
 /// neuron, and the arithmetic runs at matrix-multiply speed instead of memory speed.
-template <class Design>
+template <class Source>
 class SharedDesign {
  public:
-  SharedDesign(const Design& design, const Eigen::Ref<const IndexVector>& rows)
+  SharedDesign(const Source& design, const Eigen::Ref<const IndexVector>& rows)
       : design_(design),
         rows_(rows),
         contiguous_(is_contiguous(rows)),
-        block_rows_(block_rows_for(design.cols(), rows.size())) {}
+        block_rows_(std::max<Index>(std::min<Index>(kProductBlockRows, rows.size()), 1)) {}
 
   Index n_rows() const { return rows_.size(); }
   Index n_features() const { return design_.cols(); }
 
   /// out.col(k) = offsets[k] + X coefs.col(k) on the valid rows, for k < coefs.cols().
-  void multiply(const MatrixColMajor& coefs, const VectorXd& offsets, MatrixColMajor& out,
+  void multiply(const Eigen::Ref<const MatrixColMajor>& coefs,
+                const Eigen::Ref<const VectorXd>& offsets, MatrixColMajor& out,
                 int n_threads) const {
     const Index m = coefs.cols();
     const Index n_blocks = (n_rows() + block_rows_ - 1) / block_rows_;
@@ -116,12 +272,15 @@ class SharedDesign {
         const Index start = b * block_rows_;
         const Index len = std::min(block_rows_, n_rows() - start);
         auto out_rows = out.block(start, 0, len, m);
-        if (contiguous_) {
-          out_rows.noalias() = design_.middleRows(rows_[0] + start, len) * coefs;
-        } else {
-          gather(start, len, buffer);
-          out_rows.noalias() = buffer * coefs;
+        if constexpr (Source::kHasViews) {
+          if (contiguous_) {
+            out_rows.noalias() = design_.view(rows_[0] + start, len) * coefs;
+            out_rows.rowwise() += offsets.transpose();
+            continue;
+          }
         }
+        gather(start, len, buffer);
+        out_rows.noalias() = buffer * coefs;
         out_rows.rowwise() += offsets.transpose();
       }
     }
@@ -149,13 +308,14 @@ class SharedDesign {
           residual.resize(len, m);
           fill_residual(start, len, residual);
           sum.row(0) += residual.colwise().sum();
-          if (contiguous_) {
-            sum.bottomRows(p).noalias() +=
-                design_.middleRows(rows_[0] + start, len).transpose() * residual;
-          } else {
-            gather(start, len, buffer);
-            sum.bottomRows(p).noalias() += buffer.transpose() * residual;
+          if constexpr (Source::kHasViews) {
+            if (contiguous_) {
+              sum.bottomRows(p).noalias() += design_.view(rows_[0] + start, len).transpose() * residual;
+              continue;
+            }
           }
+          gather(start, len, buffer);
+          sum.bottomRows(p).noalias() += buffer.transpose() * residual;
         }
       }
     }
@@ -167,10 +327,10 @@ class SharedDesign {
  private:
   void gather(Index start, Index len, MatrixColMajor& buffer) const {
     buffer.resize(len, n_features());
-    for (Index i = 0; i < len; ++i) buffer.row(i) = design_.row(rows_[start + i]);
+    design_.gather(rows_, start, len, contiguous_, nullptr, 0, buffer);
   }
 
-  const Design& design_;
+  const Source& design_;
   Eigen::Ref<const IndexVector> rows_;
   bool contiguous_;
   Index block_rows_;
@@ -178,10 +338,10 @@ class SharedDesign {
 
 /// One neuron's design for its Hessian: an implicit intercept column followed by the active
 /// features, on a list of rows (all valid rows, or a sub-sample of them).
-template <class Design>
+template <class Source>
 class NeuronRows {
  public:
-  NeuronRows(const Design& design, const Eigen::Ref<const IndexVector>& rows,
+  NeuronRows(const Source& design, const Eigen::Ref<const IndexVector>& rows,
              const std::vector<Index>& active)
       : design_(design),
         rows_(rows),
@@ -224,25 +384,11 @@ class NeuronRows {
  private:
   void gather(Index start, Index len) {
     block_.col(0).head(len).setOnes();
-    const Index n_active = static_cast<Index>(active_.size());
-    if constexpr (Design::IsRowMajor) {
-      for (Index i = 0; i < len; ++i) {
-        const Index row = rows_[start + i];
-        for (Index a = 0; a < n_active; ++a) block_(i, a + 1) = design_(row, active_[a]);
-      }
-    } else if (contiguous_) {
-      const Index first = rows_[0] + start;
-      for (Index a = 0; a < n_active; ++a)
-        block_.col(a + 1).head(len) = design_.col(active_[a]).segment(first, len);
-    } else {
-      for (Index a = 0; a < n_active; ++a) {
-        const auto column = design_.col(active_[a]);
-        for (Index i = 0; i < len; ++i) block_(i, a + 1) = column[rows_[start + i]];
-      }
-    }
+    const bool all_features = static_cast<Index>(active_.size()) == design_.cols();
+    design_.gather(rows_, start, len, contiguous_, all_features ? nullptr : &active_, 1, block_);
   }
 
-  const Design& design_;
+  const Source& design_;
   Eigen::Ref<const IndexVector> rows_;
   const std::vector<Index>& active_;
   bool contiguous_;
@@ -336,14 +482,15 @@ MatrixColMajor gram_block(const MatrixColMajor& gram, const std::vector<Index>& 
   return block;
 }
 
-/// Line search along a direction whose linear predictor is `step_eta`, from the point with rates
-/// `mu`: the largest step 2^-k that satisfies Armijo's condition, or 0 if none does.
-double backtrack(const Eigen::Ref<const VectorXd>& mu, const Eigen::Ref<const VectorXd>& step_eta,
+/// Line search along a direction whose linear predictor is `step_eta`, from the point with linear
+/// predictor `eta`: the largest step 2^-k that satisfies Armijo's condition, or 0 if none does.
+double backtrack(const Eigen::Ref<const VectorXd>& eta, const Eigen::Ref<const VectorXd>& step_eta,
                  double slope) {
   // objective(theta + s d) - objective(theta) = s * slope + mean(mu * (exp(s x) - 1 - s x)),
   // x = A d. Written this way the change is computed without cancellation, so the search still
   // works when the change is far below the objective's own rounding error.
-  const Index n = mu.size();
+  const Index n = eta.size();
+  const VectorXd mu = eta.array().exp();
   double step = 1.0;
   for (int halving = 0; halving <= kMaxHalvings; ++halving, step *= 0.5) {
     double curvature = 0.0;
@@ -397,6 +544,10 @@ struct NeuronState {
   int approximation_misses = 0;
   int next_divergence_check = kLateIteration;
   Index batch_column = -1;  // column of this neuron in the last batch of directions
+  // Limited-memory BFGS corrections on top of the factor (oldest first).
+  std::vector<VectorXd> pair_steps, pair_changes;
+  std::vector<double> pair_rho;
+  VectorXd last_move, gradient_before_move;
   NeuronResult result;
 
   Index n_params() const { return static_cast<Index>(active.size()) + 1; }
@@ -408,10 +559,10 @@ struct NeuronState {
 /// formed on a row sub-sample and/or in float32. A step that fails with a reused or approximate
 /// factor is retried with a fresh float64 Hessian. Each neuron's arithmetic is its own and the
 /// shared products use fixed row partitions, so results do not depend on the thread count.
-template <class Design>
+template <class Source>
 class PopulationSolver {
  public:
-  PopulationSolver(const Design& design, const Eigen::Ref<const MatrixColMajor>& counts,
+  PopulationSolver(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
                    const Eigen::Ref<const IndexVector>& rows, const MatrixColMajor& gram,
                    const NewtonOptions& options, int n_threads)
       : design_(design),
@@ -427,14 +578,12 @@ class PopulationSolver {
     const Index n = rows_.size();
     const Index n_neurons = static_cast<Index>(states.size());
     eta_.resize(n, n_neurons);
-    mu_.resize(n, n_neurons);
     step_eta_.resize(n, n_neurons);
 
     std::vector<NeuronState*> running;
     for (auto& state : states) running.push_back(&state);
     linear_predictors(running, /*of_theta=*/true);
     for (NeuronState* state : running) eta_.col(state->neuron) = step_eta_.col(state->batch_column);
-    mu_ = eta_.array().exp();
 
     const int max_rounds = kRoundsPerIteration * (options_.max_iter + kPolishSteps) + 16;
     for (int round = 0; round < max_rounds; ++round) {
@@ -490,11 +639,11 @@ class PopulationSolver {
       for (Index k = 0; k < m; ++k) {
         const Index neuron = batch[static_cast<std::size_t>(k)]->neuron;
         if (rows_contiguous_) {
-          residual.col(k) = mu_.col(neuron).segment(start, len) -
+          residual.col(k) = eta_.col(neuron).segment(start, len).array().exp().matrix() -
                             counts_.col(neuron).segment(rows_[0] + start, len);
         } else {
           for (Index i = 0; i < len; ++i)
-            residual(i, k) = mu_(start + i, neuron) - count(start + i, neuron);
+            residual(i, k) = std::exp(eta_(start + i, neuron)) - count(start + i, neuron);
         }
       }
     };
@@ -538,15 +687,15 @@ class PopulationSolver {
       return;
     }
     MatrixColMajor hessian;
-    const auto mu = mu_.col(state.neuron);
+    const VectorXd mu = eta_.col(state.neuron).array().exp();
     const double n = static_cast<double>(rows_.size());
     if (state.factor_level == kSampledSingle) {
       IndexVector sampled_rows;
       VectorXd weights;
       sample_hessian_rows(mu, state.hessian_stride, sampled_rows, weights);
-      NeuronRows<Design>(design_, sampled_rows, state.active).hessian(weights, n, hessian, true);
+      NeuronRows<Source>(design_, sampled_rows, state.active).hessian(weights, n, hessian, true);
     } else {
-      NeuronRows<Design>(design_, rows_, state.active)
+      NeuronRows<Source>(design_, rows_, state.active)
           .hessian(mu, n, hessian, state.factor_level == kFullSingle);
     }
     state.system.factorize(hessian);
@@ -589,27 +738,71 @@ class PopulationSolver {
   /// True when the neuron is silent or some predicted rate vanishes relative to its mean count.
   bool rates_reach_zero(const NeuronState& state) const {
     return state.mean_count == 0.0 ||
-           mu_.col(state.neuron).minCoeff() < kVanishingRate * state.mean_count;
+           std::exp(eta_.col(state.neuron).minCoeff()) < kVanishingRate * state.mean_count;
   }
 
-  void set_point(NeuronState& state, const VectorXd& eta) {
-    eta_.col(state.neuron) = eta;
-    mu_.col(state.neuron) = eta.array().exp();
-  }
+  void set_point(NeuronState& state, const VectorXd& eta) { eta_.col(state.neuron) = eta; }
 
   void move(NeuronState& state, double step) {
     state.at_flat_start = false;
+    state.last_move = step * state.direction;
+    state.gradient_before_move = state.gradient;
     const auto step_eta = step_eta_.col(state.batch_column);
     state.theta.noalias() += step * state.direction;
     eta_.col(state.neuron) += step * step_eta;
-    mu_.col(state.neuron) = eta_.col(state.neuron).array().exp();
+  }
+
+  /// Record the curvature seen along the last move (exact gradients at both ends).
+  static void remember_curvature(NeuronState& state) {
+    VectorXd change = state.gradient - state.gradient_before_move;
+    const double curvature = state.last_move.dot(change);
+    if (!(curvature > kMinCurvature * state.last_move.norm() * change.norm())) return;
+    if (state.pair_steps.size() == kCurvaturePairs) {
+      state.pair_steps.erase(state.pair_steps.begin());
+      state.pair_changes.erase(state.pair_changes.begin());
+      state.pair_rho.erase(state.pair_rho.begin());
+    }
+    state.pair_steps.push_back(state.last_move);
+    state.pair_changes.push_back(std::move(change));
+    state.pair_rho.push_back(1.0 / curvature);
+  }
+
+  static void forget_curvature(NeuronState& state) {
+    state.pair_steps.clear();
+    state.pair_changes.clear();
+    state.pair_rho.clear();
+  }
+
+  /// The step direction: -B^{-1} g, where B is the factor corrected by the recent curvature pairs
+  /// (L-BFGS two-loop recursion with the factor as the initial matrix). Sub-sampled, float32 or
+  /// reused factors converge only linearly; the corrections restore fast convergence without
+  /// another Hessian. A fresh float64 factor is exact and used alone.
+  static void newton_direction(NeuronState& state) {
+    const std::size_t n_pairs = state.pair_steps.size();
+    if (n_pairs == 0 || (state.factor_is_fresh && state.factor_level == kFullDouble)) {
+      state.system.solve(state.gradient, state.direction);
+      return;
+    }
+    VectorXd residual = state.gradient;
+    std::vector<double> alpha(n_pairs);
+    for (std::size_t i = n_pairs; i-- > 0;) {
+      alpha[i] = state.pair_rho[i] * state.pair_steps[i].dot(residual);
+      residual -= alpha[i] * state.pair_changes[i];
+    }
+    VectorXd solved;
+    state.system.solve(residual, solved);  // = -B0^{-1} residual
+    VectorXd r = -solved;
+    for (std::size_t i = 0; i < n_pairs; ++i) {
+      const double beta = state.pair_rho[i] * state.pair_changes[i].dot(r);
+      r += (alpha[i] - beta) * state.pair_steps[i];
+    }
+    state.direction = -r;
   }
 
   void finish(NeuronState& state, FitStatus status) {
     const auto eta = eta_.col(state.neuron);
-    const auto mu = mu_.col(state.neuron);
     double sum = 0.0;
-    for (Index i = 0; i < eta.size(); ++i) sum += mu[i] - count(i, state.neuron) * eta[i];
+    for (Index i = 0; i < eta.size(); ++i) sum += std::exp(eta[i]) - count(i, state.neuron) * eta[i];
     state.result.status = status;
     state.result.objective = sum / static_cast<double>(eta.size());
     state.stage = Stage::kDone;
@@ -641,7 +834,7 @@ class PopulationSolver {
       return;
     }
     if (state.within_tol) {
-      state.system.solve(state.gradient, state.direction);
+      newton_direction(state);
       start_polish(state);
       return;
     }
@@ -650,9 +843,13 @@ class PopulationSolver {
       return;
     }
     for (;;) {
-      state.system.solve(state.gradient, state.direction);
+      newton_direction(state);
       state.slope = state.gradient.dot(state.direction);
       if (state.slope < 0.0 && state.direction.allFinite()) break;
+      if (!state.pair_steps.empty()) {
+        forget_curvature(state);  // the corrections spoilt it: retry with the factor alone
+        continue;
+      }
       // Not a descent direction: only a fresh float64 factor is trusted to say so.
       if (state.factor_is_fresh && state.factor_level == kFullDouble) {
         finish(state, FitStatus::line_search_failed);
@@ -695,23 +892,26 @@ class PopulationSolver {
         state.result.gradient_norm = norm;
         ++state.result.n_iter;
         ++state.polish_count;
+        remember_curvature(state);
         if (norm > kPolishContraction * previous_norm || state.polish_count >= kPolishSteps) {
           finish(state, FitStatus::converged);
           return false;
         }
-        state.system.solve(state.gradient, state.direction);
+        newton_direction(state);
         plan_polish_step(state);
         return false;
       }
       case Stage::kIterate:
         if (state.just_stepped) {
           state.just_stepped = false;
+          remember_curvature(state);
           if (norm <= kChordContraction * state.previous_norm) {
             state.factor_is_fresh = false;  // the factor still works: keep it for the next step
           } else {
             // Full steps from fresh approximate factors that keep failing to halve the gradient
             // mean the approximation is not good enough for this neuron.
-            if (state.fresh_approximate_full_step && ++state.approximation_misses >= kApproximationMisses)
+            if (state.fresh_approximate_full_step && !(norm <= kMissContraction * state.previous_norm) &&
+                ++state.approximation_misses >= kApproximationMisses)
               escalate(state);
             state.pending_refresh = kSampledSingle;
           }
@@ -786,7 +986,7 @@ class PopulationSolver {
       }
     }
 
-    const double step = backtrack(mu_.col(state.neuron), step_eta, state.slope);
+    const double step = backtrack(eta_.col(state.neuron), step_eta, state.slope);
     if (state.pending == Pending::kPolish) {
       if (step == 0.0) {
         finish(state, FitStatus::converged);
@@ -816,23 +1016,24 @@ class PopulationSolver {
     state.needs_gradient = true;
   }
 
-  const Design& design_;
+  const Source& design_;
   const MatrixColMajor& gram_;
-  SharedDesign<Design> shared_;
+  SharedDesign<Source> shared_;
   Eigen::Ref<const MatrixColMajor> counts_;
   Eigen::Ref<const IndexVector> rows_;
   bool rows_contiguous_;
   NewtonOptions options_;
   int n_threads_;
-  MatrixColMajor eta_;       // linear predictor, one column per neuron
-  MatrixColMajor mu_;        // rates exp(eta)
+  // Linear predictors, one column per neuron. Rates exp(eta) are recomputed where needed rather
+  // than stored: for long recordings this matrix is the largest allocation of the fit.
+  MatrixColMajor eta_;
   MatrixColMajor step_eta_;  // linear predictors of the last batch of directions
 };
 
 /// Gram matrix A^T A / n of A = [1, X] on a list of rows. A fixed partition of the rows (not one
 /// per thread) keeps the sum, and so every decision based on it, thread-independent.
-template <class Design>
-MatrixColMajor design_gram(const Design& design, const Eigen::Ref<const IndexVector>& rows,
+template <class Source>
+MatrixColMajor design_gram(const Source& design, const Eigen::Ref<const IndexVector>& rows,
                            int n_threads) {
   const Index n = rows.size();
   const Index q = design.cols() + 1;
@@ -846,7 +1047,7 @@ MatrixColMajor design_gram(const Design& design, const Eigen::Ref<const IndexVec
     const Index len = n * (c + 1) / n_chunks - start;
     if (len == 0) continue;
     const IndexVector chunk_rows = rows.segment(start, len);
-    NeuronRows<Design>(design, chunk_rows, all_features)
+    NeuronRows<Source>(design, chunk_rows, all_features)
         .hessian(VectorXd::Ones(len), 1.0, partial[static_cast<std::size_t>(c)], false);
   }
   MatrixColMajor gram = MatrixColMajor::Zero(q, q);
@@ -874,8 +1075,8 @@ Index hessian_stride(Index n_rows, Index n_params) {
   return stride >= 2 ? stride : 1;
 }
 
-template <class Design>
-void fit_population_impl(const Design& design, const Eigen::Ref<const MatrixColMajor>& counts,
+template <class Source>
+void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
                          const Eigen::Ref<const MaskMatrix>& mask,
                          const Eigen::Ref<const IndexVector>& rows, const NewtonOptions& options,
                          Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<VectorXd> intercept,
@@ -932,7 +1133,7 @@ void fit_population_impl(const Design& design, const Eigen::Ref<const MatrixColM
     }
   }
 
-  if (n > 0) PopulationSolver<Design>(design, counts, rows, gram, options, n_threads).solve(states);
+  if (n > 0) PopulationSolver<Source>(design, counts, rows, gram, options, n_threads).solve(states);
 
   for (Index neuron = 0; neuron < n_neurons; ++neuron) {
     const NeuronState& state = states[static_cast<std::size_t>(neuron)];
@@ -960,7 +1161,8 @@ void fit_poisson_population(const Eigen::Ref<const MatrixColMajor>& design,
                             const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
                             Eigen::Ref<Eigen::VectorXd> intercept, PopulationFitReport& report,
                             int n_threads) {
-  fit_population_impl(design, counts, mask, rows, options, coef, intercept, report, n_threads);
+  const DenseRows<Eigen::Ref<const MatrixColMajor>> source(design);
+  fit_population_impl(source, counts, mask, rows, options, coef, intercept, report, n_threads);
 }
 
 void fit_poisson_population(const Eigen::Ref<const MatrixRowMajor>& design,
@@ -970,7 +1172,114 @@ void fit_poisson_population(const Eigen::Ref<const MatrixRowMajor>& design,
                             const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
                             Eigen::Ref<Eigen::VectorXd> intercept, PopulationFitReport& report,
                             int n_threads) {
-  fit_population_impl(design, counts, mask, rows, options, coef, intercept, report, n_threads);
+  const DenseRows<Eigen::Ref<const MatrixRowMajor>> source(design);
+  fit_population_impl(source, counts, mask, rows, options, coef, intercept, report, n_threads);
+}
+
+namespace {
+template <class Matrix>
+MatrixColMajor weighted_gram_impl(const Matrix& design, const Eigen::Ref<const IndexVector>& rows,
+                                  const Eigen::Ref<const Eigen::VectorXd>& weights,
+                                  bool single_precision) {
+  if (weights.size() != rows.size())
+    throw std::invalid_argument("weighted_gram: weights and rows differ in length");
+  for (Index i = 0; i < rows.size(); ++i)
+    if (rows[i] < 0 || rows[i] >= design.rows() || !(weights[i] >= 0.0))
+      throw std::invalid_argument("weighted_gram: row out of range or negative weight");
+  const DenseRows<Matrix> source(design);
+  std::vector<Index> all(static_cast<std::size_t>(design.cols()));
+  for (Index p = 0; p < design.cols(); ++p) all[static_cast<std::size_t>(p)] = p;
+  MatrixColMajor gram;
+  NeuronRows<DenseRows<Matrix>>(source, rows, all).hessian(weights, 1.0, gram, single_precision);
+  return gram;
+}
+
+template <class Matrix>
+void design_multiply_impl(const Matrix& design, const Eigen::Ref<const IndexVector>& rows,
+                          const Eigen::Ref<const MatrixColMajor>& coefs,
+                          const Eigen::Ref<const Eigen::VectorXd>& offsets,
+                          Eigen::Ref<MatrixColMajor> out, int n_threads) {
+  if (coefs.rows() != design.cols() || offsets.size() != coefs.cols() ||
+      out.rows() != rows.size() || out.cols() != coefs.cols())
+    throw std::invalid_argument("design_multiply: inconsistent shapes");
+  for (Index i = 0; i < rows.size(); ++i)
+    if (rows[i] < 0 || rows[i] >= design.rows())
+      throw std::invalid_argument("design_multiply: row index out of range");
+  const DenseRows<Matrix> source(design);
+  MatrixColMajor result(rows.size(), coefs.cols());
+  SharedDesign<DenseRows<Matrix>>(source, rows).multiply(coefs, offsets, result, n_threads);
+  out = result;
+}
+}  // namespace
+
+MatrixColMajor weighted_gram(const Eigen::Ref<const MatrixColMajor>& design,
+                             const Eigen::Ref<const IndexVector>& rows,
+                             const Eigen::Ref<const Eigen::VectorXd>& weights,
+                             bool single_precision) {
+  return weighted_gram_impl(design, rows, weights, single_precision);
+}
+
+MatrixColMajor weighted_gram(const Eigen::Ref<const MatrixRowMajor>& design,
+                             const Eigen::Ref<const IndexVector>& rows,
+                             const Eigen::Ref<const Eigen::VectorXd>& weights,
+                             bool single_precision) {
+  return weighted_gram_impl(design, rows, weights, single_precision);
+}
+
+void design_multiply(const Eigen::Ref<const MatrixColMajor>& design,
+                     const Eigen::Ref<const IndexVector>& rows,
+                     const Eigen::Ref<const MatrixColMajor>& coefs,
+                     const Eigen::Ref<const Eigen::VectorXd>& offsets,
+                     Eigen::Ref<MatrixColMajor> out, int n_threads) {
+  design_multiply_impl(design, rows, coefs, offsets, out, n_threads);
+}
+
+void design_multiply(const Eigen::Ref<const MatrixRowMajor>& design,
+                     const Eigen::Ref<const IndexVector>& rows,
+                     const Eigen::Ref<const MatrixColMajor>& coefs,
+                     const Eigen::Ref<const Eigen::VectorXd>& offsets,
+                     Eigen::Ref<MatrixColMajor> out, int n_threads) {
+  design_multiply_impl(design, rows, coefs, offsets, out, n_threads);
+}
+
+void fit_poisson_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
+                                    const Eigen::Ref<const MatrixColMajor>& kernels,
+                                    const Eigen::Ref<const MatrixColMajor>& counts,
+                                    const Eigen::Ref<const MaskMatrix>& mask,
+                                    const Eigen::Ref<const IndexVector>& rows,
+                                    const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
+                                    Eigen::Ref<Eigen::VectorXd> intercept,
+                                    PopulationFitReport& report, int n_threads) {
+  if (kernels.rows() < 1) throw std::invalid_argument("fit_poisson_population_history: empty kernels");
+  if (inputs.rows() != counts.rows())
+    throw std::invalid_argument("fit_poisson_population_history: inputs and counts differ in n_samples");
+  for (Index i = 0; i < rows.size(); ++i)
+    if (rows[i] < kernels.rows())
+      throw std::invalid_argument("fit_poisson_population_history: rows before the first full window");
+  const HistoryRows source(inputs, kernels);
+  fit_population_impl(source, counts, mask, rows, options, coef, intercept, report, n_threads);
+}
+
+void history_linear_predictor(const Eigen::Ref<const MatrixColMajor>& inputs,
+                              const Eigen::Ref<const MatrixColMajor>& kernels,
+                              const Eigen::Ref<const MatrixColMajor>& coef,
+                              const Eigen::Ref<const Eigen::VectorXd>& intercept,
+                              Eigen::Ref<MatrixColMajor> out, int n_threads) {
+  const Index window = kernels.rows();
+  const Index n_samples = inputs.rows();
+  if (window < 1) throw std::invalid_argument("history_linear_predictor: empty kernels");
+  if (coef.rows() != inputs.cols() * kernels.cols() || intercept.size() != coef.cols() ||
+      out.rows() != n_samples || out.cols() != coef.cols())
+    throw std::invalid_argument("history_linear_predictor: inconsistent shapes");
+  const Index first = std::min(window, n_samples);
+  out.topRows(first).setConstant(std::numeric_limits<double>::quiet_NaN());
+  if (first == n_samples) return;
+  IndexVector rows(n_samples - first);
+  for (Index i = 0; i < rows.size(); ++i) rows[i] = first + i;
+  const HistoryRows source(inputs, kernels);
+  MatrixColMajor result(rows.size(), coef.cols());
+  SharedDesign<HistoryRows>(source, rows).multiply(coef, intercept, result, n_threads);
+  out.bottomRows(rows.size()) = result;
 }
 
 }  // namespace popglm

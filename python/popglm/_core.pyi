@@ -44,3 +44,42 @@ def fit_poisson_population(
     max_iter: int,
     n_threads: int,
 ) -> None: ...
+def fit_poisson_population_history(
+    inputs: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order: the history source
+    kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order
+    counts: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order
+    mask: NDArray[np.uint8],  # (n_inputs * n_kernels, n_neurons), Fortran order
+    rows: NDArray[np.int64],  # (n_rows,) valid row indices, all >= window_size
+    coef: NDArray[np.float64],  # start in / answer out
+    intercept: NDArray[np.float64],
+    status: NDArray[np.int32],
+    n_iter: NDArray[np.int32],
+    gradient_norm: NDArray[np.float64],
+    objective: NDArray[np.float64],
+    n_hessian: NDArray[np.int32],
+    tol: float,
+    max_iter: int,
+    n_threads: int,
+) -> None: ...
+def history_linear_predictor(
+    inputs: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order
+    kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order
+    coef: NDArray[np.float64],  # (n_inputs * n_kernels, n_neurons), Fortran order
+    intercept: NDArray[np.float64],  # (n_neurons,)
+    out: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order, written
+    n_threads: int,
+) -> None: ...
+def weighted_gram(
+    design: NDArray[np.float64],  # (n_samples, n_features), C or Fortran order
+    rows: NDArray[np.int64],  # (n_rows,)
+    weights: NDArray[np.float64],  # (n_rows,), >= 0
+    single_precision: bool,
+) -> NDArray[np.float64]: ...  # (n_features + 1, n_features + 1): [1, X]^T diag(w) [1, X]
+def design_multiply(
+    design: NDArray[np.float64],  # (n_samples, n_features), C or Fortran order
+    rows: NDArray[np.int64],  # (n_rows,)
+    coefs: NDArray[np.float64],  # (n_features, m), Fortran order
+    offsets: NDArray[np.float64],  # (m,)
+    out: NDArray[np.float64],  # (n_rows, m), Fortran order, written
+    n_threads: int,
+) -> None: ...

@@ -17,7 +17,7 @@ from ._native import core as _core
 from ._threads import available_cores
 from ._validation import as_numeric_array, check_positive_int
 
-__all__ = ["HistoryConv", "RaisedCosineLogConv"]
+__all__ = ["HistoryConv", "HistoryFeatures", "RaisedCosineLogConv"]
 
 
 class _ConvBasis:
@@ -171,6 +171,55 @@ class _ConvBasis:
         _core.convolve_history(columns, kernels, out, available_cores())
         self._input_shape = input_shape
         return out
+
+    def history_features(self, xi: ArrayLike) -> HistoryFeatures:
+        """The features of ``compute_features(xi)`` without forming the matrix.
+
+        ``PopulationGLM.fit`` and ``predict`` accept the result in place of the feature matrix
+        and give the same answer, rebuilding row blocks from ``xi`` and the kernels as they go:
+        memory stays proportional to ``xi`` (n_samples x n_inputs) rather than to the features
+        (n_samples x n_inputs * n_basis_funcs). Use it for long recordings of many neurons.
+
+        Parameters
+        ----------
+        xi : array-like, shape (n_samples,) or (n_samples, ...)
+            Time series without NaN or inf; every axis after the first is an input.
+
+        Returns
+        -------
+        HistoryFeatures
+            Shape ``(n_samples, n_inputs * n_basis_funcs)``, columns in the order of
+            ``compute_features``; ``np.asarray`` of it is ``compute_features(xi)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> import popglm as nmo
+        >>> counts = np.random.default_rng(0).poisson(0.5, size=(300, 3))
+        >>> basis = nmo.basis.RaisedCosineLogConv(3, window_size=10)
+        >>> lazy = basis.history_features(counts)
+        >>> lazy.shape
+        (300, 9)
+        >>> np.array_equal(np.asarray(lazy), basis.compute_features(counts), equal_nan=True)
+        True
+        """
+        x = as_numeric_array(xi, "xi")
+        if x.ndim == 0 or x.shape[0] == 0:
+            raise ValueError(f"xi must have shape (n_samples, ...) with n_samples >= 1, got {x.shape}")
+        if x.shape[0] <= self.window_size:
+            raise ValueError(
+                f"xi must have more samples than window_size = {self.window_size}, got "
+                f"{x.shape[0]}: every row would be NaN"
+            )
+        n_samples = x.shape[0]
+        columns = np.asfortranarray(x.reshape(n_samples, -1), dtype=np.float64)
+        if not np.isfinite(columns).all():
+            raise ValueError(
+                "xi must be finite for history_features; use compute_features for inputs with "
+                "NaN or inf (the fit drops those rows)"
+            )
+        self._input_shape = tuple(x.shape[1:])
+        return HistoryFeatures(columns, np.asfortranarray(self.kernel_, dtype=np.float64), xi)
 
     def split_by_feature(self, x: ArrayLike, axis: int = 0) -> dict[str, NDArray]:
         """Reshape the feature axis of ``x`` into ``(*input_shape, n_basis_funcs)``.
@@ -336,3 +385,53 @@ class RaisedCosineLogConv(_ConvBasis):
             "time_scaling": self.time_scaling,
             "enforce_decay_to_zero": self.enforce_decay_to_zero,
         }
+
+
+class HistoryFeatures:
+    """History features held as their inputs and kernels instead of a matrix.
+
+    Made by a convolution basis's ``history_features(xi)``; stands for
+    ``compute_features(xi)`` (same shape, same column order, same values). ``PopulationGLM``
+    fits and predicts from it without forming the matrix, and ``np.asarray`` forms it.
+
+    Attributes
+    ----------
+    inputs : ndarray, shape (n_samples, n_inputs)
+        The time series, float64, Fortran order.
+    kernels : ndarray, shape (window_size, n_basis_funcs)
+        The basis kernels (``basis.kernel_``).
+    """
+
+    ndim = 2
+    dtype = np.dtype(np.float64)
+
+    def __init__(self, inputs: NDArray, kernels: NDArray, source: object = None) -> None:
+        self.inputs = inputs
+        self.kernels = kernels
+        # The caller's array: when the same array is passed as y, the fit reuses `inputs`.
+        self._source = source
+
+    @property
+    def window_size(self) -> int:
+        """Samples of history in each feature; rows before it are NaN."""
+        return self.kernels.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(n_samples, n_inputs * n_basis_funcs)``."""
+        return (self.inputs.shape[0], self.inputs.shape[1] * self.kernels.shape[1])
+
+    def is_view_of(self, y: object) -> bool:
+        """True when ``y`` is the array these features were computed from."""
+        return y is self._source or y is self.inputs
+
+    def __array__(self, dtype=None, copy=None) -> NDArray:
+        out = np.empty(self.shape, order="F")
+        _core.convolve_history(self.inputs, self.kernels, out, available_cores())
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"HistoryFeatures(shape={self.shape}, window_size={self.window_size}, "
+            f"n_basis_funcs={self.kernels.shape[1]})"
+        )

@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 from ._native import core as _core
 from ._threads import resolve_n_threads
 from ._validation import as_numeric_array, check_positive_int, design_for_core
+from .basis import HistoryFeatures
 from .exceptions import ConvergenceWarning
 
 __all__ = ["PopulationGLM", "FIT_STATUS"]
@@ -73,6 +74,23 @@ def _check_feature_mask(feature_mask: ArrayLike | None) -> NDArray | None:
     if not np.all((mask == 0) | (mask == 1)):
         raise ValueError("feature_mask must contain only 0 and 1 (or False and True)")
     return mask
+
+
+def _rows_of(counts: NDArray, rows: NDArray) -> NDArray:
+    """counts[rows], as a view when the rows are one contiguous range (the usual case)."""
+    if rows[-1] - rows[0] + 1 == rows.size:
+        return counts[rows[0] : rows[-1] + 1]
+    return counts[rows]
+
+
+def _check_spike_counts(counts: NDArray, block_rows: int = 1 << 16) -> None:
+    """Raise unless every entry is a non-negative integer; in row blocks, so no full-size copy."""
+    for start in range(0, counts.shape[0], block_rows):
+        block = counts[start : start + block_rows]
+        if np.any(block < 0):
+            raise ValueError("y must contain non-negative spike counts, found negative values")
+        if np.any(block != np.round(block)):
+            raise ValueError("y must contain integer spike counts, found non-integer values")
 
 
 class PopulationGLM:
@@ -197,8 +215,11 @@ class PopulationGLM:
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, n_features)
+        X : array-like or HistoryFeatures, shape (n_samples, n_features)
             Design matrix. A float64 array in C or Fortran order is used in place, not copied.
+            ``basis.history_features(counts)`` gives the same fit without forming the matrix
+            (for long recordings: memory O(n_samples x n_neurons) instead of
+            O(n_samples x n_features)).
         y : array-like, shape (n_samples, n_neurons)
             Spike counts: non-negative integers.
         init_params : tuple (coef, intercept), optional
@@ -210,7 +231,10 @@ class PopulationGLM:
         self
         """
         tol, max_iter, n_threads = self._solver_settings()
-        X = as_numeric_array(X, "X")
+        history = isinstance(X, HistoryFeatures)
+        reuse_inputs = history and X.is_view_of(y)
+        if not history:
+            X = as_numeric_array(X, "X")
         y = as_numeric_array(y, "y")
         if X.ndim != 2:
             raise ValueError(
@@ -240,33 +264,43 @@ class PopulationGLM:
         else:
             mask = np.asfortranarray(self._feature_mask, dtype=np.uint8)
 
-        design = design_for_core(X)
-        valid = np.empty(n_samples, dtype=np.uint8)
-        _core.finite_rows(design, valid, n_threads)
-        counts = np.asfortranarray(y, dtype=np.float64)
-        valid &= np.isfinite(counts).all(axis=1)
+        # The counts the features were computed from are already float64 in Fortran order.
+        counts = X.inputs if reuse_inputs else np.asfortranarray(y, dtype=np.float64)
+        if history:
+            valid = np.ones(n_samples, dtype=np.uint8)
+            valid[: X.window_size] = 0
+        else:
+            design = design_for_core(X)
+            valid = np.empty(n_samples, dtype=np.uint8)
+            _core.finite_rows(design, valid, n_threads)
+        if not reuse_inputs:
+            valid &= np.isfinite(counts).all(axis=1)
         rows = np.flatnonzero(valid).astype(np.int64)
         if rows.size == 0:
             raise ValueError(
                 "no valid samples: every row of X or y contains NaN or inf (for convolutional "
                 "features, the first window_size rows are NaN; is n_samples > window_size?)"
             )
-        used_counts = counts[rows]
-        if np.any(used_counts < 0):
-            raise ValueError("y must contain non-negative spike counts, found negative values")
-        if np.any(used_counts != np.round(used_counts)):
-            raise ValueError("y must contain integer spike counts, found non-integer values")
+        used_counts = _rows_of(counts, rows)
+        _check_spike_counts(used_counts)
 
         coef, intercept = self._starting_point(init_params, used_counts, n_features, n_neurons)
+        del used_counts
         status = np.empty(n_neurons, dtype=np.int32)
         n_iter = np.empty(n_neurons, dtype=np.int32)
         gradient_norm = np.empty(n_neurons)
         objective = np.empty(n_neurons)
         n_hessian = np.empty(n_neurons, dtype=np.int32)
-        _core.fit_poisson_population(
-            design, counts, mask, rows, coef, intercept, status, n_iter, gradient_norm,
-            objective, n_hessian, tol, max_iter, n_threads,
-        )  # fmt: skip
+        if history:
+            _core.fit_poisson_population_history(
+                X.inputs, X.kernels, counts, mask, rows, coef, intercept, status, n_iter,
+                gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
+            )  # fmt: skip
+        else:
+            _core.fit_poisson_population(
+                design, counts, mask, rows, coef, intercept, status, n_iter, gradient_norm,
+                objective, n_hessian, tol, max_iter, n_threads,
+            )  # fmt: skip
         self.coef_ = coef
         self.intercept_ = intercept
         self.n_iter_ = n_iter
@@ -357,7 +391,7 @@ class PopulationGLM:
 
         Parameters
         ----------
-        X : array-like, shape (n_samples, n_features)
+        X : array-like or HistoryFeatures, shape (n_samples, n_features)
 
         Returns
         -------
@@ -366,6 +400,18 @@ class PopulationGLM:
         """
         if not hasattr(self, "coef_"):
             raise RuntimeError("This PopulationGLM is not fitted yet: call fit(X, y) first")
+        if isinstance(X, HistoryFeatures):
+            if X.shape[1] != self.coef_.shape[0]:
+                raise ValueError(
+                    f"X must have shape (n_samples, {self.coef_.shape[0]}), got shape {X.shape}"
+                )
+            out = np.empty((X.shape[0], self.coef_.shape[1]), order="F")
+            _core.history_linear_predictor(
+                X.inputs, X.kernels, np.asfortranarray(self.coef_, dtype=np.float64),
+                np.ascontiguousarray(self.intercept_, dtype=np.float64), out,
+                resolve_n_threads(self.n_threads),
+            )  # fmt: skip
+            return np.exp(out, out=out)
         X = as_numeric_array(X, "X")
         if X.ndim != 2 or X.shape[1] != self.coef_.shape[0]:
             raise ValueError(

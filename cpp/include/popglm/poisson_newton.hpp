@@ -53,4 +53,49 @@ void fit_poisson_population(const Eigen::Ref<const MatrixRowMajor>& design,
                             Eigen::Ref<Eigen::VectorXd> intercept,
                             PopulationFitReport& report, int n_threads);
 
+/// fit_poisson_population on the history features of `inputs` (n_samples x n_inputs) through
+/// `kernels` (window x n_kernels), i.e. on the design convolve_history(inputs, kernels), without
+/// forming it: row blocks are rebuilt from the inputs when needed, so memory stays O(n_samples x
+/// n_neurons) instead of O(n_samples x n_features). Every row in `rows` must be >= window.
+void fit_poisson_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
+                                    const Eigen::Ref<const MatrixColMajor>& kernels,
+                                    const Eigen::Ref<const MatrixColMajor>& counts,
+                                    const Eigen::Ref<const MaskMatrix>& mask,
+                                    const Eigen::Ref<const IndexVector>& rows,
+                                    const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
+                                    Eigen::Ref<Eigen::VectorXd> intercept,
+                                    PopulationFitReport& report, int n_threads);
+
+/// out = convolve_history(inputs, kernels) * coef + intercept (row-wise), NaN for rows < window.
+void history_linear_predictor(const Eigen::Ref<const MatrixColMajor>& inputs,
+                              const Eigen::Ref<const MatrixColMajor>& kernels,
+                              const Eigen::Ref<const MatrixColMajor>& coef,
+                              const Eigen::Ref<const Eigen::VectorXd>& intercept,
+                              Eigen::Ref<MatrixColMajor> out, int n_threads);
+
+// The engine's two dense kernels, exposed for tests and benchmarks.
+
+/// [1, X]^T diag(weights) [1, X] over `rows` (the Hessian kernel, lower triangle by rank
+/// updates); with `single_precision` the block products are float32, summed in float64.
+MatrixColMajor weighted_gram(const Eigen::Ref<const MatrixColMajor>& design,
+                             const Eigen::Ref<const IndexVector>& rows,
+                             const Eigen::Ref<const Eigen::VectorXd>& weights,
+                             bool single_precision);
+MatrixColMajor weighted_gram(const Eigen::Ref<const MatrixRowMajor>& design,
+                             const Eigen::Ref<const IndexVector>& rows,
+                             const Eigen::Ref<const Eigen::VectorXd>& weights,
+                             bool single_precision);
+
+/// out = X[rows] coefs + offsets (row-wise): the product that forms every neuron's step at once.
+void design_multiply(const Eigen::Ref<const MatrixColMajor>& design,
+                     const Eigen::Ref<const IndexVector>& rows,
+                     const Eigen::Ref<const MatrixColMajor>& coefs,
+                     const Eigen::Ref<const Eigen::VectorXd>& offsets,
+                     Eigen::Ref<MatrixColMajor> out, int n_threads);
+void design_multiply(const Eigen::Ref<const MatrixRowMajor>& design,
+                     const Eigen::Ref<const IndexVector>& rows,
+                     const Eigen::Ref<const MatrixColMajor>& coefs,
+                     const Eigen::Ref<const Eigen::VectorXd>& offsets,
+                     Eigen::Ref<MatrixColMajor> out, int n_threads);
+
 }  // namespace popglm
