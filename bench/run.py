@@ -121,7 +121,11 @@ def kernel_rates(X, n_neurons: int) -> dict:
         core.weighted_gram(X, rows[:4096], weights[:4096], single)  # warm up
         with ThreadPoolExecutor(n_cores) as pool:
             start = time.perf_counter()
-            list(pool.map(lambda _: core.weighted_gram(X, rows, weights, single), range(n_cores)))
+            jobs = [
+                pool.submit(core.weighted_gram, X, rows, weights, single) for _ in range(n_cores)
+            ]
+            for job in jobs:
+                job.result()
             seconds = time.perf_counter() - start
         # the lower triangle: n * q * (q + 1) / 2 multiply-adds per Hessian
         rates[name] = n_cores * rows.size * q * (q + 1) / seconds / 1e9
@@ -452,7 +456,9 @@ def markdown(meta: dict, rows: list[dict]) -> str:
                 f"cold fit {r['fit_cold_s']:.2f} s (JIT), features cold {r['features_cold_s']:.2f} s"
             )
         if "newton_iterations" in r:
-            note.append(f"{r['newton_iterations']} Newton its, {r['hessians']} Hessians, {r['isa']}")
+            note.append(
+                f"{r['newton_iterations']} Newton its, {r['hessians']} Hessians, {r['isa']}"
+            )
         if "design" in r:
             note.append(r["design"])
         rmse = r.get("coef_rmse_vs_truth")

@@ -76,6 +76,8 @@ constexpr Index kProductBlockRows = 256;
 // Population steps allowed per Newton iteration of the budget: a guard that the loop ends even if
 // a neuron's state machine stopped making progress.
 constexpr int kRoundsPerIteration = 4;
+// Below this many design elements times neurons a fit runs on one thread.
+constexpr Index kSerialWork = Index{1} << 20;
 
 /// exp(z) - 1 - z without cancellation: the curvature part of the Poisson objective along a line.
 double expm1_minus_identity(double z) {
@@ -1100,6 +1102,10 @@ void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColM
       throw std::invalid_argument("fit_poisson_population: row index out of range");
   if (!(options.tol > 0.0) || options.max_iter < 0)
     throw std::invalid_argument("fit_poisson_population: tol must be > 0 and max_iter >= 0");
+
+  // Small problems run serially: waking threads for every population step would cost more than
+  // the step itself (results are the same either way).
+  if (n * (n_features + 1) * n_neurons < kSerialWork) n_threads = 1;
 
   // The conditioning gate only needs the Gram matrix roughly: a row sub-sample serves.
   const Index gram_stride = hessian_stride(n, n_features + 1);

@@ -173,7 +173,7 @@ class _ConvBasis:
         return out
 
     def history_features(self, xi: ArrayLike) -> HistoryFeatures:
-        """The features of ``compute_features(xi)`` without forming the matrix.
+        """Represent ``compute_features(xi)`` without forming the matrix.
 
         ``PopulationGLM.fit`` and ``predict`` accept the result in place of the feature matrix
         and give the same answer, rebuilding row blocks from ``xi`` and the kernels as they go:
@@ -205,7 +205,9 @@ class _ConvBasis:
         """
         x = as_numeric_array(xi, "xi")
         if x.ndim == 0 or x.shape[0] == 0:
-            raise ValueError(f"xi must have shape (n_samples, ...) with n_samples >= 1, got {x.shape}")
+            raise ValueError(
+                f"xi must have shape (n_samples, ...) with n_samples >= 1, got {x.shape}"
+            )
         if x.shape[0] <= self.window_size:
             raise ValueError(
                 f"xi must have more samples than window_size = {self.window_size}, got "
@@ -422,7 +424,7 @@ class HistoryFeatures:
         return (self.inputs.shape[0], self.inputs.shape[1] * self.kernels.shape[1])
 
     def is_view_of(self, y: object) -> bool:
-        """True when ``y`` is the array these features were computed from."""
+        """Tell whether ``y`` is the array these features were computed from."""
         return y is self._source or y is self.inputs
 
     def __array__(self, dtype=None, copy=None) -> NDArray:
