@@ -82,3 +82,12 @@ def test_history_features_bad_input():
     model = nmo.glm.PopulationGLM().fit(np.asarray(lazy), np.ones((20, 1)))
     with pytest.raises(ValueError, match="shape"):
         model.predict(nmo.basis.HistoryConv(window_size=4).history_features(np.ones((20, 2))))
+
+
+def test_history_fit_does_not_depend_on_threads(network_counts):
+    basis, counts = network_counts
+    features = basis.history_features(counts)
+    fits = [nmo.glm.PopulationGLM(n_threads=k).fit(features, counts) for k in (1, 2, 4)]
+    for other in fits[1:]:
+        np.testing.assert_array_equal(other.coef_, fits[0].coef_)
+        np.testing.assert_array_equal(other.intercept_, fits[0].intercept_)
