@@ -162,7 +162,6 @@ class HistoryRows {
 
   Index rows() const { return n_samples_; }
   Index cols() const { return static_cast<Index>(times_.size()) * kernels_.cols(); }
-  Index window() const { return kernels_.rows(); }
 
   void gather(const Eigen::Ref<const IndexVector>& rows, Index start, Index len, bool contiguous,
               const std::vector<Index>* active, Index offset, MatrixColMajor& out) const {
@@ -518,7 +517,7 @@ enum class Pending { kNothing, kStep, kDivergenceCheck, kPolish };
 /// with the shared design (the gradient and a direction's linear predictor), so that those
 /// products are formed for all neurons at once.
 struct NeuronState {
-  Index neuron = 0;  // also its column in the linear predictor and rate matrices
+  Index neuron = 0;  // also its column of the linear predictor matrix
   std::vector<Index> active;
   bool well_conditioned = false;
   bool at_flat_start = false;  // intercept-only coefficients (all rates equal)
@@ -557,8 +556,9 @@ struct NeuronState {
 
 /// Safeguarded Newton for all neurons at once. Exact float64 gradients decide everything (steps,
 /// line search, stopping); the Hessian only shapes the steps, so it is recomputed only when the
-/// last factor stops halving the gradient ("chord" steps), and for well-conditioned designs it is
-/// formed on a row sub-sample and/or in float32. A step that fails with a reused or approximate
+/// last factor stops halving the gradient ("chord" steps), for well-conditioned designs it is
+/// formed on a row sub-sample and/or in float32, and approximate or reused factors are corrected
+/// by L-BFGS updates from the exact gradients. A step that fails with a reused or approximate
 /// factor is retried with a fresh float64 Hessian. Each neuron's arithmetic is its own and the
 /// shared products use fixed row partitions, so results do not depend on the thread count.
 template <class Source>
