@@ -91,3 +91,13 @@ def test_history_fit_does_not_depend_on_threads(network_counts):
     for other in fits[1:]:
         np.testing.assert_array_equal(other.coef_, fits[0].coef_)
         np.testing.assert_array_equal(other.intercept_, fits[0].intercept_)
+
+
+def test_rows_with_nan_counts_are_dropped_as_in_the_dense_fit(network_counts):
+    basis, counts = network_counts
+    y = counts.astype(np.float64)
+    y[[100, 2500], 2] = np.nan
+    lazy = nmo.glm.PopulationGLM().fit(basis.history_features(counts), y)
+    dense = nmo.glm.PopulationGLM().fit(basis.compute_features(counts), y)
+    assert lazy.fit_info_["n_samples_used"] == dense.fit_info_["n_samples_used"] == 6000 - 20 - 2
+    np.testing.assert_allclose(lazy.coef_, dense.coef_, rtol=1e-12, atol=1e-12)
