@@ -962,17 +962,8 @@ class PopulationSolver {
         }
         ++state.divergent_confirmations;
       } else if (state.within_tol) {
-        state.result.status = FitStatus::converged;
-        state.polish_count = 0;
-        state.slope = state.gradient.dot(state.direction);
-        const double scale = 1.0 + state.theta.cwiseAbs().maxCoeff();
-        if (state.direction.cwiseAbs().maxCoeff() <= kPolishStep * options_.tol * scale ||
-            !(state.slope < 0.0) || !state.direction.allFinite()) {
-          finish(state, FitStatus::converged);
-          return;
-        }
-        state.stage = Stage::kPolish;
-        state.pending = Pending::kPolish;
+        start_polish(state);  // with this direction, whose X d is already in hand
+        if (state.stage == Stage::kDone) return;
       } else if (state.result.n_iter >= options_.max_iter) {
         finish(state, FitStatus::max_iter_reached);
         return;
