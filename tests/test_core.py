@@ -61,6 +61,7 @@ def fit_args(n_samples=50, n_features=3, n_neurons=2):
         design,
         counts,
         mask,
+        np.zeros((0, 0), order="F"),
         rows,
         coef,
         intercept,
@@ -74,7 +75,7 @@ def fit_args(n_samples=50, n_features=3, n_neurons=2):
 
 def test_fit_rejects_out_of_range_rows():
     args = fit_args()
-    args[3] = np.array([0, 1, 50], dtype=np.int64)
+    args[4] = np.array([0, 1, 50], dtype=np.int64)
     with pytest.raises(ValueError, match="row index out of range"):
         _core.fit_poisson_population(*args, 1e-8, 100, 1)
 
@@ -89,7 +90,7 @@ def test_fit_rejects_wrong_mask_shape():
 def test_fit_reports_status_codes():
     args = fit_args()
     _core.fit_poisson_population(*args, 1e-8, 100, 1)
-    status, n_iter, gradient_norm = args[6], args[7], args[8]
+    status, n_iter, gradient_norm = args[7], args[8], args[9]
     assert status.tolist() == [int(_core.FitStatus.converged)] * 2
     assert (n_iter > 0).all() and (gradient_norm <= 1e-8).all()
 
@@ -104,7 +105,7 @@ def test_isa_builds_agree():
     for module in (_core, v3):
         args = fit_args(n_samples=400, n_features=6, n_neurons=3)
         module.fit_poisson_population(*args, 1e-8, 100, 2)
-        results.append((args[4], args[5]))
+        results.append((args[5], args[6]))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-9, atol=1e-12)
 

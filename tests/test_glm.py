@@ -287,8 +287,10 @@ def test_bad_masks(howto_design, howto_counts):
     ("kwargs", "match"),
     [
         ({"observation_model": "Gamma"}, "observation_model"),
-        ({"regularizer": "Ridge"}, "regularizer"),
-        ({"regularizer_strength": 1.0}, "regularizer_strength"),
+        ({"regularizer": "Lasso"}, "regularizer 'Lasso' is not available"),
+        ({"regularizer": "Bogus"}, "Unknown regularizer"),
+        ({"regularizer": "Ridge", "regularizer_strength": -1.0}, "regularizer_strength"),
+        ({"regularizer": "Ridge", "regularizer_strength": np.nan}, "regularizer_strength"),
         ({"solver_kwargs": {"stepsize": 1}}, "solver_kwargs"),
         ({"inverse_link_function": np.tanh}, "inverse_link_function"),
     ],
@@ -296,6 +298,15 @@ def test_bad_masks(howto_design, howto_counts):
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         nmo.glm.PopulationGLM(**kwargs)
+
+
+def test_strength_defaults_follow_nemos():
+    with pytest.warns(UserWarning, match="defaulting to 1.0"):
+        model = nmo.glm.PopulationGLM(regularizer="Ridge")
+    assert model.regularizer_strength == 1.0
+    with pytest.warns(UserWarning, match="does not use regularizer_strength"):
+        model = nmo.glm.PopulationGLM(regularizer_strength=0.5)
+    assert model.regularizer_strength is None
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 #include "bindings.hpp"
 #include "popglm/poisson_newton.hpp"
+#include "popglm/simulate.hpp"
 
 namespace popglm::bindings {
 namespace {
@@ -7,7 +8,7 @@ namespace {
 template <class Design>
 void fit_population(const Eigen::Ref<const Design>& design,
                     const Eigen::Ref<const MatrixColMajor>& counts,
-                    const Eigen::Ref<const MaskMatrix>& mask, const Eigen::Ref<const IndexVector>& rows,
+                    const Eigen::Ref<const MaskMatrix>& mask, const Eigen::Ref<const MatrixColMajor>& ridge, const Eigen::Ref<const IndexVector>& rows,
                     Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<Eigen::VectorXd> intercept,
                     Eigen::Ref<IntVector> status, Eigen::Ref<IntVector> n_iter,
                     Eigen::Ref<Eigen::VectorXd> gradient_norm, Eigen::Ref<Eigen::VectorXd> objective,
@@ -16,7 +17,7 @@ void fit_population(const Eigen::Ref<const Design>& design,
   options.tol = tol;
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
-  popglm::fit_poisson_population(design, counts, mask, rows, options, coef, intercept, report,
+  popglm::fit_poisson_population(design, counts, mask, ridge, rows, options, coef, intercept, report,
                                  n_threads);
 }
 
@@ -48,7 +49,7 @@ template <class Design>
 void def_fit(py::module_& m) {
   // GIL released: the solve works on the NumPy buffers only, which the caller keeps alive.
   m.def("fit_poisson_population", &fit_population<Design>, py::arg("design").noconvert(),
-        py::arg("counts").noconvert(), py::arg("mask").noconvert(), py::arg("rows").noconvert(),
+        py::arg("counts").noconvert(), py::arg("mask").noconvert(), py::arg("ridge").noconvert(), py::arg("rows").noconvert(),
         py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
@@ -63,6 +64,7 @@ void fit_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
                             const Eigen::Ref<const MatrixColMajor>& kernels,
                             const Eigen::Ref<const MatrixColMajor>& counts,
                             const Eigen::Ref<const MaskMatrix>& mask,
+                            const Eigen::Ref<const MatrixColMajor>& ridge,
                             const Eigen::Ref<const IndexVector>& rows,
                             Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<Eigen::VectorXd> intercept,
                             Eigen::Ref<IntVector> status, Eigen::Ref<IntVector> n_iter,
@@ -73,8 +75,27 @@ void fit_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
   options.tol = tol;
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
-  popglm::fit_poisson_population_history(inputs, kernels, counts, mask, rows, options, coef,
+  popglm::fit_poisson_population_history(inputs, kernels, counts, mask, ridge, rows, options, coef,
                                          intercept, report, n_threads);
+}
+
+void simulate(const Eigen::Ref<const MatrixColMajor>& coupling,
+              const Eigen::Ref<const MatrixColMajor>& basis,
+              const Eigen::Ref<const MatrixColMajor>& drive,
+              const Eigen::Ref<const Eigen::VectorXd>& intercept,
+              const Eigen::Ref<const MatrixColMajor>& init_y, const std::string& link,
+              std::uint64_t seed, double max_rate, Eigen::Ref<MatrixColMajor> spikes,
+              Eigen::Ref<MatrixColMajor> rates) {
+  InverseLink inverse_link;
+  if (link == "exp") {
+    inverse_link = InverseLink::exp;
+  } else if (link == "softplus") {
+    inverse_link = InverseLink::softplus;
+  } else {
+    throw std::invalid_argument("simulate_recurrent: link must be 'exp' or 'softplus'");
+  }
+  popglm::simulate_recurrent(coupling, basis, drive, intercept, init_y, inverse_link, seed,
+                             max_rate, spikes, rates);
 }
 
 }  // namespace
@@ -87,13 +108,19 @@ void register_glm(py::module_& m) {
 
   m.def("fit_poisson_population_history", &fit_population_history,
         py::arg("inputs").noconvert(), py::arg("kernels").noconvert(),
-        py::arg("counts").noconvert(), py::arg("mask").noconvert(), py::arg("rows").noconvert(),
+        py::arg("counts").noconvert(), py::arg("mask").noconvert(), py::arg("ridge").noconvert(), py::arg("rows").noconvert(),
         py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"), py::arg("max_iter"),
         py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
         "fit_poisson_population on convolve_history(inputs, kernels) without forming it.");
+  m.def("simulate_recurrent", &simulate, py::arg("coupling").noconvert(),
+        py::arg("basis").noconvert(), py::arg("drive").noconvert(),
+        py::arg("intercept").noconvert(), py::arg("init_y").noconvert(), py::arg("link"),
+        py::arg("seed"), py::arg("max_rate"), py::arg("spikes").noconvert(),
+        py::arg("rates").noconvert(), py::call_guard<py::gil_scoped_release>(),
+        "Bin-by-bin simulation of a coupled Poisson network; writes spikes and rates.");
   m.def("history_linear_predictor", &popglm::history_linear_predictor,
         py::arg("inputs").noconvert(), py::arg("kernels").noconvert(),
         py::arg("coef").noconvert(), py::arg("intercept").noconvert(),

@@ -486,9 +486,9 @@ MatrixColMajor gram_block(const MatrixColMajor& gram, const std::vector<Index>& 
 /// Line search along a direction whose linear predictor is `step_eta`, from the point with linear
 /// predictor `eta`: the largest step 2^-k that satisfies Armijo's condition, or 0 if none does.
 double backtrack(const Eigen::Ref<const VectorXd>& eta, const Eigen::Ref<const VectorXd>& step_eta,
-                 double slope) {
-  // objective(theta + s d) - objective(theta) = s * slope + mean(mu * (exp(s x) - 1 - s x)),
-  // x = A d. Written this way the change is computed without cancellation, so the search still
+                 double slope, double penalty_curvature) {
+  // objective(theta + s d) - objective(theta) = s * slope + mean(mu * (exp(s x) - 1 - s x))
+  // + s^2 * penalty_curvature, x = A d, penalty_curvature = 0.5 * sum(ridge * d^2). Written this way the change is computed without cancellation, so the search still
   // works when the change is far below the objective's own rounding error.
   const Index n = eta.size();
   const VectorXd mu = eta.array().exp();
@@ -497,6 +497,7 @@ double backtrack(const Eigen::Ref<const VectorXd>& eta, const Eigen::Ref<const V
     double curvature = 0.0;
     for (Index i = 0; i < n; ++i) curvature += mu[i] * expm1_minus_identity(step * step_eta[i]);
     curvature /= static_cast<double>(n);
+    curvature += step * step * penalty_curvature;
     if (std::isfinite(curvature) && curvature <= -(1.0 - kArmijo) * step * slope) return step;
   }
   return 0.0;
@@ -522,6 +523,7 @@ struct NeuronState {
   bool well_conditioned = false;
   bool at_flat_start = false;  // intercept-only coefficients (all rates equal)
   Index hessian_stride = 1;  // > 1: sub-sampled Hessians take every stride-th light row
+  VectorXd ridge;  // per-parameter ridge strength (0 for the intercept); empty when unpenalised
   double mean_count = 0.0;
 
   VectorXd theta, gradient, direction, theta_before_polish;
@@ -657,6 +659,7 @@ class PopulationSolver {
       state.gradient[0] = full_gradients(0, k);
       for (std::size_t a = 0; a < state.active.size(); ++a)
         state.gradient[static_cast<Index>(a) + 1] = full_gradients(state.active[a] + 1, k);
+      if (state.ridge.size() > 0) state.gradient += state.ridge.cwiseProduct(state.theta);
       state.needs_gradient = false;
     }
   }
@@ -684,6 +687,7 @@ class PopulationSolver {
       // Every rate is exp(theta[0]) at the intercept-only start, so the Hessian is that times
       // the Gram matrix of the neuron's design, already formed for all neurons.
       MatrixColMajor hessian = std::exp(state.theta[0]) * gram_block(gram_, state.active);
+      add_ridge(state, hessian);
       state.system.factorize(hessian);
       state.factor_is_fresh = true;
       return;
@@ -700,6 +704,7 @@ class PopulationSolver {
       NeuronRows<Source>(design_, rows_, state.active)
           .hessian(mu, n, hessian, state.factor_level == kFullSingle);
     }
+    add_ridge(state, hessian);
     state.system.factorize(hessian);
     state.factor_is_fresh = true;
     ++state.result.n_hessian;
@@ -731,6 +736,10 @@ class PopulationSolver {
       sampled_rows[k] = rows_[i];
       weights[k] = mu[i] > threshold ? mu[i] : static_cast<double>(stride) * mu[i];
     }
+  }
+
+  static void add_ridge(const NeuronState& state, MatrixColMajor& hessian) {
+    if (state.ridge.size() > 0) hessian.diagonal() += state.ridge;
   }
 
   static void escalate(NeuronState& state) {
@@ -807,6 +816,8 @@ class PopulationSolver {
     for (Index i = 0; i < eta.size(); ++i) sum += std::exp(eta[i]) - count(i, state.neuron) * eta[i];
     state.result.status = status;
     state.result.objective = sum / static_cast<double>(eta.size());
+    if (state.ridge.size() > 0)
+      state.result.objective += 0.5 * state.ridge.dot(state.theta.cwiseAbs2());
     state.stage = Stage::kDone;
     state.pending = Pending::kNothing;
   }
@@ -979,7 +990,9 @@ class PopulationSolver {
       }
     }
 
-    const double step = backtrack(eta_.col(state.neuron), step_eta, state.slope);
+    const double penalty_curvature =
+        state.ridge.size() > 0 ? 0.5 * state.ridge.dot(state.direction.cwiseAbs2()) : 0.0;
+    const double step = backtrack(eta_.col(state.neuron), step_eta, state.slope, penalty_curvature);
     if (state.pending == Pending::kPolish) {
       if (step == 0.0) {
         finish(state, FitStatus::converged);
@@ -1071,6 +1084,7 @@ Index hessian_stride(Index n_rows, Index n_params) {
 template <class Source>
 void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
                          const Eigen::Ref<const MaskMatrix>& mask,
+                         const Eigen::Ref<const MatrixColMajor>& ridge,
                          const Eigen::Ref<const IndexVector>& rows, const NewtonOptions& options,
                          Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<VectorXd> intercept,
                          PopulationFitReport& report, int n_threads) {
@@ -1082,6 +1096,11 @@ void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColM
     throw std::invalid_argument("fit_poisson_population: design and counts differ in n_samples");
   if (mask.rows() != n_features || mask.cols() != n_neurons)
     throw std::invalid_argument("fit_poisson_population: mask must have shape (n_features, n_neurons)");
+  const bool penalised = ridge.size() > 0;
+  if (penalised && (ridge.rows() != n_features || ridge.cols() != n_neurons))
+    throw std::invalid_argument("fit_poisson_population: ridge must be empty or (n_features, n_neurons)");
+  if (penalised && !((ridge.array() >= 0.0).all() && ridge.allFinite()))
+    throw std::invalid_argument("fit_poisson_population: ridge strengths must be finite and >= 0");
   if (coef.rows() != n_features || coef.cols() != n_neurons || intercept.size() != n_neurons)
     throw std::invalid_argument("fit_poisson_population: coef/intercept have the wrong shape");
   if (report.status.size() != n_neurons || report.n_iter.size() != n_neurons ||
@@ -1115,6 +1134,12 @@ void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColM
     state.theta[0] = intercept[neuron];
     for (std::size_t a = 0; a < state.active.size(); ++a)
       state.theta[static_cast<Index>(a) + 1] = coef(state.active[a], neuron);
+    if (penalised) {
+      state.ridge = VectorXd::Zero(q);
+      for (std::size_t a = 0; a < state.active.size(); ++a)
+        state.ridge[static_cast<Index>(a) + 1] = ridge(state.active[a], neuron);
+      if (state.ridge.isZero(0.0)) state.ridge.resize(0);
+    }
     state.well_conditioned = well_conditioned(gram, state.active);
     state.at_flat_start = state.theta.tail(q - 1).isZero(0.0);
     state.hessian_stride = hessian_stride(n, q);
@@ -1154,23 +1179,25 @@ void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColM
 void fit_poisson_population(const Eigen::Ref<const MatrixColMajor>& design,
                             const Eigen::Ref<const MatrixColMajor>& counts,
                             const Eigen::Ref<const MaskMatrix>& mask,
+                            const Eigen::Ref<const MatrixColMajor>& ridge,
                             const Eigen::Ref<const IndexVector>& rows,
                             const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
                             Eigen::Ref<Eigen::VectorXd> intercept, PopulationFitReport& report,
                             int n_threads) {
   const DenseRows<Eigen::Ref<const MatrixColMajor>> source(design);
-  fit_population_impl(source, counts, mask, rows, options, coef, intercept, report, n_threads);
+  fit_population_impl(source, counts, mask, ridge, rows, options, coef, intercept, report, n_threads);
 }
 
 void fit_poisson_population(const Eigen::Ref<const MatrixRowMajor>& design,
                             const Eigen::Ref<const MatrixColMajor>& counts,
                             const Eigen::Ref<const MaskMatrix>& mask,
+                            const Eigen::Ref<const MatrixColMajor>& ridge,
                             const Eigen::Ref<const IndexVector>& rows,
                             const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
                             Eigen::Ref<Eigen::VectorXd> intercept, PopulationFitReport& report,
                             int n_threads) {
   const DenseRows<Eigen::Ref<const MatrixRowMajor>> source(design);
-  fit_population_impl(source, counts, mask, rows, options, coef, intercept, report, n_threads);
+  fit_population_impl(source, counts, mask, ridge, rows, options, coef, intercept, report, n_threads);
 }
 
 namespace {
@@ -1243,6 +1270,7 @@ void fit_poisson_population_history(const Eigen::Ref<const MatrixColMajor>& inpu
                                     const Eigen::Ref<const MatrixColMajor>& kernels,
                                     const Eigen::Ref<const MatrixColMajor>& counts,
                                     const Eigen::Ref<const MaskMatrix>& mask,
+                                    const Eigen::Ref<const MatrixColMajor>& ridge,
                                     const Eigen::Ref<const IndexVector>& rows,
                                     const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
                                     Eigen::Ref<Eigen::VectorXd> intercept,
@@ -1254,7 +1282,7 @@ void fit_poisson_population_history(const Eigen::Ref<const MatrixColMajor>& inpu
     if (rows[i] < kernels.rows())
       throw std::invalid_argument("fit_poisson_population_history: rows before the first full window");
   const HistoryRows source(inputs, kernels);
-  fit_population_impl(source, counts, mask, rows, options, coef, intercept, report, n_threads);
+  fit_population_impl(source, counts, mask, ridge, rows, options, coef, intercept, report, n_threads);
 }
 
 void history_linear_predictor(const Eigen::Ref<const MatrixColMajor>& inputs,

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from . import basis, glm
+from . import basis, glm, inference, regularizer, simulation
 from ._version import __version__
-from .exceptions import ConvergenceWarning
+from .exceptions import ConvergenceWarning, NotFittedError
+from .glm import load_model
 
-__all__ = ["ConvergenceWarning", "__version__", "basis", "glm"]
+__all__ = [
+    "ConvergenceWarning",
+    "NotFittedError",
+    "__version__",
+    "basis",
+    "glm",
+    "inference",
+    "load_model",
+    "regularizer",
+    "simulation",
+]

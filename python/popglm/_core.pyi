@@ -32,6 +32,7 @@ def fit_poisson_population(
     design: NDArray[np.float64],  # (n_samples, n_features), C or Fortran order
     counts: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order
     mask: NDArray[np.uint8],  # (n_features, n_neurons), Fortran order
+    ridge: NDArray[np.float64],  # (n_features, n_neurons) Fortran order, or (0, 0): no penalty
     rows: NDArray[np.int64],  # (n_rows,) valid row indices
     coef: NDArray[np.float64],  # (n_features, n_neurons), Fortran order, start in / answer out
     intercept: NDArray[np.float64],  # (n_neurons,), start in / answer out
@@ -49,6 +50,7 @@ def fit_poisson_population_history(
     kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order
     counts: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order
     mask: NDArray[np.uint8],  # (n_inputs * n_kernels, n_neurons), Fortran order
+    ridge: NDArray[np.float64],  # like mask, or (0, 0): no penalty
     rows: NDArray[np.int64],  # (n_rows,) valid row indices, all >= window_size
     coef: NDArray[np.float64],  # start in / answer out
     intercept: NDArray[np.float64],
@@ -82,4 +84,16 @@ def design_multiply(
     offsets: NDArray[np.float64],  # (m,)
     out: NDArray[np.float64],  # (n_rows, m), Fortran order, written
     n_threads: int,
+) -> None: ...
+def simulate_recurrent(
+    coupling: NDArray[np.float64],  # (n_neurons, n_neurons * n_basis), Fortran order
+    basis: NDArray[np.float64],  # (window_size, n_basis), Fortran order
+    drive: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order: feedforward input
+    intercept: NDArray[np.float64],  # (n_neurons,)
+    init_y: NDArray[np.float64],  # (window_size, n_neurons), Fortran order, last row most recent
+    link: str,  # "exp" or "softplus"
+    seed: int,
+    max_rate: float,
+    spikes: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order, written
+    rates: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order, written
 ) -> None: ...

@@ -1,25 +1,34 @@
-"""Fully coupled Poisson GLMs for neural populations (NeMoS-compatible ``PopulationGLM``).
+"""Poisson GLMs for single neurons (``GLM``) and coupled populations (``PopulationGLM``).
 
-Every neuron (column of ``y``) is an independent Poisson GLM with exp inverse link on its own
-masked set of features; the fits run in parallel in C++, each by a safeguarded Newton method
-to a gradient tolerance of 1e-8, i.e. to the exact maximum-likelihood estimate.
+Same names, shapes and semantics as NeMoS's ``nemos.glm``. Every neuron (column of ``y``) is an
+independent Poisson GLM with exp inverse link on its own masked set of features; the fits run in
+parallel in C++, each by a safeguarded Newton method to a gradient tolerance of 1e-8, i.e. to the
+exact optimum of NeMoS's objective: per neuron, the mean negative log-likelihood over samples
+plus the penalty (no 1/n factor on the penalty; the intercept is never penalised).
 """
 
 from __future__ import annotations
 
+import json
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import gammaln
+from sklearn.base import BaseEstimator
 
 from ._native import core as _core
 from ._threads import resolve_n_threads
 from ._validation import as_numeric_array, check_positive_int, design_for_core
+from ._version import __version__
 from .basis import HistoryFeatures
-from .exceptions import ConvergenceWarning
+from .exceptions import ConvergenceWarning, NotFittedError
+from .regularizer import Regularizer, resolve_regularizer
 
-__all__ = ["PopulationGLM", "FIT_STATUS"]
+__all__ = ["FIT_STATUS", "GLM", "PopulationGLM", "load_model"]
 
 #: Meaning of the codes in ``fit_info_["status"]`` (mirrors ``popglm::FitStatus`` in C++).
 FIT_STATUS = {
@@ -31,8 +40,12 @@ FIT_STATUS = {
     5: "internal_error",
 }
 
+_RANK_TOLERANCE = 1e-11
 
-def _check_observation_model(observation_model: Any) -> str:
+SCORE_TYPES = ("log-likelihood", "pseudo-r2-McFadden", "pseudo-r2-Cohen")
+
+
+def _check_observation_model(observation_model: Any) -> None:
     name = (
         observation_model
         if isinstance(observation_model, str)
@@ -43,23 +56,40 @@ def _check_observation_model(observation_model: Any) -> str:
             f"observation_model must be 'Poisson' (the only model in this version), got "
             f"{observation_model!r}"
         )
-    return "Poisson"
 
 
-def _check_regularizer(regularizer: Any, strength: Any) -> None:
-    name = (
-        regularizer
-        if regularizer is None or isinstance(regularizer, str)
-        else type(regularizer).__name__
-    )
-    if name not in (None, "UnRegularized"):
+def _check_inverse_link(inverse_link_function: Any) -> None:
+    if (
+        inverse_link_function is not None
+        and getattr(inverse_link_function, "__name__", "") != "exp"
+    ):
         raise ValueError(
-            f"regularizer must be None or 'UnRegularized' in this version, got {regularizer!r}"
+            "inverse_link_function must be None or an exp function (numpy.exp, jax.numpy.exp) in "
+            f"this version, got {inverse_link_function!r}"
         )
-    if strength is not None:
+
+
+def _check_strength(strength: Any) -> None:
+    if strength is None:
+        return
+    try:
+        values = np.asarray(strength, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(
+            f"regularizer_strength must be a non-negative number or array, got {strength!r}"
+        ) from None
+    if not (np.all(np.isfinite(values)) and np.all(values >= 0)):
+        raise ValueError(f"regularizer_strength must be finite and >= 0, got {strength!r}")
+
+
+def _check_solver_kwargs(solver_kwargs: dict | None) -> dict:
+    solver_kwargs = dict(solver_kwargs or {})
+    unknown = set(solver_kwargs) - {"tol", "maxiter"}
+    if unknown:
         raise ValueError(
-            f"regularizer_strength must be None for an unregularised model, got {strength!r}"
+            f"solver_kwargs accepts only 'tol' and 'maxiter', got unknown keys {sorted(unknown)}"
         )
+    return solver_kwargs
 
 
 def _check_feature_mask(feature_mask: ArrayLike | None) -> NDArray | None:
@@ -93,122 +123,179 @@ def _check_spike_counts(counts: NDArray, block_rows: int = 1 << 16) -> None:
             raise ValueError("y must contain integer spike counts, found non-integer values")
 
 
-class PopulationGLM:
-    """A Poisson GLM for each neuron of a population, fitted jointly and exactly.
+class _BaseGLM(BaseEstimator):
+    """What GLM and PopulationGLM share: parameters, fitting, prediction and scores."""
 
-    For neuron ``j``: ``y[t, j] ~ Poisson(exp(intercept_[j] + X[t] @ coef_[:, j]))``, with
-    ``coef_[i, j] = 0`` wherever ``feature_mask[i, j] == 0``. Each neuron is fitted by Newton's
-    method (Cholesky of the Hessian, a backtracking line search, and a truncated
-    eigendecomposition when the design is rank deficient, which returns the minimum-norm MLE)
-    until the largest gradient entry of its mean negative log-likelihood is ``<= tol``.
+    _population = False
 
-    Parameters
-    ----------
-    observation_model : str
-        ``"Poisson"`` (the only model in this version).
-    inverse_link_function : callable, optional
-        ``None`` or ``numpy.exp``/``jax.numpy.exp``: the exponential link.
-    regularizer : str, optional
-        ``None`` or ``"UnRegularized"``.
-    regularizer_strength : None
-        Must be None for an unregularised model.
-    solver_name : str, optional
-        Accepted for NeMoS compatibility and recorded; popglm always solves with Newton.
-    solver_kwargs : dict, optional
-        NeMoS-style solver options: ``tol`` and ``maxiter`` override ``tol`` and ``max_iter``.
-    feature_mask : array-like of 0/1, shape (n_features, n_neurons), optional
-        Which features enter which neuron's model. Default: all features for all neurons.
-    tol : float
-        Stop when max |gradient of the per-neuron mean negative log-likelihood| <= tol.
-    max_iter : int
-        Newton iterations allowed per neuron.
-    n_threads : int, optional
-        Threads for the per-neuron solves; default: all cores this process may use. The
-        results do not depend on it.
-
-    Attributes
-    ----------
-    coef_ : ndarray, shape (n_features, n_neurons)
-    intercept_ : ndarray, shape (n_neurons,)
-    n_iter_ : ndarray of int, shape (n_neurons,)
-        Newton iterations per neuron.
-    converged_ : ndarray of bool, shape (n_neurons,)
-    fit_info_ : dict of ndarray
-        Per neuron: ``status`` (codes in ``popglm.glm.FIT_STATUS``), ``n_iter``,
-        ``gradient_norm`` (final max |gradient|), ``objective`` (final mean NLL without the
-        log(y!) term), ``n_hessian`` (Hessians formed, the dominant cost), plus ``n_samples_used`` (rows left after dropping NaN/inf).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import popglm as nmo
-    >>> counts = np.random.default_rng(0).poisson(1.0, size=(200, 3))
-    >>> X = nmo.basis.HistoryConv(window_size=4).compute_features(counts)
-    >>> model = nmo.glm.PopulationGLM().fit(X, counts)
-    >>> model.coef_.shape, model.intercept_.shape
-    ((12, 3), (3,))
-    >>> bool(model.converged_.all())
-    True
-    """
-
-    def __init__(
-        self,
-        observation_model: str = "Poisson",
-        inverse_link_function: Any = None,
-        regularizer: Any = None,
-        regularizer_strength: Any = None,
-        solver_name: str | None = None,
-        solver_kwargs: dict | None = None,
-        feature_mask: ArrayLike | None = None,
-        *,
-        tol: float = 1e-8,
-        max_iter: int = 100,
-        n_threads: int | None = None,
-    ) -> None:
-        self.observation_model = _check_observation_model(observation_model)
-        if (
-            inverse_link_function is not None
-            and getattr(inverse_link_function, "__name__", "") != "exp"
-        ):
-            raise ValueError(
-                "inverse_link_function must be None or an exp function in this version, got "
-                f"{inverse_link_function!r}"
-            )
-        self.inverse_link_function = inverse_link_function
-        _check_regularizer(regularizer, regularizer_strength)
-        self.regularizer = regularizer
-        self.regularizer_strength = regularizer_strength
-        self.solver_name = solver_name
-        self.solver_kwargs = dict(solver_kwargs or {})
-        unknown = set(self.solver_kwargs) - {"tol", "maxiter"}
-        if unknown:
-            raise ValueError(
-                f"solver_kwargs accepts only 'tol' and 'maxiter', got unknown keys {sorted(unknown)}"
-            )
-        self.feature_mask = feature_mask
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_threads = n_threads
+    # -- parameters (validated on assignment, stored as given so that sklearn's clone works) --
 
     @property
-    def feature_mask(self) -> NDArray | None:
-        """Mask of shape ``(n_features, n_neurons)``: 1 keeps a feature for a neuron, 0 drops it."""
-        return self._feature_mask
+    def observation_model(self) -> Any:
+        """The observation model: ``"Poisson"`` (the only one in this version)."""
+        return self._observation_model
 
-    @feature_mask.setter
-    def feature_mask(self, feature_mask: ArrayLike | None) -> None:
-        self._feature_mask = _check_feature_mask(feature_mask)
+    @observation_model.setter
+    def observation_model(self, observation_model: Any) -> None:
+        _check_observation_model(observation_model)
+        self._observation_model = observation_model
+
+    @property
+    def inverse_link_function(self) -> Any:
+        """``None`` (exp) or an exp function."""
+        return self._inverse_link_function
+
+    @inverse_link_function.setter
+    def inverse_link_function(self, inverse_link_function: Any) -> None:
+        _check_inverse_link(inverse_link_function)
+        self._inverse_link_function = inverse_link_function
+
+    @property
+    def regularizer(self) -> Regularizer:
+        """The penalty, as a :class:`popglm.regularizer.Regularizer` instance."""
+        return self._regularizer
+
+    @regularizer.setter
+    def regularizer(self, regularizer: Any) -> None:
+        self._regularizer = resolve_regularizer(regularizer)
+        self._reconcile_strength()
+
+    @property
+    def regularizer_strength(self) -> Any:
+        """Penalty strength: a scalar, or an array broadcastable to ``coef_``'s shape."""
+        return self._regularizer_strength
+
+    @regularizer_strength.setter
+    def regularizer_strength(self, strength: Any) -> None:
+        _check_strength(strength)
+        self._regularizer_strength = strength
+        self._reconcile_strength()
+
+    def _reconcile_strength(self) -> None:
+        # NeMoS's rules: a penalty without a strength uses 1.0; no penalty ignores a strength.
+        if not hasattr(self, "_regularizer") or not hasattr(self, "_regularizer_strength"):
+            return
+        if self._regularizer.needs_strength and self._regularizer_strength is None:
+            warnings.warn(
+                f"regularizer_strength was not set for {self._regularizer!r}: defaulting to 1.0",
+                UserWarning,
+                stacklevel=4,
+            )
+            self._regularizer_strength = 1.0
+        elif not self._regularizer.needs_strength and self._regularizer_strength is not None:
+            warnings.warn(
+                f"{self._regularizer!r} does not use regularizer_strength; it is set to None",
+                UserWarning,
+                stacklevel=4,
+            )
+            self._regularizer_strength = None
+
+    @property
+    def solver_kwargs(self) -> dict:
+        """NeMoS-style solver options: ``tol`` and ``maxiter`` (override ``tol``/``max_iter``)."""
+        return self._solver_kwargs
+
+    @solver_kwargs.setter
+    def solver_kwargs(self, solver_kwargs: dict | None) -> None:
+        _check_solver_kwargs(solver_kwargs)
+        self._solver_kwargs = solver_kwargs
 
     def _solver_settings(self) -> tuple[float, int, int]:
-        tol = self.solver_kwargs.get("tol", self.tol)
-        max_iter = self.solver_kwargs.get("maxiter", self.max_iter)
+        options = _check_solver_kwargs(self.solver_kwargs)
+        tol = options.get("tol", self.tol)
+        max_iter = options.get("maxiter", self.max_iter)
         if not (isinstance(tol, (float, int)) and np.isfinite(tol) and tol > 0):
             raise ValueError(f"tol must be a positive finite number, got {tol!r}")
         max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
         return float(tol), max_iter, resolve_n_threads(self.n_threads)
 
-    def fit(self, X: ArrayLike, y: ArrayLike, init_params: tuple | None = None) -> PopulationGLM:
-        """Fit every neuron's GLM to maximum likelihood.
+    # -- shapes: a GLM is a population of one neuron --
+
+    def _as_population_y(self, y: ArrayLike) -> NDArray:
+        y = as_numeric_array(y, "y")
+        if self._population:
+            if y.ndim != 2:
+                raise ValueError(
+                    f"y must be 2-D with shape (n_samples, n_neurons), got shape {y.shape}; "
+                    "for a single neuron use popglm.glm.GLM or pass y[:, None]"
+                )
+            return y
+        if y.ndim != 1:
+            raise ValueError(
+                f"y must be 1-D with shape (n_samples,), got shape {y.shape}; for several "
+                "neurons use popglm.glm.PopulationGLM"
+            )
+        return y[:, None]
+
+    def _population_mask(self, n_features: int, n_neurons: int) -> NDArray:
+        return np.ones((n_features, n_neurons), dtype=np.uint8, order="F")
+
+    def _coef_to_population(self, coef: NDArray) -> NDArray:
+        return coef if self._population else coef[:, None]
+
+    def _coef_from_population(self, coef: NDArray) -> NDArray:
+        return coef if self._population else coef[:, 0]
+
+    def _check_is_fit(self) -> None:
+        if getattr(self, "coef_", None) is None or getattr(self, "intercept_", None) is None:
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments."
+            )
+
+    def _check_design(self, X: Any, name: str = "X") -> Any:
+        if isinstance(X, HistoryFeatures):
+            return X
+        X = as_numeric_array(X, name)
+        if X.ndim != 2:
+            raise ValueError(
+                f"{name} must be 2-D with shape (n_samples, n_features), got shape {X.shape}"
+            )
+        return X
+
+    def _ridge_matrix(self, n_features: int, n_neurons: int) -> NDArray:
+        """Per-coefficient ridge strengths, (n_features, n_neurons), or (0, 0) for none."""
+        if self._regularizer.needs_strength:
+            strength = np.asarray(self._regularizer_strength, dtype=np.float64)
+            shape = (n_features, n_neurons) if self._population else (n_features,)
+            try:
+                full = np.broadcast_to(strength, shape)
+            except ValueError:
+                raise ValueError(
+                    f"regularizer_strength must be a scalar or broadcastable to the coefficients' "
+                    f"shape {shape}, got shape {strength.shape}"
+                ) from None
+            return np.asfortranarray(self._coef_to_population(full), dtype=np.float64)
+        return np.zeros((0, 0), order="F")
+
+    # -- fitting --
+
+    def initialize_params(
+        self, X: ArrayLike, y: ArrayLike, init_params: tuple | None = None
+    ) -> tuple[NDArray, NDArray]:
+        """Return the starting point of ``fit``, ``(coef, intercept)``.
+
+        Default: zero coefficients and each neuron's intercept-only MLE, log(mean count) over the
+        rows without NaN/inf (a silent neuron starts at half a spike). ``init_params`` is checked
+        and returned as float64 arrays.
+        """
+        X = self._check_design(X)
+        Y = self._as_population_y(y)
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(
+                f"X and y must have the same number of samples, got X.shape[0] = {X.shape[0]} "
+                f"and y.shape[0] = {Y.shape[0]}"
+            )
+        valid = np.isfinite(Y).all(axis=1)
+        if isinstance(X, HistoryFeatures):
+            valid[: X.window_size] = False
+        else:
+            valid &= np.isfinite(X).all(axis=1)
+        coef, intercept = self._starting_point(init_params, Y[valid], X.shape[1], Y.shape[1])
+        return self._coef_from_population(coef), intercept
+
+    def fit(self, X: ArrayLike, y: ArrayLike, init_params: tuple | None = None) -> _BaseGLM:
+        """Fit to the exact optimum (maximum likelihood, or maximum penalised likelihood).
 
         Rows with NaN or inf in ``X`` or ``y`` are dropped (the first ``window_size`` rows of
         convolutional features are NaN).
@@ -220,10 +307,10 @@ class PopulationGLM:
             ``basis.history_features(counts)`` gives the same fit without forming the matrix
             (for long recordings: memory O(n_samples x n_neurons) instead of
             O(n_samples x n_features)).
-        y : array-like, shape (n_samples, n_neurons)
+        y : array-like, shape (n_samples,) for GLM or (n_samples, n_neurons) for PopulationGLM
             Spike counts: non-negative integers.
         init_params : tuple (coef, intercept), optional
-            Starting point, shapes ``(n_features, n_neurons)`` and ``(n_neurons,)``. Default:
+            Starting point (a warm start), shaped like ``coef_`` and ``intercept_``. Default:
             zero coefficients and each neuron's log mean count.
 
         Returns
@@ -233,39 +320,22 @@ class PopulationGLM:
         tol, max_iter, n_threads = self._solver_settings()
         history = isinstance(X, HistoryFeatures)
         reuse_inputs = history and X.is_view_of(y)
-        if not history:
-            X = as_numeric_array(X, "X")
-        y = as_numeric_array(y, "y")
-        if X.ndim != 2:
-            raise ValueError(
-                f"X must be 2-D with shape (n_samples, n_features), got shape {X.shape}"
-            )
-        if y.ndim != 2:
-            raise ValueError(
-                f"y must be 2-D with shape (n_samples, n_neurons), got shape {y.shape}; "
-                "for a single neuron pass y[:, None]"
-            )
-        if X.shape[0] != y.shape[0]:
+        X = self._check_design(X)
+        Y = self._as_population_y(y)
+        if X.shape[0] != Y.shape[0]:
             raise ValueError(
                 f"X and y must have the same number of samples, got X.shape[0] = {X.shape[0]} "
-                f"and y.shape[0] = {y.shape[0]}"
+                f"and y.shape[0] = {Y.shape[0]}"
             )
         n_samples, n_features = X.shape
-        n_neurons = y.shape[1]
+        n_neurons = Y.shape[1]
         if n_neurons == 0:
-            raise ValueError("y must have at least one neuron (column), got shape " + str(y.shape))
-        if self._feature_mask is None:
-            mask = np.ones((n_features, n_neurons), dtype=np.uint8, order="F")
-        elif self._feature_mask.shape != (n_features, n_neurons):
-            raise ValueError(
-                "feature_mask must have shape (n_features, n_neurons) = "
-                f"({n_features}, {n_neurons}), got {self._feature_mask.shape}"
-            )
-        else:
-            mask = np.asfortranarray(self._feature_mask, dtype=np.uint8)
+            raise ValueError("y must have at least one neuron (column), got shape " + str(Y.shape))
+        mask = self._population_mask(n_features, n_neurons)
+        ridge = self._ridge_matrix(n_features, n_neurons)
 
         # The counts the features were computed from are already float64 in Fortran order.
-        counts = X.inputs if reuse_inputs else np.asfortranarray(y, dtype=np.float64)
+        counts = X.inputs if reuse_inputs else np.asfortranarray(Y, dtype=np.float64)
         if history:
             valid = np.ones(n_samples, dtype=np.uint8)
             valid[: X.window_size] = 0
@@ -283,7 +353,8 @@ class PopulationGLM:
             )
         used_counts = _rows_of(counts, rows)
         _check_spike_counts(used_counts)
-
+        if init_params is not None and not self._population:
+            init_params = self._single_init_to_population(init_params)
         coef, intercept = self._starting_point(init_params, used_counts, n_features, n_neurons)
         del used_counts
         status = np.empty(n_neurons, dtype=np.int32)
@@ -293,18 +364,20 @@ class PopulationGLM:
         n_hessian = np.empty(n_neurons, dtype=np.int32)
         if history:
             _core.fit_poisson_population_history(
-                X.inputs, X.kernels, counts, mask, rows, coef, intercept, status, n_iter,
+                X.inputs, X.kernels, counts, mask, ridge, rows, coef, intercept, status, n_iter,
                 gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
             )  # fmt: skip
         else:
             _core.fit_poisson_population(
-                design, counts, mask, rows, coef, intercept, status, n_iter, gradient_norm,
-                objective, n_hessian, tol, max_iter, n_threads,
+                design, counts, mask, ridge, rows, coef, intercept, status, n_iter,
+                gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
             )  # fmt: skip
-        self.coef_ = coef
+        self.coef_ = self._coef_from_population(coef)
         self.intercept_ = intercept
-        self.n_iter_ = n_iter
-        self.converged_ = status == 0
+        self.n_iter_ = n_iter if self._population else int(n_iter[0])
+        self.converged_ = status == 0 if self._population else bool(status[0] == 0)
+        self.scale_ = np.ones(n_neurons) if self._population else 1.0
+        self.dof_resid_ = self._resid_dof(X, rows, n_neurons, n_threads)
         self.fit_info_ = {
             "status": status,
             "n_iter": n_iter,
@@ -316,6 +389,26 @@ class PopulationGLM:
         self._warn_about_failures(status, gradient_norm, tol, max_iter)
         return self
 
+    def _single_init_to_population(self, init_params: Any) -> tuple:
+        if not isinstance(init_params, (tuple, list)) or len(init_params) != 2:
+            raise ValueError("init_params must be a tuple (coef, intercept)")
+        coef = as_numeric_array(init_params[0], "init_params[0]")
+        intercept = np.atleast_1d(as_numeric_array(init_params[1], "init_params[1]"))
+        if coef.ndim != 1:
+            raise ValueError(
+                f"init_params[0] (coef) must have shape (n_features,), got {coef.shape}"
+            )
+        return coef[:, None], intercept
+
+    def _resid_dof(self, X: Any, rows: NDArray, n_neurons: int, n_threads: int) -> NDArray:
+        """NeMoS's residual degrees of freedom: n - rank(X) - 1 (n - n_features - 1 with Ridge)."""
+        n_used = rows.size
+        if self._regularizer.needs_strength:
+            dof = n_used - X.shape[1] - 1
+        else:
+            dof = n_used - _design_rank(X, rows) - 1
+        return np.full(n_neurons, float(dof)) if self._population else np.array([float(dof)])
+
     @staticmethod
     def _starting_point(
         init_params: tuple | None, counts: NDArray, n_features: int, n_neurons: int
@@ -323,7 +416,7 @@ class PopulationGLM:
         if init_params is None:
             coef = np.zeros((n_features, n_neurons), order="F")
             # The intercept-only MLE, log(mean count); a silent neuron starts at half a spike.
-            mean_rate = np.maximum(counts.mean(axis=0), 0.5 / counts.shape[0])
+            mean_rate = np.maximum(counts.mean(axis=0), 0.5 / max(counts.shape[0], 1))
             return coef, np.log(mean_rate)
         if not isinstance(init_params, (tuple, list)) or len(init_params) != 2:
             raise ValueError("init_params must be a tuple (coef, intercept)")
@@ -386,8 +479,30 @@ class PopulationGLM:
                 stacklevel=3,
             )
 
+    # -- using a fitted model --
+
+    def _linear_predictor(self, X: Any, coef: NDArray, intercept: NDArray) -> NDArray:
+        """(n_samples, n_neurons) linear predictor; NaN rows of X give NaN rows."""
+        coef = self._coef_to_population(np.asarray(coef, dtype=np.float64))
+        intercept = np.atleast_1d(np.asarray(intercept, dtype=np.float64))
+        if isinstance(X, HistoryFeatures):
+            if X.shape[1] != coef.shape[0]:
+                raise ValueError(
+                    f"X must have shape (n_samples, {coef.shape[0]}), got shape {X.shape}"
+                )
+            out = np.empty((X.shape[0], coef.shape[1]), order="F")
+            _core.history_linear_predictor(
+                X.inputs, X.kernels, np.asfortranarray(coef), np.ascontiguousarray(intercept),
+                out, resolve_n_threads(self.n_threads),
+            )  # fmt: skip
+            return out
+        X = self._check_design(X)
+        if X.shape[1] != coef.shape[0]:
+            raise ValueError(f"X must have shape (n_samples, {coef.shape[0]}), got shape {X.shape}")
+        return X @ coef + intercept
+
     def predict(self, X: ArrayLike) -> NDArray:
-        """Predicted firing rate (mean count per bin) of every neuron.
+        """Predicted firing rate (mean count per bin).
 
         Parameters
         ----------
@@ -395,34 +510,486 @@ class PopulationGLM:
 
         Returns
         -------
-        ndarray, shape (n_samples, n_neurons)
+        ndarray, shape (n_samples,) for GLM or (n_samples, n_neurons) for PopulationGLM
             ``exp(X @ coef_ + intercept_)``; NaN rows of X give NaN rows.
         """
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("This PopulationGLM is not fitted yet: call fit(X, y) first")
-        if isinstance(X, HistoryFeatures):
-            if X.shape[1] != self.coef_.shape[0]:
-                raise ValueError(
-                    f"X must have shape (n_samples, {self.coef_.shape[0]}), got shape {X.shape}"
-                )
-            out = np.empty((X.shape[0], self.coef_.shape[1]), order="F")
-            _core.history_linear_predictor(
-                X.inputs, X.kernels, np.asfortranarray(self.coef_, dtype=np.float64),
-                np.ascontiguousarray(self.intercept_, dtype=np.float64), out,
-                resolve_n_threads(self.n_threads),
-            )  # fmt: skip
-            return np.exp(out, out=out)
-        X = as_numeric_array(X, "X")
-        if X.ndim != 2 or X.shape[1] != self.coef_.shape[0]:
+        self._check_is_fit()
+        rate = np.exp(self._linear_predictor(X, self.coef_, self.intercept_))
+        return rate if self._population else rate[:, 0]
+
+    def _scored_rows(self, X: Any, y: ArrayLike) -> tuple[NDArray, NDArray]:
+        """Rates and counts on the rows where X and y are finite (NeMoS drops NaN rows)."""
+        Y = self._as_population_y(y).astype(np.float64)
+        rate = np.exp(self._linear_predictor(X, self.coef_, self.intercept_))
+        if rate.shape[0] != Y.shape[0]:
             raise ValueError(
-                f"X must have shape (n_samples, {self.coef_.shape[0]}), got shape {X.shape}"
+                f"X and y must have the same number of samples, got {rate.shape[0]} and "
+                f"{Y.shape[0]}"
             )
-        return np.exp(X @ self.coef_ + self.intercept_)
+        if Y.shape[1] != rate.shape[1]:
+            raise ValueError(
+                f"y must have {rate.shape[1]} neurons (columns) for this model, got {Y.shape[1]}"
+            )
+        keep = np.isfinite(rate).all(axis=1) & np.isfinite(Y).all(axis=1)
+        if not keep.any():
+            raise ValueError("no valid samples: every row of X or y contains NaN or inf")
+        if np.any(Y[keep] < 0):
+            raise ValueError("y must contain non-negative spike counts, found negative values")
+        return rate[keep], Y[keep]
+
+    def score(
+        self,
+        X: ArrayLike,
+        y: ArrayLike,
+        score_type: str = "log-likelihood",
+        aggregate_sample_scores: Callable = np.mean,
+    ) -> float:
+        r"""Goodness of fit, with NeMoS's definitions (higher is better).
+
+        Parameters
+        ----------
+        X : array-like or HistoryFeatures, shape (n_samples, n_features)
+        y : array-like, shape like the fitted ``y``
+            Spike counts. Rows with NaN in ``X`` or ``y`` are dropped.
+        score_type : {"log-likelihood", "pseudo-r2-McFadden", "pseudo-r2-Cohen"}
+            ``"log-likelihood"``: aggregate of ``y log(rate) - rate - log(y!)``.
+            ``"pseudo-r2-McFadden"``: ``1 - LL_model / LL_null``, the null model predicting
+            each neuron's mean count. ``"pseudo-r2-Cohen"``: ``(D_null - D_model) / D_null``
+            with Poisson deviances.
+        aggregate_sample_scores : callable
+            Reduces the per-sample (and per-neuron) scores; default: the mean over all of them.
+
+        Returns
+        -------
+        float
+        """
+        self._check_is_fit()
+        if score_type not in SCORE_TYPES:
+            raise ValueError(f"score_type must be one of {list(SCORE_TYPES)}, got {score_type!r}")
+        rate, Y = self._scored_rows(X, y)
+        if not self._population:
+            rate, Y = rate[:, 0], Y[:, 0]
+        if score_type == "log-likelihood":
+            return _as_score(aggregate_sample_scores(_poisson_log_likelihood(Y, rate)))
+        null_rate = np.broadcast_to(Y.mean(axis=0), Y.shape)
+        if score_type == "pseudo-r2-McFadden":
+            model = aggregate_sample_scores(_poisson_log_likelihood(Y, rate))
+            null = aggregate_sample_scores(_poisson_log_likelihood(Y, null_rate))
+            return _as_score(1.0 - model / null)
+        model = aggregate_sample_scores(_poisson_deviance(Y, rate))
+        null = aggregate_sample_scores(_poisson_deviance(Y, null_rate))
+        return _as_score((null - model) / null)
+
+    def compute_loss(self, params: tuple, X: ArrayLike, y: ArrayLike) -> float:
+        """Return the objective ``fit`` minimises, at ``params = (coef, intercept)``.
+
+        Summed over neurons: the mean over samples of ``rate - y log(rate)`` (the Poisson negative
+        log-likelihood without the ``log(y!)`` constant) plus the penalty. Rows with NaN are
+        dropped.
+        """
+        if not isinstance(params, (tuple, list)) or len(params) != 2:
+            raise ValueError("params must be a tuple (coef, intercept)")
+        coef = np.asarray(as_numeric_array(params[0], "params[0]"), dtype=np.float64)
+        intercept = np.atleast_1d(np.asarray(as_numeric_array(params[1], "params[1]"), float))
+        eta = self._linear_predictor(X, coef, intercept)
+        Y = self._as_population_y(y).astype(np.float64)
+        keep = np.isfinite(eta).all(axis=1) & np.isfinite(Y).all(axis=1)
+        eta, Y = eta[keep], Y[keep]
+        loss = float(np.sum(np.mean(np.exp(eta) - Y * eta, axis=0)))
+        if self._regularizer.needs_strength:
+            strength = self._ridge_matrix(*self._coef_to_population(coef).shape)
+            loss += self._regularizer.penalty(self._coef_to_population(coef), strength)
+        return loss
+
+    def simulate(self, random_key: Any, feedforward_input: ArrayLike) -> tuple[NDArray, NDArray]:
+        """Spike counts drawn from the fitted model for the given features.
+
+        Parameters
+        ----------
+        random_key : int, numpy.random.Generator or None
+            Seed or generator (NeMoS takes a JAX key here; popglm draws with NumPy).
+        feedforward_input : array-like, shape (n_samples, n_features)
+
+        Returns
+        -------
+        spikes, rates : ndarray
+            Shaped like ``predict``'s output.
+        """
+        rates = self.predict(feedforward_input)
+        if np.isnan(rates).any():
+            raise ValueError("feedforward_input contains NaN rows; drop them before simulating")
+        rng = _as_generator(random_key, "random_key")
+        return rng.poisson(rates).astype(np.float64), rates
+
+    # -- inference --
+
+    def inference(self, X: ArrayLike, n_threads: int | None = None) -> Any:
+        """Compute standard errors, Wald tests and confidence intervals at the fitted optimum.
+
+        The covariance of each neuron's estimate is the inverse of the observed Fisher
+        information, the Hessian of its (penalised) negative log-likelihood summed over the rows
+        used by ``fit`` (for the Poisson GLM with exp link the observed and expected
+        informations coincide). For a Ridge fit it is the inverse penalised Hessian, the
+        Bayesian posterior covariance under the matching Gaussian prior.
+
+        Parameters
+        ----------
+        X : array-like or HistoryFeatures
+            The design the model was fitted on.
+        n_threads : int, optional
+            Threads for the per-neuron Hessians (default: the model's ``n_threads``).
+
+        Returns
+        -------
+        popglm.inference.CoefficientInference
+        """
+        from .inference import coefficient_inference
+
+        self._check_is_fit()
+        return coefficient_inference(self, X, self.n_threads if n_threads is None else n_threads)
+
+    # -- persistence --
+
+    def save_params(self, filename: str | Path) -> None:
+        """Save the parameters and fitted coefficients to an ``.npz`` file (no pickle).
+
+        ``popglm.load_model(filename)`` rebuilds the model.
+        """
+        self._check_is_fit()
+        strength = self._regularizer_strength
+        payload = {
+            "format": np.array("popglm-model-1"),
+            "popglm_version": np.array(__version__),
+            "model_class": np.array(type(self).__name__),
+            "settings": np.array(
+                json.dumps(
+                    {
+                        "observation_model": "Poisson",
+                        "regularizer": type(self._regularizer).__name__,
+                        "solver_name": self.solver_name,
+                        "solver_kwargs": self.solver_kwargs,
+                        "tol": self.tol,
+                        "max_iter": self.max_iter,
+                        "n_threads": self.n_threads,
+                    }
+                )
+            ),
+            "regularizer_strength": np.asarray(
+                np.nan if strength is None else strength, dtype=np.float64
+            ),
+            "coef_": np.asarray(self.coef_),
+            "intercept_": np.asarray(self.intercept_),
+        }
+        mask = getattr(self, "_feature_mask", None)
+        if mask is not None:
+            payload["feature_mask"] = np.asarray(mask)
+        np.savez(filename, **payload)
+
+
+def _design_rank(X: Any, rows: NDArray) -> int:
+    """Rank of X on the used rows, from the eigenvalues of its Gram matrix (no SVD of X)."""
+    n_features = X.shape[1]
+    if n_features == 0:
+        return 0
+    if isinstance(X, HistoryFeatures):
+        gram = np.zeros((n_features, n_features))
+        window = X.window_size
+        block_rows = max(1, (1 << 22) // max(n_features, 1))
+        for start in range(0, rows.size, block_rows):
+            chunk = rows[start : start + block_rows]
+            first, last = int(chunk[0]), int(chunk[-1]) + 1
+            source = np.asfortranarray(X.inputs[first - window : last])
+            block = np.empty((source.shape[0], n_features), order="F")
+            _core.convolve_history(source, X.kernels, block, 1)
+            block = block[chunk - first + window]
+            gram += block.T @ block
+    else:
+        design = design_for_core(X)
+        gram = _core.weighted_gram(design, rows, np.ones(rows.size), False)[1:, 1:]
+    scale = np.sqrt(np.maximum(np.diag(gram), 0.0))
+    nonzero = scale > 0
+    if not nonzero.any():
+        return 0
+    scaled = gram[np.ix_(nonzero, nonzero)] / np.outer(scale[nonzero], scale[nonzero])
+    eigenvalues = np.linalg.eigvalsh(scaled)
+    # The engine's rank rule (kRankTolerance in C++): relative to the largest eigenvalue of the
+    # Jacobi-scaled Gram, so the dof and the minimum-norm fit agree on what is collinear.
+    return int(np.sum(eigenvalues > eigenvalues.max() * _RANK_TOLERANCE))
+
+
+def _poisson_log_likelihood(y: NDArray, rate: NDArray) -> NDArray:
+    rate = np.maximum(rate, np.finfo(np.float64).eps)
+    return y * np.log(rate) - rate - gammaln(y + 1.0)
+
+
+def _poisson_deviance(y: NDArray, rate: NDArray) -> NDArray:
+    rate = np.maximum(rate, np.finfo(np.float64).eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / rate), 0.0)
+    return 2.0 * (ratio - (y - rate))
+
+
+def _as_score(value: Any) -> Any:
+    array = np.asarray(value)
+    return float(array) if array.ndim == 0 else array
+
+
+def _as_generator(random_key: Any, name: str) -> np.random.Generator:
+    if random_key is None or isinstance(random_key, (int, np.integer)):
+        return np.random.default_rng(random_key)
+    if isinstance(random_key, np.random.Generator):
+        return random_key
+    raise TypeError(
+        f"{name} must be an int seed, a numpy.random.Generator or None, got "
+        f"{type(random_key).__name__}"
+    )
+
+
+class GLM(_BaseGLM):
+    """A Poisson GLM for one neuron (NeMoS's ``nemos.glm.GLM``), fitted exactly by Newton.
+
+    ``y[t] ~ Poisson(exp(intercept_[0] + X[t] @ coef_))``.
+
+    Parameters
+    ----------
+    observation_model : str
+        ``"Poisson"`` (the only model in this version).
+    inverse_link_function : callable, optional
+        ``None`` or an exp function.
+    regularizer : str or Regularizer, optional
+        ``None``/``"UnRegularized"`` or ``"Ridge"``.
+    regularizer_strength : float or array-like, optional
+        Ridge strength: a scalar or one value per coefficient (shape ``(n_features,)``).
+    solver_name : str, optional
+        Accepted for NeMoS compatibility and recorded; popglm always solves with Newton.
+    solver_kwargs : dict, optional
+        ``tol`` and ``maxiter`` override ``tol`` and ``max_iter``.
+    tol : float
+        Stop when max |gradient of the objective| <= tol.
+    max_iter : int
+        Newton iterations allowed.
+    n_threads : int, optional
+        Threads for the kernels; the results do not depend on it.
+
+    Attributes
+    ----------
+    coef_ : ndarray, shape (n_features,)
+    intercept_ : ndarray, shape (1,)
+    scale_ : float
+        1.0 (Poisson).
+    dof_resid_ : ndarray, shape (1,)
+        Residual degrees of freedom, as NeMoS: n - rank(X) - 1 (n - n_features - 1 with Ridge).
+    n_iter_ : int
+    converged_ : bool
+    fit_info_ : dict
+        See :class:`PopulationGLM`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import popglm as nmo
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 3))
+    >>> y = rng.poisson(np.exp(0.2 * X[:, 0]))
+    >>> model = nmo.glm.GLM().fit(X, y)
+    >>> model.coef_.shape, model.intercept_.shape
+    ((3,), (1,))
+    """
+
+    _population = False
+
+    def __init__(
+        self,
+        observation_model: Any = "Poisson",
+        inverse_link_function: Any = None,
+        regularizer: Any = None,
+        regularizer_strength: Any = None,
+        solver_name: str | None = None,
+        solver_kwargs: dict | None = None,
+        *,
+        tol: float = 1e-8,
+        max_iter: int = 100,
+        n_threads: int | None = None,
+    ) -> None:
+        self.observation_model = observation_model
+        self.inverse_link_function = inverse_link_function
+        self._regularizer_strength = regularizer_strength
+        _check_strength(regularizer_strength)
+        self.regularizer = regularizer
+        self.solver_name = solver_name
+        self.solver_kwargs = solver_kwargs
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_threads = n_threads
+
+
+class PopulationGLM(_BaseGLM):
+    """A Poisson GLM for each neuron of a population, fitted jointly and exactly.
+
+    For neuron ``j``: ``y[t, j] ~ Poisson(exp(intercept_[j] + X[t] @ coef_[:, j]))``, with
+    ``coef_[i, j] = 0`` wherever ``feature_mask[i, j] == 0``. Each neuron is fitted by Newton's
+    method (Cholesky of the Hessian, a backtracking line search, and a truncated
+    eigendecomposition when the design is rank deficient, which returns the minimum-norm MLE)
+    until the largest gradient entry of its objective is ``<= tol``.
+
+    Parameters
+    ----------
+    observation_model : str
+        ``"Poisson"`` (the only model in this version).
+    inverse_link_function : callable, optional
+        ``None`` or ``numpy.exp``/``jax.numpy.exp``: the exponential link.
+    regularizer : str or Regularizer, optional
+        ``None``/``"UnRegularized"`` or ``"Ridge"``.
+    regularizer_strength : float or array-like, optional
+        Ridge strength: a scalar, or per coefficient (broadcastable to ``(n_features, n_neurons)``).
+    solver_name : str, optional
+        Accepted for NeMoS compatibility and recorded; popglm always solves with Newton.
+    solver_kwargs : dict, optional
+        NeMoS-style solver options: ``tol`` and ``maxiter`` override ``tol`` and ``max_iter``.
+    feature_mask : array-like of 0/1, shape (n_features, n_neurons), optional
+        Which features enter which neuron's model. Default: all features for all neurons.
+    tol : float
+        Stop when max |gradient of the per-neuron objective| <= tol.
+    max_iter : int
+        Newton iterations allowed per neuron.
+    n_threads : int, optional
+        Threads for the per-neuron solves; default: all cores this process may use. The
+        results do not depend on it.
+
+    Attributes
+    ----------
+    coef_ : ndarray, shape (n_features, n_neurons)
+    intercept_ : ndarray, shape (n_neurons,)
+    scale_ : ndarray, shape (n_neurons,)
+        Ones (Poisson).
+    dof_resid_ : ndarray, shape (n_neurons,)
+        Residual degrees of freedom, as NeMoS: n - rank(X) - 1 (n - n_features - 1 with Ridge).
+    n_iter_ : ndarray of int, shape (n_neurons,)
+        Newton iterations per neuron.
+    converged_ : ndarray of bool, shape (n_neurons,)
+    fit_info_ : dict of ndarray
+        Per neuron: ``status`` (codes in ``popglm.glm.FIT_STATUS``), ``n_iter``,
+        ``gradient_norm`` (final max |gradient|), ``objective`` (final objective without the
+        log(y!) term), ``n_hessian`` (Hessians formed, the dominant cost), plus
+        ``n_samples_used`` (rows left after dropping NaN/inf).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import popglm as nmo
+    >>> counts = np.random.default_rng(0).poisson(1.0, size=(200, 3))
+    >>> X = nmo.basis.HistoryConv(window_size=4).compute_features(counts)
+    >>> model = nmo.glm.PopulationGLM().fit(X, counts)
+    >>> model.coef_.shape, model.intercept_.shape
+    ((12, 3), (3,))
+    >>> bool(model.converged_.all())
+    True
+    """
+
+    _population = True
+
+    def __init__(
+        self,
+        observation_model: Any = "Poisson",
+        inverse_link_function: Any = None,
+        regularizer: Any = None,
+        regularizer_strength: Any = None,
+        solver_name: str | None = None,
+        solver_kwargs: dict | None = None,
+        feature_mask: ArrayLike | None = None,
+        *,
+        tol: float = 1e-8,
+        max_iter: int = 100,
+        n_threads: int | None = None,
+    ) -> None:
+        self.observation_model = observation_model
+        self.inverse_link_function = inverse_link_function
+        self._regularizer_strength = regularizer_strength
+        _check_strength(regularizer_strength)
+        self.regularizer = regularizer
+        self.solver_name = solver_name
+        self.solver_kwargs = solver_kwargs
+        self.feature_mask = feature_mask
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_threads = n_threads
+
+    @property
+    def feature_mask(self) -> NDArray | None:
+        """Mask of shape ``(n_features, n_neurons)``: 1 keeps a feature for a neuron, 0 drops it."""
+        return self._feature_mask
+
+    @feature_mask.setter
+    def feature_mask(self, feature_mask: ArrayLike | None) -> None:
+        self._feature_mask = _check_feature_mask(feature_mask)
+
+    def _population_mask(self, n_features: int, n_neurons: int) -> NDArray:
+        if self._feature_mask is None:
+            return super()._population_mask(n_features, n_neurons)
+        if self._feature_mask.shape != (n_features, n_neurons):
+            raise ValueError(
+                "feature_mask must have shape (n_features, n_neurons) = "
+                f"({n_features}, {n_neurons}), got {self._feature_mask.shape}"
+            )
+        return np.asfortranarray(self._feature_mask, dtype=np.uint8)
 
     def __repr__(self) -> str:
         mask = "None" if self._feature_mask is None else f"<array {self._feature_mask.shape}>"
         return (
             f"PopulationGLM(observation_model={self.observation_model!r}, "
-            f"regularizer={self.regularizer!r}, feature_mask={mask}, tol={self.tol!r}, "
+            f"regularizer={self.regularizer!r}, regularizer_strength="
+            f"{self.regularizer_strength!r}, feature_mask={mask}, tol={self.tol!r}, "
             f"max_iter={self.max_iter!r}, n_threads={self.n_threads!r})"
         )
+
+
+def load_model(filename: str | Path) -> GLM | PopulationGLM:
+    """Rebuild a model saved by ``save_params``; never executes code from the file.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a popglm model file or is damaged.
+    """
+    try:
+        with np.load(filename, allow_pickle=False) as data:
+            contents = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise ValueError(f"{filename!s} is not a readable popglm model file: {error}") from None
+    required = {"format", "model_class", "settings", "regularizer_strength", "coef_", "intercept_"}
+    if missing := required - set(contents):
+        raise ValueError(f"{filename!s} is not a popglm model file (missing {sorted(missing)})")
+    if str(contents["format"]) != "popglm-model-1":
+        raise ValueError(f"{filename!s} has unknown format {str(contents['format'])!r}")
+    classes = {"GLM": GLM, "PopulationGLM": PopulationGLM}
+    model_class = classes.get(str(contents["model_class"]))
+    if model_class is None:
+        raise ValueError(f"{filename!s} holds an unknown model class {contents['model_class']!r}")
+    try:
+        settings = json.loads(str(contents["settings"]))
+        strength = contents["regularizer_strength"]
+        strength = None if strength.ndim == 0 and np.isnan(strength) else strength
+        if strength is not None and strength.ndim == 0:
+            strength = float(strength)
+        kwargs = dict(
+            regularizer=settings["regularizer"],
+            regularizer_strength=strength,
+            solver_name=settings["solver_name"],
+            solver_kwargs=settings["solver_kwargs"],
+            tol=settings["tol"],
+            max_iter=settings["max_iter"],
+            n_threads=settings["n_threads"],
+        )
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as error:
+        raise ValueError(f"{filename!s} has damaged settings: {error}") from None
+    if model_class is PopulationGLM:
+        kwargs["feature_mask"] = contents.get("feature_mask")
+    model = model_class(**kwargs)
+    coef = np.asarray(contents["coef_"], dtype=np.float64)
+    intercept = np.asarray(contents["intercept_"], dtype=np.float64)
+    expected_ndim = 2 if model_class is PopulationGLM else 1
+    if coef.ndim != expected_ndim or intercept.ndim != 1:
+        raise ValueError(f"{filename!s} has coefficients of the wrong shape")
+    model.coef_ = coef
+    model.intercept_ = intercept
+    return model

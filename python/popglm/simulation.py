@@ -9,14 +9,23 @@ with ``F[t, i, k] = sum_l basis.kernel_[l - 1, k] * counts[t - l, i]``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
-from ._validation import check_positive_int
+from ._native import core as _core
+from ._validation import as_numeric_array, check_positive_int
 
-__all__ = ["CoupledNetwork", "random_coupled_network", "simulate_counts"]
+__all__ = [
+    "CoupledNetwork",
+    "coupling_coef_from_model",
+    "random_coupled_network",
+    "simulate_counts",
+    "simulate_recurrent",
+]
 
 
 @dataclass
@@ -179,3 +188,146 @@ def _poisson_from_uniform(rate: NDArray, uniform: NDArray) -> NDArray:
         counts[remaining] = k
         remaining &= uniform > cumulative
     return counts
+
+
+def simulate_recurrent(
+    coupling_coef: ArrayLike,
+    feedforward_coef: ArrayLike,
+    intercepts: ArrayLike,
+    random_key: Any,
+    feedforward_input: ArrayLike,
+    coupling_basis_matrix: ArrayLike,
+    init_y: ArrayLike,
+    inverse_link_function: Callable | str = "exp",
+    max_rate: float = 1e4,
+) -> tuple[NDArray, NDArray]:
+    """Simulate a coupled GLM network bin by bin (NeMoS's ``simulate_recurrent``, in C++).
+
+    At bin ``t`` neuron ``i`` fires ``Poisson(rate[t, i])`` spikes, with ``rate[t, i] =
+    link(intercepts[i] + feedforward_input[t, i] @ feedforward_coef[i] + sum_{j, b}
+    coupling_coef[i, j, b] * h[t, j, b])`` and ``h[t, j, b] = sum_{lag=1..window}
+    coupling_basis_matrix[lag - 1, b] * y[t - lag, j]``: the convention of
+    ``basis.compute_features`` (so the coefficients of a fitted PopulationGLM on
+    ``compute_features(counts)`` plug in directly, see ``coupling_coef_from_model``).
+
+    Parameters
+    ----------
+    coupling_coef : array-like, shape (n_neurons, n_neurons, n_basis_funcs)
+        ``[receiver, sender, basis]`` weights.
+    feedforward_coef : array-like, shape (n_neurons, n_features)
+    intercepts : array-like, shape (n_neurons,)
+    random_key : int, numpy.random.Generator or None
+        Seed (NeMoS takes a JAX key; popglm's draws are its own, reproducible on every
+        platform for a given seed).
+    feedforward_input : array-like, shape (n_samples, n_neurons, n_features)
+    coupling_basis_matrix : array-like, shape (window_size, n_basis_funcs)
+    init_y : array-like, shape (window_size, n_neurons)
+        Activity before the first bin, oldest first.
+    inverse_link_function : "exp", "softplus" or an exp/softplus function
+        Default exp, the Poisson GLM's link (NeMoS defaults to softplus here).
+    max_rate : float
+        A rate above this (per bin) stops the simulation with a ValueError: the network is
+        unstable.
+
+    Returns
+    -------
+    simulated_activity, firing_rates : ndarray, shape (n_samples, n_neurons)
+    """
+    coupling = _float_array(coupling_coef, "coupling_coef", 3)
+    basis = _float_array(coupling_basis_matrix, "coupling_basis_matrix", 2)
+    feedforward = _float_array(feedforward_input, "feedforward_input", 3)
+    weights = _float_array(feedforward_coef, "feedforward_coef", 2)
+    intercepts = _float_array(intercepts, "intercepts", 1)
+    history = _float_array(init_y, "init_y", 2)
+    n_neurons = intercepts.shape[0]
+    if not (
+        coupling.shape[:2] == (n_neurons, n_neurons)
+        and feedforward.shape[1] == n_neurons
+        and weights.shape[0] == n_neurons
+        and history.shape[1] == n_neurons
+    ):
+        raise ValueError(
+            "The number of neurons provided in the inputs is inconsistent: intercepts has "
+            f"{n_neurons}, coupling_coef {coupling.shape[:2]}, feedforward_input "
+            f"{feedforward.shape[1]}, feedforward_coef {weights.shape[0]}, init_y {history.shape[1]}"
+        )
+    if weights.shape[1] != feedforward.shape[2]:
+        raise ValueError(
+            f"Inconsistent number of features: feedforward_coef has {weights.shape[1]}, "
+            f"feedforward_input has {feedforward.shape[2]}"
+        )
+    if coupling.shape[2] != basis.shape[1]:
+        raise ValueError(
+            f"Inconsistent number of features: coupling_basis_matrix has {basis.shape[1]} basis "
+            f"functions, coupling_coef assumes {coupling.shape[2]}"
+        )
+    if history.shape[0] != basis.shape[0] or basis.shape[0] == 0:
+        raise ValueError(
+            "init_y and coupling_basis_matrix should have the same (non-zero) window size: "
+            f"init_y window size {history.shape[0]}, coupling_basis_matrix {basis.shape[0]}"
+        )
+    for name, array in (
+        ("coupling_coef", coupling),
+        ("feedforward_coef", weights),
+        ("intercepts", intercepts),
+        ("feedforward_input", feedforward),
+        ("coupling_basis_matrix", basis),
+        ("init_y", history),
+    ):
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name} contains NaN or inf")
+    if not (np.isfinite(max_rate) and max_rate > 0):
+        raise ValueError(f"max_rate must be a positive finite number, got {max_rate!r}")
+    link = _link_name(inverse_link_function)
+    rng = random_key if isinstance(random_key, np.random.Generator) else None
+    if rng is None:
+        if random_key is not None and not isinstance(random_key, (int, np.integer)):
+            raise TypeError(
+                "random_key must be an int seed, a numpy.random.Generator or None, got "
+                f"{type(random_key).__name__}"
+            )
+        rng = np.random.default_rng(random_key)
+    seed = int(rng.integers(0, 2**63))
+
+    n_samples = feedforward.shape[0]
+    drive = np.asfortranarray(np.einsum("ik,tik->ti", weights, feedforward))
+    spikes = np.empty((n_samples, n_neurons), order="F")
+    rates = np.empty((n_samples, n_neurons), order="F")
+    _core.simulate_recurrent(
+        np.asfortranarray(coupling.reshape(n_neurons, -1)), np.asfortranarray(basis), drive,
+        np.ascontiguousarray(intercepts), np.asfortranarray(history), link, seed,
+        float(max_rate), spikes, rates,
+    )  # fmt: skip
+    return spikes, rates
+
+
+def coupling_coef_from_model(coef: ArrayLike, n_basis_funcs: int) -> NDArray:
+    """Reshape a PopulationGLM's ``coef_`` on history features to ``simulate_recurrent``'s layout.
+
+    ``coef_`` of shape ``(n_neurons * n_basis_funcs, n_neurons)`` (``[sender * K + b,
+    receiver]``) becomes ``(n_neurons, n_neurons, n_basis_funcs)`` (``[receiver, sender, b]``).
+    """
+    coef = _float_array(coef, "coef", 2)
+    n_basis_funcs = check_positive_int(n_basis_funcs, "n_basis_funcs")
+    n_features, n_receivers = coef.shape
+    if n_features % n_basis_funcs:
+        raise ValueError(
+            f"coef has {n_features} rows, not a multiple of n_basis_funcs = {n_basis_funcs}"
+        )
+    return coef.reshape(n_features // n_basis_funcs, n_basis_funcs, n_receivers).transpose(2, 0, 1)
+
+
+def _float_array(x: ArrayLike, name: str, ndim: int) -> NDArray:
+    array = as_numeric_array(x, name).astype(np.float64, copy=False)
+    if array.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-dimensional, got shape {array.shape}")
+    return array
+
+
+def _link_name(link: Callable | str) -> str:
+    name = link if isinstance(link, str) else getattr(link, "__name__", "")
+    if name in ("exp", "softplus"):
+        return name
+    raise ValueError(
+        f"inverse_link_function must be 'exp' or 'softplus' (or such a function), got {link!r}"
+    )

@@ -29,16 +29,19 @@ struct PopulationFitReport {
   Eigen::Ref<IntVector> n_hessian;  ///< Hessians formed (the dominant cost)
 };
 
-/// Fit one unregularised Poisson GLM (exp link) per column of `counts`.
+/// Fit one Poisson GLM (exp link) per column of `counts`.
 ///
 /// Each neuron j uses the features p with mask(p, j) != 0 and an intercept, on the rows
-/// listed in `rows`. The objective is the mean over those rows of exp(eta) - y * eta.
+/// listed in `rows`. The objective is the mean over those rows of exp(eta) - y * eta, plus
+/// sum_p 0.5 * ridge(p, j) * coef(p, j)^2 when `ridge` (n_features x n_neurons, >= 0) is not
+/// empty; the intercept is never penalised.
 /// `coef` (n_features x n_neurons) and `intercept` hold the starting point on entry and the
 /// solution on exit; masked coefficients are set to exactly 0. Rank-deficient designs give
 /// the solution closest to the starting point (the minimum-norm MLE from a zero start).
 void fit_poisson_population(const Eigen::Ref<const MatrixColMajor>& design,
                             const Eigen::Ref<const MatrixColMajor>& counts,
                             const Eigen::Ref<const MaskMatrix>& mask,
+                            const Eigen::Ref<const MatrixColMajor>& ridge,
                             const Eigen::Ref<const IndexVector>& rows,
                             const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
                             Eigen::Ref<Eigen::VectorXd> intercept,
@@ -48,6 +51,7 @@ void fit_poisson_population(const Eigen::Ref<const MatrixColMajor>& design,
 void fit_poisson_population(const Eigen::Ref<const MatrixRowMajor>& design,
                             const Eigen::Ref<const MatrixColMajor>& counts,
                             const Eigen::Ref<const MaskMatrix>& mask,
+                            const Eigen::Ref<const MatrixColMajor>& ridge,
                             const Eigen::Ref<const IndexVector>& rows,
                             const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
                             Eigen::Ref<Eigen::VectorXd> intercept,
@@ -61,6 +65,7 @@ void fit_poisson_population_history(const Eigen::Ref<const MatrixColMajor>& inpu
                                     const Eigen::Ref<const MatrixColMajor>& kernels,
                                     const Eigen::Ref<const MatrixColMajor>& counts,
                                     const Eigen::Ref<const MaskMatrix>& mask,
+                                    const Eigen::Ref<const MatrixColMajor>& ridge,
                                     const Eigen::Ref<const IndexVector>& rows,
                                     const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
                                     Eigen::Ref<Eigen::VectorXd> intercept,

@@ -1,0 +1,345 @@
+"""Inference on fitted coefficients: standard errors, Wald and likelihood-ratio coupling tests.
+
+For the Poisson GLM with exp link, the observed Fisher information of neuron ``j`` at the
+optimum is ``A^T diag(rate) A`` with ``A = [1, X_active]`` summed over the rows ``fit`` used;
+its inverse is the asymptotic covariance of the estimate (as statsmodels' GLM reports). For a
+Ridge fit the information includes the penalty (``n * strength`` on the diagonal) and its inverse
+is the posterior covariance under the matching Gaussian prior.
+"""
+
+from __future__ import annotations
+
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+
+from ._native import core as _core
+from ._threads import resolve_n_threads
+from ._validation import as_numeric_array, check_positive_int, design_for_core
+from .basis import HistoryFeatures
+
+__all__ = [
+    "CoefficientInference",
+    "benjamini_hochberg",
+    "coefficient_inference",
+    "coupling_likelihood_ratio_test",
+]
+
+
+class CoefficientInference:
+    """Standard errors, Wald statistics and confidence intervals of a fitted model.
+
+    Obtained from ``model.inference(X)``. Masked-out coefficients have NaN statistics.
+
+    Attributes
+    ----------
+    coef_se : ndarray, shaped like ``coef_``
+    intercept_se : ndarray, shaped like ``intercept_``
+    z_values, p_values : ndarray, shaped like ``coef_``
+        Wald ``coef / se`` and its two-sided normal p-value.
+    """
+
+    def __init__(
+        self,
+        coef: NDArray,
+        intercept: NDArray,
+        covariances: list[NDArray],
+        active: list[NDArray],
+        population: bool,
+    ) -> None:
+        self._population = population
+        self._coef = coef if population else coef[:, None]
+        self._intercept = np.asarray(intercept, dtype=np.float64)
+        self._covariances = covariances
+        self._active = active
+        n_features, n_neurons = self._coef.shape
+        se = np.full((n_features, n_neurons), np.nan)
+        intercept_se = np.empty(n_neurons)
+        for j in range(n_neurons):
+            variances = np.diag(covariances[j])
+            intercept_se[j] = np.sqrt(variances[0])
+            se[active[j], j] = np.sqrt(variances[1:])
+        self._se = se
+        self.intercept_se = intercept_se
+        self.coef_se = se if population else se[:, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = self._coef / se
+        self.z_values = z if population else z[:, 0]
+        p = 2.0 * stats.norm.sf(np.abs(z))
+        self.p_values = p if population else p[:, 0]
+
+    def covariance(self, neuron: int = 0) -> tuple[NDArray, NDArray]:
+        """Covariance of ``[intercept, coef[active]]`` of one neuron, and the active features."""
+        return self._covariances[neuron], self._active[neuron]
+
+    def coef_conf_int(self, level: float = 0.95) -> tuple[NDArray, NDArray]:
+        """Wald confidence intervals ``coef -/+ z * se`` at ``level``: (lower, upper)."""
+        z = _normal_quantile(level)
+        lower, upper = self._coef - z * self._se, self._coef + z * self._se
+        return (lower, upper) if self._population else (lower[:, 0], upper[:, 0])
+
+    def intercept_conf_int(self, level: float = 0.95) -> tuple[NDArray, NDArray]:
+        """Wald confidence intervals of the intercepts at ``level``: (lower, upper)."""
+        z = _normal_quantile(level)
+        return self._intercept - z * self.intercept_se, self._intercept + z * self.intercept_se
+
+    def coupling_test(self, n_basis_funcs: int) -> tuple[NDArray, NDArray]:
+        """Wald test that a whole coupling filter is zero, for every sender -> receiver pair.
+
+        The features must be history features of the population's own counts, laid out as
+        ``compute_features`` does (``n_basis_funcs`` consecutive columns per sender). For the
+        pair (sender ``s``, receiver ``r``) the statistic is ``w^T C^{-1} w``, ``w`` the pair's
+        unmasked coefficients and ``C`` their covariance: chi-square with ``len(w)`` degrees of
+        freedom under the null.
+
+        Returns
+        -------
+        statistic, p_value : ndarray, shape (n_senders, n_receivers)
+            NaN where the pair is masked out entirely.
+        """
+        n_senders = self._senders(n_basis_funcs)
+        n_receivers = self._coef.shape[1]
+        statistic = np.full((n_senders, n_receivers), np.nan)
+        p_value = np.full((n_senders, n_receivers), np.nan)
+        for r in range(n_receivers):
+            active = self._active[r]
+            covariance = self._covariances[r]
+            for s in range(n_senders):
+                block = np.flatnonzero(active // n_basis_funcs == s)
+                if block.size == 0:
+                    continue
+                w = self._coef[active[block], r]
+                sub = covariance[np.ix_(block + 1, block + 1)]
+                statistic[s, r] = float(w @ np.linalg.solve(sub, w))
+                p_value[s, r] = stats.chi2.sf(statistic[s, r], df=block.size)
+        return statistic, p_value
+
+    def coupling_filters(self, basis: Any, level: float = 0.95) -> tuple[NDArray, NDArray, NDArray]:
+        """Coupling filters ``kernel @ w`` with pointwise Wald confidence bands.
+
+        Parameters
+        ----------
+        basis : convolution basis
+            The basis the features were computed with (its ``kernel_``, window x n_basis_funcs).
+        level : float
+            Confidence level of the bands.
+
+        Returns
+        -------
+        filters, lower, upper : ndarray, shape (n_senders, window_size, n_receivers)
+            ``filters[s, :, r]`` is the effect of a spike of ``s`` on the log-rate of ``r``
+            1..window_size bins later. Masked pairs are zero filters with zero-width bands.
+        """
+        kernel = np.asarray(basis.kernel_ if hasattr(basis, "kernel_") else basis, dtype=float)
+        if kernel.ndim != 2:
+            raise ValueError(
+                f"basis must be a convolution basis or a (window_size, n_basis_funcs) kernel "
+                f"matrix, got an array of shape {kernel.shape}"
+            )
+        window, n_basis = kernel.shape
+        n_senders = self._senders(n_basis)
+        n_receivers = self._coef.shape[1]
+        filters = np.zeros((n_senders, window, n_receivers))
+        half_width = np.zeros_like(filters)
+        z = _normal_quantile(level)
+        for r in range(n_receivers):
+            active = self._active[r]
+            covariance = self._covariances[r]
+            for s in range(n_senders):
+                block = np.flatnonzero(active // n_basis == s)
+                if block.size == 0:
+                    continue
+                columns = kernel[:, active[block] % n_basis]
+                filters[s, :, r] = columns @ self._coef[active[block], r]
+                sub = covariance[np.ix_(block + 1, block + 1)]
+                variance = np.einsum("ij,jk,ik->i", columns, sub, columns)
+                half_width[s, :, r] = z * np.sqrt(np.maximum(variance, 0.0))
+        return filters, filters - half_width, filters + half_width
+
+    def _senders(self, n_basis_funcs: int) -> int:
+        n_basis_funcs = check_positive_int(n_basis_funcs, "n_basis_funcs")
+        n_features = self._coef.shape[0]
+        if n_features % n_basis_funcs:
+            raise ValueError(
+                f"the model has {n_features} features, not a multiple of n_basis_funcs = "
+                f"{n_basis_funcs}: coupling tests need history features of the counts"
+            )
+        return n_features // n_basis_funcs
+
+
+def _normal_quantile(level: float) -> float:
+    if not (isinstance(level, (int, float)) and 0.0 < level < 1.0):
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}")
+    return float(stats.norm.ppf(0.5 + level / 2.0))
+
+
+def _information(model: Any, X: Any, n_threads: int) -> tuple[list[NDArray], list[NDArray]]:
+    """Per neuron: the summed observed information over [intercept, active features]."""
+    coef = model.coef_ if model._population else model.coef_[:, None]
+    n_features, n_neurons = coef.shape
+    mask = model._population_mask(n_features, n_neurons).astype(bool)
+    active = [np.flatnonzero(mask[:, j]) for j in range(n_neurons)]
+    eta = model._linear_predictor(X, model.coef_, model.intercept_)
+    rows = np.flatnonzero(np.isfinite(eta).all(axis=1))
+    if rows.size != model.fit_info_["n_samples_used"]:
+        raise ValueError(
+            f"X has {rows.size} usable rows but the model was fitted on "
+            f"{model.fit_info_['n_samples_used']}: pass the design the model was fitted on"
+        )
+    rates = np.exp(eta[rows])
+    ridge = model._ridge_matrix(n_features, n_neurons)
+
+    if isinstance(X, HistoryFeatures):
+        full = _history_informations(X, rows, rates)
+    else:
+        design = design_for_core(X)
+        row_index = rows.astype(np.int64)
+
+        def one(j: int) -> NDArray:
+            return _core.weighted_gram(design, row_index, np.ascontiguousarray(rates[:, j]), False)
+
+        with ThreadPoolExecutor(max_workers=resolve_n_threads(n_threads)) as pool:
+            full = list(pool.map(one, range(n_neurons)))
+
+    informations = []
+    for j in range(n_neurons):
+        keep = np.concatenate([[0], active[j] + 1])
+        information = full[j][np.ix_(keep, keep)]
+        if ridge.size:
+            information = information + rows.size * np.diag(
+                np.concatenate([[0.0], ridge[active[j], j]])
+            )
+        informations.append(information)
+    return informations, active
+
+
+def _history_informations(X: HistoryFeatures, rows: NDArray, rates: NDArray) -> list[NDArray]:
+    n_features = X.shape[1]
+    n_neurons = rates.shape[1]
+    window = X.window_size
+    out = [np.zeros((n_features + 1, n_features + 1)) for _ in range(n_neurons)]
+    block_rows = max(1, (1 << 21) // (n_features + 1))
+    for start in range(0, rows.size, block_rows):
+        chunk = rows[start : start + block_rows]
+        first, last = int(chunk[0]), int(chunk[-1]) + 1
+        source = np.asfortranarray(X.inputs[first - window : last])
+        block = np.empty((source.shape[0], n_features), order="F")
+        _core.convolve_history(source, X.kernels, block, 1)
+        design = np.column_stack([np.ones(chunk.size), block[chunk - first + window]])
+        for j in range(n_neurons):
+            weighted = design * rates[start : start + chunk.size, j, None]
+            out[j] += design.T @ weighted
+    return out
+
+
+def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> CoefficientInference:
+    """Build the CoefficientInference of a fitted model on its design (see ``model.inference``)."""
+    X = model._check_design(X)
+    informations, active = _information(model, X, n_threads)
+    covariances = []
+    singular = []
+    for j, information in enumerate(informations):
+        eigenvalues, vectors = np.linalg.eigh(information)
+        cutoff = eigenvalues.max(initial=0.0) * 1e-12
+        if np.any(eigenvalues <= cutoff):
+            singular.append(j)
+        inverse = np.where(
+            eigenvalues > cutoff, 1.0 / np.where(eigenvalues > cutoff, eigenvalues, 1.0), 0.0
+        )
+        covariances.append((vectors * inverse) @ vectors.T)
+    if singular:
+        warnings.warn(
+            f"The Fisher information is singular for neurons {singular} (collinear features or "
+            "an MLE at infinity): their covariance is a pseudo-inverse and the standard errors of "
+            "non-identifiable directions are not meaningful.",
+            UserWarning,
+            stacklevel=3,
+        )
+    return CoefficientInference(
+        np.asarray(model.coef_), model.intercept_, covariances, active, model._population
+    )
+
+
+def benjamini_hochberg(p_values: ArrayLike, fdr: float = 0.05) -> NDArray:
+    """Benjamini-Hochberg step-up procedure: which hypotheses are rejected at false discovery rate ``fdr``.
+
+    NaN p-values (e.g. masked pairs) are not tested and never rejected.
+
+    Returns
+    -------
+    ndarray of bool, shaped like ``p_values``
+    """
+    p = np.asarray(as_numeric_array(p_values, "p_values"), dtype=np.float64)
+    if not (isinstance(fdr, (int, float)) and 0.0 < fdr < 1.0):
+        raise ValueError(f"fdr must be a number in (0, 1), got {fdr!r}")
+    tested = np.flatnonzero(np.isfinite(p.ravel()))
+    if np.any((p.ravel()[tested] < 0) | (p.ravel()[tested] > 1)):
+        raise ValueError("p_values must lie in [0, 1]")
+    rejected = np.zeros(p.size, dtype=bool)
+    m = tested.size
+    if m:
+        order = tested[np.argsort(p.ravel()[tested], kind="stable")]
+        thresholds = fdr * np.arange(1, m + 1) / m
+        passing = np.flatnonzero(p.ravel()[order] <= thresholds)
+        if passing.size:
+            rejected[order[: passing[-1] + 1]] = True
+    return rejected.reshape(p.shape)
+
+
+def coupling_likelihood_ratio_test(
+    model: Any, X: ArrayLike, y: ArrayLike, n_basis_funcs: int
+) -> tuple[NDArray, NDArray]:
+    """Likelihood-ratio test that a coupling filter is zero, by refitting with the pair masked.
+
+    For every receiver, the population engine refits one copy of the receiver per sender, each
+    with that sender's block of features removed; the statistic is twice the drop in
+    log-likelihood, chi-square with the block's size as degrees of freedom. Needs an
+    unregularised fitted ``PopulationGLM``.
+
+    Returns
+    -------
+    statistic, p_value : ndarray, shape (n_senders, n_receivers)
+    """
+    from .glm import PopulationGLM
+
+    if not isinstance(model, PopulationGLM):
+        raise TypeError("coupling_likelihood_ratio_test needs a fitted PopulationGLM")
+    model._check_is_fit()
+    if model.regularizer.needs_strength:
+        raise ValueError("the likelihood-ratio test needs an unregularised model")
+    n_basis_funcs = check_positive_int(n_basis_funcs, "n_basis_funcs")
+    n_features, n_receivers = model.coef_.shape
+    if n_features % n_basis_funcs:
+        raise ValueError(
+            f"the model has {n_features} features, not a multiple of n_basis_funcs = {n_basis_funcs}"
+        )
+    n_senders = n_features // n_basis_funcs
+    y = np.asarray(as_numeric_array(y, "y"), dtype=np.float64)
+    mask = model._population_mask(n_features, n_receivers).astype(bool)
+    n_used = model.fit_info_["n_samples_used"]
+    full_objective = model.fit_info_["objective"]
+    statistic = np.full((n_senders, n_receivers), np.nan)
+    p_value = np.full((n_senders, n_receivers), np.nan)
+    sender_of = np.arange(n_features) // n_basis_funcs
+    for r in range(n_receivers):
+        reduced_mask = np.repeat(mask[:, [r]], n_senders, axis=1)
+        reduced_mask[sender_of[:, None] == np.arange(n_senders)[None, :]] = False
+        dof = (mask[:, [r]] & (sender_of[:, None] == np.arange(n_senders)[None, :])).sum(axis=0)
+        reduced = PopulationGLM(
+            feature_mask=reduced_mask.astype(np.uint8),
+            tol=model.tol,
+            max_iter=model.max_iter,
+            n_threads=model.n_threads,
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # reduced models of silent pairs may not converge
+            reduced.fit(X, np.repeat(y[:, [r]], n_senders, axis=1))
+        drop = 2.0 * n_used * (reduced.fit_info_["objective"] - full_objective[r])
+        tested = dof > 0
+        statistic[tested, r] = np.maximum(drop[tested], 0.0)
+        p_value[tested, r] = stats.chi2.sf(statistic[tested, r], df=dof[tested])
+    return statistic, p_value

@@ -1,0 +1,85 @@
+"""Generate NeMoS references for the GLM API: Ridge fits, scores, dof (run once, by hand).
+
+    /tmp/nemos-venv/bin/pip install nemos==0.2.8
+    /tmp/nemos-venv/bin/python tests/data/make_nemos_glm_fixtures.py
+
+Writes tests/data/nemos_glm_fixtures.npz. NeMoS runs in float64 (jax_enable_x64) with LBFGS at
+tol=1e-12 so that its Ridge answers are the exact penalised optima, to compare with popglm's
+Newton answers. The data are the how-to's: np.random.seed(42); poisson(size=(100, 4)), features
+HistoryConv(10).
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+import nemos as nmo  # noqa: E402
+import numpy as np  # noqa: E402
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+
+def main() -> None:
+    np.random.seed(42)
+    counts = np.random.poisson(size=(100, 4)).astype(np.float64)
+    X = np.asarray(nmo.basis.HistoryConv(10).compute_features(counts))
+    out: dict[str, np.ndarray] = {"counts": counts, "X": X}
+    tight = {"tol": 1e-12, "maxiter": 100000}
+    for name, strength in (("ridge", 0.1), ("ridge_strong", 2.0)):
+        model = nmo.glm.PopulationGLM(
+            regularizer="Ridge",
+            regularizer_strength=strength,
+            solver_name="LBFGS",
+            solver_kwargs=tight,
+        ).fit(X, counts)
+        out[f"{name}_strength"] = np.array(strength)
+        out[f"{name}_coef"] = np.asarray(model.coef_)
+        out[f"{name}_intercept"] = np.asarray(model.intercept_)
+        out[f"{name}_dof"] = np.asarray(model.dof_resid_)
+    # Per-coefficient strengths: 0.05 on self-history rows, 0.5 elsewhere.
+    strength = np.full((40, 4), 0.5)
+    for j in range(4):
+        strength[10 * j : 10 * (j + 1), j] = 0.05
+    model = nmo.glm.PopulationGLM(
+        regularizer="Ridge",
+        regularizer_strength=strength,
+        solver_name="LBFGS",
+        solver_kwargs=tight,
+    ).fit(X, counts)
+    out["ridge_array_strength"] = strength
+    out["ridge_array_coef"] = np.asarray(model.coef_)
+    out["ridge_array_intercept"] = np.asarray(model.intercept_)
+    # Single-neuron GLM with Ridge.
+    model = nmo.glm.GLM(
+        regularizer="Ridge", regularizer_strength=0.1, solver_name="LBFGS", solver_kwargs=tight
+    ).fit(X, counts[:, 1])
+    out["glm_ridge_coef"] = np.asarray(model.coef_)
+    out["glm_ridge_intercept"] = np.asarray(model.intercept_)
+    # Scores of an unregularised model at tight tolerance, on the training data and on new data.
+    model = nmo.glm.PopulationGLM(solver_name="LBFGS", solver_kwargs=tight).fit(X, counts)
+    out["mle_coef"] = np.asarray(model.coef_)
+    out["mle_intercept"] = np.asarray(model.intercept_)
+    out["mle_dof"] = np.asarray(model.dof_resid_)
+    out["mle_scale"] = np.asarray(model.scale_)
+    np.random.seed(7)
+    test_counts = np.random.poisson(size=(100, 4)).astype(np.float64)
+    test_X = np.asarray(nmo.basis.HistoryConv(10).compute_features(test_counts))
+    out["test_counts"] = test_counts
+    out["test_X"] = test_X
+    for data, (Xs, ys) in (("train", (X, counts)), ("test", (test_X, test_counts))):
+        for score_type in ("log-likelihood", "pseudo-r2-McFadden", "pseudo-r2-Cohen"):
+            key = f"score_{data}_{score_type}"
+            out[key] = np.asarray(model.score(Xs, ys, score_type=score_type))
+        out[f"score_{data}_loglik_sum"] = np.asarray(
+            model.score(Xs, ys, aggregate_sample_scores=jax.numpy.sum)
+        )
+    np.savez(HERE / "nemos_glm_fixtures.npz", **out)
+    print("wrote", HERE / "nemos_glm_fixtures.npz", sorted(out))
+
+
+if __name__ == "__main__":
+    main()
