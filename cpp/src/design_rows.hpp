@@ -1,0 +1,360 @@
+// Internal to the core (not installed): the design as row sources, and the matrix products the
+// Newton solvers share. Rows come from a dense matrix or are rebuilt from spike counts and basis
+// kernels; every sum over rows uses fixed chunks so results do not depend on the thread count.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "popglm/types.hpp"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace popglm::detail {
+
+using Eigen::VectorXd;
+
+// Every sum over rows is split into at most this many fixed chunks of at least kMinChunkRows
+// rows, summed in order: the result does not depend on the thread count.
+constexpr Index kRowChunks = 8;
+constexpr Index kMinChunkRows = 4096;
+// Rows per block of the Hessian pass and of the shared products: a block (rows x features)
+// stays ~2 MB.
+constexpr Index kBlockElements = Index{1} << 18;
+// Rows per block of the products shared by all neurons (tall blocks keep the GEMMs efficient).
+constexpr Index kProductBlockRows = 256;
+
+/// exp(z) - 1 - z without cancellation: the curvature part of the Poisson objective along a line.
+inline double expm1_minus_identity(double z) {
+  if (std::abs(z) < 1e-3) return z * z * 0.5 * (1.0 + z / 3.0 * (1.0 + z / 4.0 * (1.0 + z / 5.0)));
+  return std::expm1(z) - z;
+}
+
+inline Index block_rows_for(Index n_columns, Index n_rows) {
+  const Index rows = std::clamp<Index>(kBlockElements / std::max<Index>(n_columns, 1), 64, 8192);
+  return std::max<Index>(std::min(rows, n_rows), 1);
+}
+
+inline Index row_chunks(Index n_rows) { return std::clamp<Index>(n_rows / kMinChunkRows, 1, kRowChunks); }
+
+inline bool is_contiguous(const Eigen::Ref<const IndexVector>& rows) {
+  for (Index i = 1; i < rows.size(); ++i)
+    if (rows[i] != rows[0] + i) return false;
+  return true;
+}
+
+/// Row access to a dense feature matrix (a NumPy array of either order).
+template <class Matrix>
+class DenseRows {
+ public:
+  static constexpr bool kHasViews = true;
+
+  explicit DenseRows(const Matrix& matrix) : matrix_(matrix) {}
+
+  Index rows() const { return matrix_.rows(); }
+  Index cols() const { return matrix_.cols(); }
+  auto view(Index first, Index len) const { return matrix_.middleRows(first, len); }
+
+  /// out(i, offset + a) = X(rows[start + i], feature a), features `*active` or all of them.
+  void gather(const Eigen::Ref<const IndexVector>& rows, Index start, Index len, bool contiguous,
+              const std::vector<Index>* active, Index offset, MatrixColMajor& out) const {
+    const Index n_selected = active ? static_cast<Index>(active->size()) : cols();
+    auto feature = [&](Index a) { return active ? (*active)[static_cast<std::size_t>(a)] : a; };
+    if constexpr (Matrix::IsRowMajor) {
+      for (Index i = 0; i < len; ++i) {
+        const Index row = rows[start + i];
+        for (Index a = 0; a < n_selected; ++a) out(i, offset + a) = matrix_(row, feature(a));
+      }
+    } else if (contiguous) {
+      for (Index a = 0; a < n_selected; ++a)
+        out.col(offset + a).head(len) = matrix_.col(feature(a)).segment(rows[start], len);
+    } else {
+      for (Index a = 0; a < n_selected; ++a) {
+        const auto column = matrix_.col(feature(a));
+        for (Index i = 0; i < len; ++i) out(i, offset + a) = column[rows[start + i]];
+      }
+    }
+  }
+
+ private:
+  const Matrix& matrix_;
+};
+
+/// Row access to the history features of convolve_history(inputs, kernels) without storing them:
+/// feature i * n_kernels + k at row t is sum_{l=1..window} kernels(l - 1, k) * inputs(t - l, i),
+/// formed with the same operations in the same order, so the values are those of the stored
+/// matrix. Rows t < window (NaN there) must not be requested.
+class HistoryRows {
+ public:
+  static constexpr bool kHasViews = false;
+
+  HistoryRows(const Eigen::Ref<const MatrixColMajor>& inputs,
+              const Eigen::Ref<const MatrixColMajor>& kernels)
+      : kernels_(kernels), n_samples_(inputs.rows()) {
+    // Spike counts are mostly zero: keep each input's non-zero samples (time, value) only.
+    const auto n_inputs = static_cast<std::size_t>(inputs.cols());
+    times_.resize(n_inputs);
+    values_.resize(n_inputs);
+    for (std::size_t input = 0; input < n_inputs; ++input) {
+      const auto column = inputs.col(static_cast<Index>(input));
+      for (Index s = 0; s < column.size(); ++s) {
+        if (column[s] == 0.0) continue;
+        times_[input].push_back(s);
+        values_[input].push_back(column[s]);
+      }
+    }
+  }
+
+  Index rows() const { return n_samples_; }
+  Index cols() const { return static_cast<Index>(times_.size()) * kernels_.cols(); }
+
+  void gather(const Eigen::Ref<const IndexVector>& rows, Index start, Index len, bool contiguous,
+              const std::vector<Index>* active, Index offset, MatrixColMajor& out) const {
+    if (!active) {
+      if (contiguous) {
+        scatter_range(rows[start], len, out, offset);
+      } else {
+        increasing_rows(rows, start, len, out, offset);
+      }
+      return;
+    }
+    // Masked neurons: form all features, keep the active ones.
+    MatrixColMajor all(len, cols());
+    const IndexVector positions = rows.segment(start, len);
+    gather(positions, 0, len, contiguous, nullptr, 0, all);
+    for (std::size_t a = 0; a < active->size(); ++a)
+      out.col(offset + static_cast<Index>(a)).head(len) = all.col((*active)[a]);
+  }
+
+ private:
+  /// The non-zero samples of `input` at times [begin, end), in time order.
+  std::pair<std::size_t, std::size_t> samples_in(std::size_t input, Index begin, Index end) const {
+    const auto& times = times_[input];
+    const auto first = std::lower_bound(times.begin(), times.end(), begin);
+    const auto last = std::lower_bound(first, times.end(), end);
+    return {static_cast<std::size_t>(first - times.begin()), static_cast<std::size_t>(last - times.begin())};
+  }
+
+  /// Rows first..first+len-1 into out(:, offset..): every non-zero input sample is scattered into
+  /// the window that follows it, O(non-zeros * window) instead of O(rows * window).
+  void scatter_range(Index first, Index len, MatrixColMajor& out, Index offset) const {
+    const Index window = kernels_.rows();
+    const Index n_kernels = kernels_.cols();
+    out.middleCols(offset, cols()).topRows(len).setZero();
+    const Index last_row = first + len - 1;
+    for (std::size_t input = 0; input < times_.size(); ++input) {
+      const auto [begin, end] = samples_in(input, first - window, last_row);
+      for (std::size_t e = begin; e < end; ++e) {
+        const Index s = times_[input][e];
+        const double value = values_[input][e];
+        const Index t_begin = std::max(s + 1, first);
+        const Index t_end = std::min(s + window, last_row);  // inclusive
+        const Index n_t = t_end - t_begin + 1;
+        for (Index k = 0; k < n_kernels; ++k)
+          out.col(offset + static_cast<Index>(input) * n_kernels + k).segment(t_begin - first, n_t) +=
+              value * kernels_.col(k).segment(t_begin - s - 1, n_t);
+      }
+    }
+  }
+
+  /// Scattered rows (a Hessian's row sample), each formed from the samples in its window. Rows
+  /// come in increasing order, so one cursor per input walks its samples once for all rows.
+  void increasing_rows(const Eigen::Ref<const IndexVector>& rows, Index start, Index len,
+                       MatrixColMajor& out, Index offset) const {
+    const Index window = kernels_.rows();
+    const Index n_kernels = kernels_.cols();
+    out.middleCols(offset, cols()).topRows(len).setZero();
+    for (std::size_t input = 0; input < times_.size(); ++input) {
+      const auto& times = times_[input];
+      const auto& values = values_[input];
+      const Index column = offset + static_cast<Index>(input) * n_kernels;
+      std::size_t cursor = 0;
+      Index previous = -1;
+      for (Index i = 0; i < len; ++i) {
+        const Index t = rows[start + i];
+        if (t < previous) cursor = 0;  // not increasing after all: restart the walk
+        previous = t;
+        while (cursor < times.size() && times[cursor] < t - window) ++cursor;
+        for (std::size_t e = cursor; e < times.size() && times[e] < t; ++e) {
+          const Index s = times[e];
+          for (Index k = 0; k < n_kernels; ++k) out(i, column + k) += values[e] * kernels_(t - s - 1, k);
+        }
+      }
+    }
+  }
+
+  Eigen::Ref<const MatrixColMajor> kernels_;
+  Index n_samples_;
+  std::vector<std::vector<Index>> times_;
+  std::vector<std::vector<double>> values_;
+};
+
+/// The design on the valid rows, shared by every neuron. Products with one coefficient vector per
+/// neuron are done as matrix-matrix products: X is read once per population step, not once per
+/// neuron, and the arithmetic runs at matrix-multiply speed instead of memory speed.
+template <class Source>
+class SharedDesign {
+ public:
+  SharedDesign(const Source& design, const Eigen::Ref<const IndexVector>& rows)
+      : design_(design),
+        rows_(rows),
+        contiguous_(is_contiguous(rows)),
+        block_rows_(std::max<Index>(std::min<Index>(kProductBlockRows, rows.size()), 1)) {}
+
+  Index n_rows() const { return rows_.size(); }
+  Index n_features() const { return design_.cols(); }
+
+  /// out.col(k) = offsets[k] + X coefs.col(k) on the valid rows, for k < coefs.cols().
+  void multiply(const Eigen::Ref<const MatrixColMajor>& coefs,
+                const Eigen::Ref<const VectorXd>& offsets, MatrixColMajor& out,
+                int n_threads) const {
+    const Index m = coefs.cols();
+    const Index n_blocks = (n_rows() + block_rows_ - 1) / block_rows_;
+#pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_blocks > 1)
+    {
+      MatrixColMajor buffer;
+#pragma omp for schedule(static)
+      for (Index b = 0; b < n_blocks; ++b) {
+        const Index start = b * block_rows_;
+        const Index len = std::min(block_rows_, n_rows() - start);
+        auto out_rows = out.block(start, 0, len, m);
+        if constexpr (Source::kHasViews) {
+          if (contiguous_) {
+            out_rows.noalias() = design_.view(rows_[0] + start, len) * coefs;
+            out_rows.rowwise() += offsets.transpose();
+            continue;
+          }
+        }
+        gather(start, len, buffer);
+        out_rows.noalias() = buffer * coefs;
+        out_rows.rowwise() += offsets.transpose();
+      }
+    }
+  }
+
+  /// out = [1, X]^T R / n on the valid rows, where fill_residual(start, len, block) writes rows
+  /// start..start+len of R (n x m) into block.
+  template <class FillResidual>
+  void transpose_multiply(Index m, const FillResidual& fill_residual, MatrixColMajor& out,
+                          int n_threads) const {
+    const Index n = n_rows();
+    const Index p = n_features();
+    const Index n_chunks = row_chunks(n);
+    std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks));
+#pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_chunks > 1)
+    {
+      MatrixColMajor buffer, residual;
+#pragma omp for schedule(static, 1)
+      for (Index c = 0; c < n_chunks; ++c) {
+        MatrixColMajor& sum = partial[static_cast<std::size_t>(c)];
+        sum.setZero(p + 1, m);
+        const Index chunk_end = n * (c + 1) / n_chunks;
+        for (Index start = n * c / n_chunks; start < chunk_end; start += block_rows_) {
+          const Index len = std::min(block_rows_, chunk_end - start);
+          residual.resize(len, m);
+          fill_residual(start, len, residual);
+          sum.row(0) += residual.colwise().sum();
+          if constexpr (Source::kHasViews) {
+            if (contiguous_) {
+              sum.bottomRows(p).noalias() += design_.view(rows_[0] + start, len).transpose() * residual;
+              continue;
+            }
+          }
+          gather(start, len, buffer);
+          sum.bottomRows(p).noalias() += buffer.transpose() * residual;
+        }
+      }
+    }
+    out.setZero(p + 1, m);
+    for (const auto& sum : partial) out += sum;
+    if (n > 0) out /= static_cast<double>(n);
+  }
+
+ private:
+  void gather(Index start, Index len, MatrixColMajor& buffer) const {
+    buffer.resize(len, n_features());
+    design_.gather(rows_, start, len, contiguous_, nullptr, 0, buffer);
+  }
+
+  const Source& design_;
+  Eigen::Ref<const IndexVector> rows_;
+  bool contiguous_;
+  Index block_rows_;
+};
+
+/// One neuron's design for its Hessian: an implicit intercept column followed by the active
+/// features, on a list of rows (all valid rows, or a sub-sample of them).
+template <class Source>
+class NeuronRows {
+ public:
+  NeuronRows(const Source& design, const Eigen::Ref<const IndexVector>& rows,
+             const std::vector<Index>& active)
+      : design_(design),
+        rows_(rows),
+        active_(active),
+        contiguous_(is_contiguous(rows)),
+        block_rows_(block_rows_for(n_params(), rows.size())) {}
+
+  Index n_rows() const { return rows_.size(); }
+  Index n_params() const { return static_cast<Index>(active_.size()) + 1; }
+
+  /// hessian = A^T diag(weights) A / normaliser, A = [1, X_active]; with `single_precision` each
+  /// block's product is formed in float32 (twice the throughput) and summed in float64.
+  void hessian(const Eigen::Ref<const VectorXd>& weights, double normaliser,
+               MatrixColMajor& hessian, bool single_precision) {
+    const Index q = n_params();
+    hessian.setZero(q, q);
+    block_.resize(block_rows_, q);
+    if (single_precision) {
+      block_single_.resize(block_rows_, q);
+      hessian_single_.resize(q, q);
+    }
+    for (Index start = 0; start < n_rows(); start += block_rows_) {
+      const Index len = std::min(block_rows_, n_rows() - start);
+      gather(start, len);
+      auto rows_block = block_.topRows(len);
+      rows_block.array().colwise() *= weights.segment(start, len).array().sqrt();
+      if (single_precision) {
+        block_single_.topRows(len) = rows_block.template cast<float>();
+        hessian_single_.setZero();
+        hessian_single_.selfadjointView<Eigen::Lower>().rankUpdate(block_single_.topRows(len).transpose());
+        hessian.template triangularView<Eigen::Lower>() += hessian_single_.template cast<double>();
+      } else {
+        hessian.selfadjointView<Eigen::Lower>().rankUpdate(rows_block.transpose());
+      }
+    }
+    hessian = hessian.selfadjointView<Eigen::Lower>();
+    if (normaliser > 0.0) hessian /= normaliser;
+  }
+
+ private:
+  void gather(Index start, Index len) {
+    block_.col(0).head(len).setOnes();
+    const bool all_features = static_cast<Index>(active_.size()) == design_.cols();
+    design_.gather(rows_, start, len, contiguous_, all_features ? nullptr : &active_, 1, block_);
+  }
+
+  const Source& design_;
+  Eigen::Ref<const IndexVector> rows_;
+  const std::vector<Index>& active_;
+  bool contiguous_;
+  Index block_rows_;
+  MatrixColMajor block_;
+  Eigen::MatrixXf block_single_;
+  Eigen::MatrixXf hessian_single_;
+};
+
+/// The rows and columns of the Gram matrix of [1, X] that belong to [1, X_active].
+inline MatrixColMajor gram_block(const MatrixColMajor& gram, const std::vector<Index>& active) {
+  const Index q = static_cast<Index>(active.size()) + 1;
+  auto index = [&](Index i) { return i == 0 ? Index{0} : active[static_cast<std::size_t>(i - 1)] + 1; };
+  MatrixColMajor block(q, q);
+  for (Index j = 0; j < q; ++j)
+    for (Index i = 0; i < q; ++i) block(i, j) = gram(index(i), index(j));
+  return block;
+}
+
+}  // namespace popglm::detail
