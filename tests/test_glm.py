@@ -287,7 +287,8 @@ def test_bad_masks(howto_design, howto_counts):
     ("kwargs", "match"),
     [
         ({"observation_model": "Gamma"}, "observation_model"),
-        ({"regularizer": "Lasso"}, "regularizer 'Lasso' is not available"),
+        ({"regularizer": "Lasso", "regularizer_strength": -0.5}, "regularizer_strength"),
+        ({"regularizer": "ElasticNet", "regularizer_strength": (1.0, np.inf)}, "finite"),
         ({"regularizer": "Bogus"}, "Unknown regularizer"),
         ({"regularizer": "Ridge", "regularizer_strength": -1.0}, "regularizer_strength"),
         ({"regularizer": "Ridge", "regularizer_strength": np.nan}, "regularizer_strength"),

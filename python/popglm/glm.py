@@ -26,7 +26,7 @@ from ._validation import as_numeric_array, check_positive_int, design_for_core
 from ._version import __version__
 from .basis import HistoryFeatures
 from .exceptions import ConvergenceWarning, NotFittedError
-from .regularizer import Regularizer, resolve_regularizer
+from .regularizer import GroupLasso, Regularizer, resolve_regularizer
 
 __all__ = ["FIT_STATUS", "GLM", "PopulationGLM", "load_model"]
 
@@ -72,14 +72,16 @@ def _check_inverse_link(inverse_link_function: Any) -> None:
 def _check_strength(strength: Any) -> None:
     if strength is None:
         return
-    try:
-        values = np.asarray(strength, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(
-            f"regularizer_strength must be a non-negative number or array, got {strength!r}"
-        ) from None
-    if not (np.all(np.isfinite(values)) and np.all(values >= 0)):
-        raise ValueError(f"regularizer_strength must be finite and >= 0, got {strength!r}")
+    # A tuple is ElasticNet's (strength, ratio): each part is checked on its own.
+    for part in strength if isinstance(strength, tuple) else (strength,):
+        try:
+            values = np.asarray(part, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"regularizer_strength must be a non-negative number or array, got {strength!r}"
+            ) from None
+        if not (np.all(np.isfinite(values)) and np.all(values >= 0)):
+            raise ValueError(f"regularizer_strength must be finite and >= 0, got {strength!r}")
 
 
 def _check_solver_kwargs(solver_kwargs: dict | None) -> dict:
@@ -253,20 +255,31 @@ class _BaseGLM(BaseEstimator):
             )
         return X
 
+    def _population_strength(self) -> Any:
+        """Return the strength, a GLM's per-coefficient arrays (n_features,) as (n_features, 1)."""
+        strength = self._regularizer_strength
+        if self._population or isinstance(self._regularizer, GroupLasso):
+            return strength
+
+        def column(part: Any) -> Any:
+            array = np.asarray(part, dtype=np.float64)
+            return array[:, None] if array.ndim == 1 else part
+
+        return (
+            tuple(column(p) for p in strength) if isinstance(strength, tuple) else column(strength)
+        )
+
+    def _penalty_arrays(self, n_features: int, n_neurons: int) -> dict[str, NDArray]:
+        """Return the penalty as the core's per-coefficient arrays (Regularizer.penalty_arrays)."""
+        return self._regularizer.penalty_arrays(
+            self._population_strength(), (n_features, n_neurons)
+        )
+
     def _ridge_matrix(self, n_features: int, n_neurons: int) -> NDArray:
         """Per-coefficient ridge strengths, (n_features, n_neurons), or (0, 0) for none."""
-        if self._regularizer.needs_strength:
-            strength = np.asarray(self._regularizer_strength, dtype=np.float64)
-            shape = (n_features, n_neurons) if self._population else (n_features,)
-            try:
-                full = np.broadcast_to(strength, shape)
-            except ValueError:
-                raise ValueError(
-                    f"regularizer_strength must be a scalar or broadcastable to the coefficients' "
-                    f"shape {shape}, got shape {strength.shape}"
-                ) from None
-            return np.asfortranarray(self._coef_to_population(full), dtype=np.float64)
-        return np.zeros((0, 0), order="F")
+        if not self._regularizer.needs_strength:
+            return np.zeros((0, 0), order="F")
+        return self._penalty_arrays(n_features, n_neurons)["l2"]
 
     # -- fitting --
 
@@ -332,7 +345,8 @@ class _BaseGLM(BaseEstimator):
         if n_neurons == 0:
             raise ValueError("y must have at least one neuron (column), got shape " + str(Y.shape))
         mask = self._population_mask(n_features, n_neurons)
-        ridge = self._ridge_matrix(n_features, n_neurons)
+        penalty = self._penalty_arrays(n_features, n_neurons)
+        ridge = penalty["l2"] if self._regularizer.needs_strength else np.zeros((0, 0), order="F")
 
         # The counts the features were computed from are already float64 in Fortran order.
         counts = X.inputs if reuse_inputs else np.asfortranarray(Y, dtype=np.float64)
@@ -362,7 +376,18 @@ class _BaseGLM(BaseEstimator):
         gradient_norm = np.empty(n_neurons)
         objective = np.empty(n_neurons)
         n_hessian = np.empty(n_neurons, dtype=np.int32)
-        if history:
+        sparse = (penalty["l1"], penalty["l2"], penalty["group"], penalty["group_weight"])
+        report = (status, n_iter, gradient_norm, objective, n_hessian, tol, max_iter, n_threads)
+        if not self._regularizer.smooth:
+            if history:
+                _core.fit_poisson_population_sparse_history(
+                    X.inputs, X.kernels, counts, mask, *sparse, rows, coef, intercept, *report
+                )
+            else:
+                _core.fit_poisson_population_sparse(
+                    design, counts, mask, *sparse, rows, coef, intercept, *report
+                )
+        elif history:
             _core.fit_poisson_population_history(
                 X.inputs, X.kernels, counts, mask, ridge, rows, coef, intercept, status, n_iter,
                 gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
@@ -377,7 +402,7 @@ class _BaseGLM(BaseEstimator):
         self.n_iter_ = n_iter if self._population else int(n_iter[0])
         self.converged_ = status == 0 if self._population else bool(status[0] == 0)
         self.scale_ = np.ones(n_neurons) if self._population else 1.0
-        self.dof_resid_ = self._resid_dof(X, rows, n_neurons, n_threads)
+        self.dof_resid_ = self._resid_dof(X, rows, coef, n_threads)
         self.fit_info_ = {
             "status": status,
             "n_iter": n_iter,
@@ -400,14 +425,21 @@ class _BaseGLM(BaseEstimator):
             )
         return coef[:, None], intercept
 
-    def _resid_dof(self, X: Any, rows: NDArray, n_neurons: int, n_threads: int) -> NDArray:
-        """NeMoS's residual degrees of freedom: n - rank(X) - 1 (n - n_features - 1 with Ridge)."""
+    def _resid_dof(self, X: Any, rows: NDArray, coef: NDArray, n_threads: int) -> NDArray:
+        """NeMoS's residual degrees of freedom.
+
+        n - rank(X) - 1 unregularised, n - n_features - 1 with Ridge, n - (non-zero
+        coefficients) - 1 per neuron with the sparse penalties; n counts the rows the fit used.
+        """
         n_used = rows.size
-        if self._regularizer.needs_strength:
-            dof = n_used - X.shape[1] - 1
+        n_neurons = coef.shape[1]
+        if not self._regularizer.smooth:
+            dof = n_used - np.count_nonzero(coef, axis=0) - 1.0
+        elif self._regularizer.needs_strength:
+            dof = np.full(n_neurons, n_used - X.shape[1] - 1.0)
         else:
-            dof = n_used - _design_rank(X, rows) - 1
-        return np.full(n_neurons, float(dof)) if self._population else np.array([float(dof)])
+            dof = np.full(n_neurons, n_used - _design_rank(X, rows) - 1.0)
+        return dof.astype(np.float64)
 
     @staticmethod
     def _starting_point(
@@ -597,8 +629,9 @@ class _BaseGLM(BaseEstimator):
         eta, Y = eta[keep], Y[keep]
         loss = float(np.sum(np.mean(np.exp(eta) - Y * eta, axis=0)))
         if self._regularizer.needs_strength:
-            strength = self._ridge_matrix(*self._coef_to_population(coef).shape)
-            loss += self._regularizer.penalty(self._coef_to_population(coef), strength)
+            loss += self._regularizer.penalty(
+                self._coef_to_population(coef), self._population_strength()
+            )
         return loss
 
     def simulate(self, random_key: Any, feedforward_input: ArrayLike) -> tuple[NDArray, NDArray]:
@@ -620,6 +653,66 @@ class _BaseGLM(BaseEstimator):
             raise ValueError("feedforward_input contains NaN rows; drop them before simulating")
         rng = _as_generator(random_key, "random_key")
         return rng.poisson(rates).astype(np.float64), rates
+
+    def fit_path(self, X: ArrayLike, y: ArrayLike, strengths: ArrayLike) -> dict[str, NDArray]:
+        """Fit along a path of penalty strengths, each fit warm-started from the previous one.
+
+        The path is solved from the strongest penalty to the weakest (as glmnet does: sparse
+        solutions first, each a close start for the next); results are returned in the order of
+        ``strengths``. The model is left fitted at the last strength given, and its
+        ``regularizer_strength`` set to it.
+
+        Parameters
+        ----------
+        X, y : as for ``fit``
+        strengths : array-like of float, shape (n_strengths,)
+            Scalar strengths (for ElasticNet the ratio of ``regularizer_strength`` is kept).
+
+        Returns
+        -------
+        dict
+            ``strengths``; ``coef`` (n_strengths, *coef_.shape); ``intercept`` (n_strengths,
+            *intercept_.shape); ``n_iter`` and ``converged`` per strength (and neuron).
+        """
+        if not self._regularizer.needs_strength:
+            raise ValueError(
+                f"fit_path needs a penalised model, got regularizer {self._regularizer!r}"
+            )
+        values = np.asarray(as_numeric_array(strengths, "strengths"), dtype=np.float64)
+        if values.ndim != 1 or values.size == 0 or not np.all(np.isfinite(values) & (values >= 0)):
+            raise ValueError(
+                f"strengths must be a non-empty 1-D array of finite values >= 0, got {strengths!r}"
+            )
+        ratio = None
+        if isinstance(self._regularizer_strength, tuple):
+            ratio = self._regularizer_strength[1]
+        original = self._regularizer_strength
+        results: list[tuple] = [None] * values.size  # type: ignore[list-item]
+        start = None
+        try:
+            for index in np.argsort(-values, kind="stable"):
+                strength = float(values[index])
+                self._regularizer_strength = strength if ratio is None else (strength, ratio)
+                self.fit(X, y, init_params=start)
+                start = (self.coef_, self.intercept_)
+                results[index] = (
+                    np.copy(self.coef_), np.copy(self.intercept_), np.copy(self.n_iter_),
+                    np.copy(self.converged_),
+                )  # fmt: skip
+        finally:
+            self._regularizer_strength = original
+        last = values.size - 1
+        self._regularizer_strength = (
+            float(values[last]) if ratio is None else (float(values[last]), ratio)
+        )
+        self.fit(X, y, init_params=(results[last][0], results[last][1]))
+        return {
+            "strengths": values,
+            "coef": np.stack([r[0] for r in results]),
+            "intercept": np.stack([r[1] for r in results]),
+            "n_iter": np.stack([np.asarray(r[2]) for r in results]),
+            "converged": np.stack([np.asarray(r[3]) for r in results]),
+        }
 
     # -- inference --
 

@@ -238,6 +238,11 @@ def _history_informations(X: HistoryFeatures, rows: NDArray, rates: NDArray) -> 
 
 def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> CoefficientInference:
     """Build the CoefficientInference of a fitted model on its design (see ``model.inference``)."""
+    if not model.regularizer.smooth:
+        raise ValueError(
+            f"inference after a {model.regularizer!r} fit is not supported: Wald statistics ignore "
+            "the selection the penalty made (refit the selected features without the penalty)"
+        )
     X = model._check_design(X)
     informations, active = _information(model, X, n_threads)
     covariances = []

@@ -12,6 +12,7 @@ HistoryConv(10).
 from __future__ import annotations
 
 import pathlib
+import warnings
 
 import jax
 
@@ -53,6 +54,47 @@ def main() -> None:
     out["ridge_array_strength"] = strength
     out["ridge_array_coef"] = np.asarray(model.coef_)
     out["ridge_array_intercept"] = np.asarray(model.intercept_)
+    # Non-smooth penalties, solved by NeMoS's ProximalGradient to a tight tolerance.
+    # NeMoS 0.2.8's population layout (n_groups, n_features, n_neurons): one group per
+    # (sender, receiver) coupling filter.
+    group_mask = np.zeros((16, 40, 4))
+    for sender in range(4):
+        for receiver in range(4):
+            group_mask[4 * sender + receiver, 10 * sender : 10 * (sender + 1), receiver] = 1
+    sparse_cases = {
+        "lasso": ("Lasso", 0.02),
+        "elasticnet": ("ElasticNet", (0.03, 0.7)),
+        "grouplasso": (nmo.regularizer.GroupLasso(mask=group_mask), 0.02),
+        "grouplasso_sparse": (nmo.regularizer.GroupLasso(mask=group_mask), 0.12),
+    }
+    for name, (regularizer, strength) in sparse_cases.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = nmo.glm.PopulationGLM(
+                regularizer=regularizer,
+                regularizer_strength=strength,
+                solver_name="ProximalGradient",
+                solver_kwargs=tight,
+            ).fit(X, counts)
+        for warning in caught:
+            print(name, "NeMoS warned:", str(warning.message).splitlines()[0])
+        out[f"{name}_coef"] = np.asarray(model.coef_)
+        out[f"{name}_intercept"] = np.asarray(model.intercept_)
+        out[f"{name}_dof"] = np.asarray(model.dof_resid_)
+    out["group_mask"] = group_mask
+    # Single-neuron GroupLasso with a 2-D mask (one group per sender).
+    single_mask = np.zeros((4, 40))
+    for sender in range(4):
+        single_mask[sender, 10 * sender : 10 * (sender + 1)] = 1
+    model = nmo.glm.GLM(
+        regularizer=nmo.regularizer.GroupLasso(mask=single_mask),
+        regularizer_strength=0.03,
+        solver_name="ProximalGradient",
+        solver_kwargs=tight,
+    ).fit(X, counts[:, 2])
+    out["glm_grouplasso_coef"] = np.asarray(model.coef_)
+    out["glm_grouplasso_intercept"] = np.asarray(model.intercept_)
+    out["single_group_mask"] = single_mask
     # Single-neuron GLM with Ridge.
     model = nmo.glm.GLM(
         regularizer="Ridge", regularizer_strength=0.1, solver_name="LBFGS", solver_kwargs=tight

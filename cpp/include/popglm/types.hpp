@@ -12,6 +12,7 @@ using MatrixRowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eig
 using MaskMatrix = Eigen::Matrix<std::uint8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
 using MaskVector = Eigen::Matrix<std::uint8_t, Eigen::Dynamic, 1>;
 using IndexVector = Eigen::Matrix<std::int64_t, Eigen::Dynamic, 1>;
+using IndexMatrix = Eigen::Matrix<std::int64_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
 using IntVector = Eigen::Matrix<std::int32_t, Eigen::Dynamic, 1>;
 
 /// Number of OpenMP threads to use: values < 1 mean one thread.

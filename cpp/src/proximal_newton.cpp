@@ -1,0 +1,474 @@
+#include "popglm/proximal_newton.hpp"
+
+#include <Eigen/Eigenvalues>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "design_rows.hpp"
+
+namespace popglm {
+namespace {
+
+using namespace detail;  // NOLINT: the row sources and shared products
+
+constexpr double kSufficientDecrease = 1e-4;
+constexpr int kMaxHalvings = 60;
+// Coordinate descent on each quadratic model stops when no coordinate moves by more than this,
+// relative to the largest coefficient: far below what the outer tolerance can see.
+constexpr double kSweepTolerance = 1e-15;
+constexpr int kMaxSweeps = 20000;
+// Block proximal-gradient steps per group and sweep (a group's quadratic has no closed form).
+constexpr int kGroupSteps = 4;
+// Outer iterations allowed beyond max_iter for the rounds loop to end in any case.
+constexpr int kExtraRounds = 4;
+
+struct SparseState {
+  Index neuron = 0;
+  std::vector<Index> active;
+  VectorXd theta, gradient, direction, l1, l2;
+  std::vector<std::vector<Index>> groups;  // parameter positions (1..q-1) of each group
+  std::vector<double> group_weights;
+  std::vector<char> grouped;  // per parameter
+  double mean_count = 0.0;
+  double smooth_slope = 0.0;
+  double predicted_change = 0.0;
+  bool needs_gradient = true;
+  bool pending_step = false;
+  bool done = false;
+  Index batch_column = -1;
+  FitStatus status = FitStatus::internal_error;
+  int n_iter = 0;
+  int n_hessian = 0;
+  double gradient_norm = std::numeric_limits<double>::quiet_NaN();
+  double objective = std::numeric_limits<double>::quiet_NaN();
+
+  Index n_params() const { return static_cast<Index>(active.size()) + 1; }
+};
+
+double soft_threshold(double value, double threshold) {
+  if (value > threshold) return value - threshold;
+  if (value < -threshold) return value + threshold;
+  return 0.0;
+}
+
+/// The non-smooth part of the penalty (the l2 part belongs to the smooth objective).
+double nonsmooth_penalty(const SparseState& state, const VectorXd& theta) {
+  double total = 0.0;
+  for (Index i = 1; i < theta.size(); ++i)
+    if (!state.grouped[static_cast<std::size_t>(i)]) total += state.l1[i] * std::abs(theta[i]);
+  for (std::size_t g = 0; g < state.groups.size(); ++g) {
+    double squares = 0.0;
+    for (Index i : state.groups[g]) squares += theta[i] * theta[i];
+    total += state.group_weights[g] * std::sqrt(squares);
+  }
+  return total;
+}
+
+/// Largest entry of the minimum-norm subgradient of the objective: zero exactly at the optimum.
+double stationarity(const SparseState& state) {
+  const VectorXd& g = state.gradient;
+  const VectorXd& theta = state.theta;
+  double worst = std::abs(g[0]);
+  for (Index i = 1; i < theta.size(); ++i) {
+    if (state.grouped[static_cast<std::size_t>(i)]) continue;
+    const double value = theta[i] != 0.0 ? std::abs(g[i] + std::copysign(state.l1[i], theta[i]))
+                                          : std::max(std::abs(g[i]) - state.l1[i], 0.0);
+    worst = std::max(worst, value);
+  }
+  for (std::size_t k = 0; k < state.groups.size(); ++k) {
+    const auto& group = state.groups[k];
+    const double weight = state.group_weights[k];
+    double theta_norm = 0.0, gradient_norm = 0.0, gradient_max = 0.0;
+    for (Index i : group) {
+      theta_norm += theta[i] * theta[i];
+      gradient_norm += g[i] * g[i];
+      gradient_max = std::max(gradient_max, std::abs(g[i]));
+    }
+    theta_norm = std::sqrt(theta_norm);
+    gradient_norm = std::sqrt(gradient_norm);
+    if (theta_norm > 0.0) {
+      for (Index i : group) worst = std::max(worst, std::abs(g[i] + weight * theta[i] / theta_norm));
+    } else if (gradient_norm > weight) {
+      worst = std::max(worst, gradient_max * (1.0 - weight / gradient_norm));
+    }
+  }
+  return worst;
+}
+
+/// Minimise g.(z - theta) + 0.5 (z - theta)' H (z - theta) + nonsmooth_penalty(z) over z by
+/// cyclic coordinate (and group) descent; returns the direction z - theta.
+VectorXd solve_model(const SparseState& state, const MatrixColMajor& hessian) {
+  const Index q = state.n_params();
+  VectorXd z = state.theta;
+  VectorXd residual = state.gradient;  // = g + H (z - theta), kept up to date
+  std::vector<double> group_lipschitz(state.groups.size());
+  for (std::size_t k = 0; k < state.groups.size(); ++k) {
+    const auto& group = state.groups[k];
+    const Index m = static_cast<Index>(group.size());
+    MatrixColMajor block(m, m);
+    for (Index a = 0; a < m; ++a)
+      for (Index b = 0; b < m; ++b) block(a, b) = hessian(group[a], group[b]);
+    const double largest = Eigen::SelfAdjointEigenSolver<MatrixColMajor>(block, Eigen::EigenvaluesOnly)
+                               .eigenvalues()
+                               .maxCoeff();
+    group_lipschitz[k] = std::max(largest, std::numeric_limits<double>::min());
+  }
+  auto move = [&](Index i, double new_value) {
+    const double change = new_value - z[i];
+    if (change == 0.0) return 0.0;
+    z[i] = new_value;
+    residual.noalias() += change * hessian.col(i);
+    return std::abs(change);
+  };
+  for (int sweep = 0; sweep < kMaxSweeps; ++sweep) {
+    double largest_change = 0.0;
+    for (Index i = 0; i < q; ++i) {
+      if (i > 0 && state.grouped[static_cast<std::size_t>(i)]) continue;
+      const double curvature = hessian(i, i);
+      if (!(curvature > 0.0)) {
+        if (i > 0 && state.l1[i] > 0.0) largest_change = std::max(largest_change, move(i, 0.0));
+        continue;
+      }
+      const double target = z[i] - residual[i] / curvature;
+      const double value = i == 0 ? target : soft_threshold(target, state.l1[i] / curvature);
+      largest_change = std::max(largest_change, move(i, value));
+    }
+    for (std::size_t k = 0; k < state.groups.size(); ++k) {
+      const auto& group = state.groups[k];
+      const double step = 1.0 / group_lipschitz[k];
+      for (int inner = 0; inner < kGroupSteps; ++inner) {
+        double norm = 0.0;
+        std::vector<double> target(group.size());
+        for (std::size_t a = 0; a < group.size(); ++a) {
+          target[a] = z[group[a]] - step * residual[group[a]];
+          norm += target[a] * target[a];
+        }
+        norm = std::sqrt(norm);
+        const double shrink = norm > 0.0 ? std::max(0.0, 1.0 - step * state.group_weights[k] / norm) : 0.0;
+        double group_change = 0.0;
+        for (std::size_t a = 0; a < group.size(); ++a)
+          group_change = std::max(group_change, move(group[a], shrink * target[a]));
+        largest_change = std::max(largest_change, group_change);
+        if (group_change == 0.0) break;
+      }
+    }
+    if (largest_change <= kSweepTolerance * (1.0 + z.cwiseAbs().maxCoeff())) break;
+  }
+  return z - state.theta;
+}
+
+template <class Source>
+class SparseSolver {
+ public:
+  SparseSolver(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
+               const Eigen::Ref<const IndexVector>& rows, const NewtonOptions& options,
+               int n_threads)
+      : design_(design),
+        shared_(design, rows),
+        counts_(counts),
+        rows_(rows),
+        contiguous_(is_contiguous(rows)),
+        options_(options),
+        n_threads_(n_threads) {}
+
+  void solve(std::vector<SparseState>& states) {
+    const Index n = rows_.size();
+    eta_.resize(n, static_cast<Index>(states.size()));
+    step_eta_.resize(n, static_cast<Index>(states.size()));
+    std::vector<SparseState*> batch;
+    for (auto& state : states)
+      if (!state.done) batch.push_back(&state);
+    linear_predictors(batch, true);
+    for (SparseState* state : batch) eta_.col(state->neuron) = step_eta_.col(state->batch_column);
+
+    for (int round = 0; round < options_.max_iter + kExtraRounds; ++round) {
+      std::vector<SparseState*> running, needing, stepping;
+      for (auto& state : states)
+        if (!state.done) running.push_back(&state);
+      if (running.empty()) break;
+      for (SparseState* state : running)
+        if (state->needs_gradient) needing.push_back(state);
+      gradients(needing);
+      for_each(running, [&](SparseState& state) { plan(state); });
+      for (SparseState* state : running)
+        if (state->pending_step) stepping.push_back(state);
+      linear_predictors(stepping, false);
+      for_each(stepping, [&](SparseState& state) { advance(state); });
+    }
+    for (auto& state : states)
+      if (!state.done) finish(state, FitStatus::max_iter_reached);
+  }
+
+ private:
+  template <class Fn>
+  void for_each(const std::vector<SparseState*>& states, const Fn& fn) {
+    const Index count = static_cast<Index>(states.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(sanitize_threads(n_threads_)) if (count > 1)
+    for (Index k = 0; k < count; ++k) {
+      SparseState& state = *states[static_cast<std::size_t>(k)];
+      try {
+        fn(state);
+      } catch (...) {
+        // No exception may leave an OpenMP region: the neuron reports an internal error.
+        state.pending_step = false;
+        state.done = true;
+        state.status = FitStatus::internal_error;
+      }
+    }
+  }
+
+  double count(Index position, Index neuron) const {
+    return counts_(contiguous_ ? rows_[0] + position : rows_[position], neuron);
+  }
+
+  void gradients(const std::vector<SparseState*>& batch) {
+    if (batch.empty()) return;
+    const Index m = static_cast<Index>(batch.size());
+    auto fill_residual = [&](Index start, Index len, MatrixColMajor& residual) {
+      for (Index k = 0; k < m; ++k) {
+        const Index neuron = batch[static_cast<std::size_t>(k)]->neuron;
+        for (Index i = 0; i < len; ++i)
+          residual(i, k) = std::exp(eta_(start + i, neuron)) - count(start + i, neuron);
+      }
+    };
+    MatrixColMajor full;
+    shared_.transpose_multiply(m, fill_residual, full, n_threads_);
+    for (Index k = 0; k < m; ++k) {
+      SparseState& state = *batch[static_cast<std::size_t>(k)];
+      state.gradient.resize(state.n_params());
+      state.gradient[0] = full(0, k);
+      for (std::size_t a = 0; a < state.active.size(); ++a)
+        state.gradient[static_cast<Index>(a) + 1] = full(state.active[a] + 1, k);
+      state.gradient += state.l2.cwiseProduct(state.theta);
+      state.needs_gradient = false;
+    }
+  }
+
+  void linear_predictors(const std::vector<SparseState*>& batch, bool of_theta) {
+    if (batch.empty()) return;
+    const Index m = static_cast<Index>(batch.size());
+    MatrixColMajor coefs = MatrixColMajor::Zero(shared_.n_features(), m);
+    VectorXd offsets(m);
+    for (Index k = 0; k < m; ++k) {
+      SparseState& state = *batch[static_cast<std::size_t>(k)];
+      const VectorXd& v = of_theta ? state.theta : state.direction;
+      offsets[k] = v[0];
+      for (std::size_t a = 0; a < state.active.size(); ++a) coefs(state.active[a], k) = v[static_cast<Index>(a) + 1];
+      state.batch_column = k;
+    }
+    shared_.multiply(coefs, offsets, step_eta_, n_threads_);
+  }
+
+  void finish(SparseState& state, FitStatus status) {
+    const auto eta = eta_.col(state.neuron);
+    double sum = 0.0;
+    for (Index i = 0; i < eta.size(); ++i) sum += std::exp(eta[i]) - count(i, state.neuron) * eta[i];
+    state.objective = sum / static_cast<double>(eta.size()) +
+                      0.5 * state.l2.dot(state.theta.cwiseAbs2()) + nonsmooth_penalty(state, state.theta);
+    // A silent neuron's intercept has no finite optimum (the intercept is never penalised).
+    state.status = status == FitStatus::converged && state.mean_count == 0.0 ? FitStatus::mle_at_infinity
+                                                                             : status;
+    state.done = true;
+    state.pending_step = false;
+  }
+
+  void plan(SparseState& state) {
+    state.pending_step = false;
+    state.gradient_norm = stationarity(state);
+    if (state.gradient_norm <= options_.tol) return finish(state, FitStatus::converged);
+    if (state.n_iter >= options_.max_iter) return finish(state, FitStatus::max_iter_reached);
+    const VectorXd mu = eta_.col(state.neuron).array().exp();
+    MatrixColMajor hessian;
+    NeuronRows<Source>(design_, rows_, state.active)
+        .hessian(mu, static_cast<double>(rows_.size()), hessian, false);
+    hessian.diagonal() += state.l2;
+    ++state.n_hessian;
+    state.direction = solve_model(state, hessian);
+    state.smooth_slope = state.gradient.dot(state.direction);
+    state.predicted_change = state.smooth_slope + nonsmooth_penalty(state, state.theta + state.direction) -
+                             nonsmooth_penalty(state, state.theta);
+    if (!(state.predicted_change < 0.0) || !state.direction.allFinite())
+      return finish(state, FitStatus::line_search_failed);
+    state.pending_step = true;
+  }
+
+  void advance(SparseState& state) {
+    const auto eta = eta_.col(state.neuron);
+    const auto step_eta = step_eta_.col(state.batch_column);
+    const Index n = eta.size();
+    const VectorXd mu = eta.array().exp();
+    const double l2_curvature = 0.5 * state.l2.dot(state.direction.cwiseAbs2());
+    const double penalty_now = nonsmooth_penalty(state, state.theta);
+    double step = 1.0;
+    for (int halving = 0; halving <= kMaxHalvings; ++halving, step *= 0.5) {
+      // Smooth change written without cancellation, as in the smooth solver's line search.
+      double curvature = 0.0;
+      for (Index i = 0; i < n; ++i) curvature += mu[i] * expm1_minus_identity(step * step_eta[i]);
+      const double change = step * state.smooth_slope + curvature / static_cast<double>(n) +
+                            step * step * l2_curvature +
+                            nonsmooth_penalty(state, state.theta + step * state.direction) - penalty_now;
+      if (std::isfinite(change) && change <= kSufficientDecrease * step * state.predicted_change) {
+        state.theta.noalias() += step * state.direction;
+        eta_.col(state.neuron) += step * step_eta;
+        ++state.n_iter;
+        state.needs_gradient = true;
+        return;
+      }
+    }
+    finish(state, FitStatus::line_search_failed);
+  }
+
+  const Source& design_;
+  SharedDesign<Source> shared_;
+  Eigen::Ref<const MatrixColMajor> counts_;
+  Eigen::Ref<const IndexVector> rows_;
+  bool contiguous_;
+  NewtonOptions options_;
+  int n_threads_;
+  MatrixColMajor eta_;
+  MatrixColMajor step_eta_;
+};
+
+template <class Source>
+void fit_sparse_impl(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
+                     const Eigen::Ref<const MaskMatrix>& mask, const SparsePenalty& penalty,
+                     const Eigen::Ref<const IndexVector>& rows, const NewtonOptions& options,
+                     Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<Eigen::VectorXd> intercept,
+                     PopulationFitReport& report, int n_threads) {
+  const Index n_samples = design.rows();
+  const Index n_features = design.cols();
+  const Index n_neurons = counts.cols();
+  const Index n_groups = penalty.group_weight.rows();
+  const Index n = rows.size();
+  if (counts.rows() != n_samples)
+    throw std::invalid_argument("fit_poisson_population_sparse: design and counts differ in n_samples");
+  if (mask.rows() != n_features || mask.cols() != n_neurons)
+    throw std::invalid_argument("fit_poisson_population_sparse: mask must have shape (n_features, n_neurons)");
+  if (penalty.l1.rows() != n_features || penalty.l1.cols() != n_neurons ||
+      penalty.l2.rows() != n_features || penalty.l2.cols() != n_neurons ||
+      penalty.group.rows() != n_features || penalty.group.cols() != n_neurons ||
+      penalty.group_weight.cols() != n_neurons)
+    throw std::invalid_argument("fit_poisson_population_sparse: penalty arrays have the wrong shape");
+  if (!((penalty.l1.array() >= 0.0).all() && (penalty.l2.array() >= 0.0).all() &&
+        (penalty.group_weight.array() >= 0.0).all() && penalty.l1.allFinite() &&
+        penalty.l2.allFinite() && penalty.group_weight.allFinite()))
+    throw std::invalid_argument("fit_poisson_population_sparse: penalty strengths must be finite and >= 0");
+  if ((penalty.group.array() < -1).any() || (penalty.group.array() >= n_groups).any())
+      throw std::invalid_argument("fit_poisson_population_sparse: group ids must be -1 or < n_groups");
+  if (coef.rows() != n_features || coef.cols() != n_neurons || intercept.size() != n_neurons)
+    throw std::invalid_argument("fit_poisson_population_sparse: coef/intercept have the wrong shape");
+  if (report.status.size() != n_neurons || report.n_iter.size() != n_neurons ||
+      report.gradient_norm.size() != n_neurons || report.objective.size() != n_neurons ||
+      report.n_hessian.size() != n_neurons)
+    throw std::invalid_argument("fit_poisson_population_sparse: report arrays need n_neurons entries");
+  for (Index i = 0; i < n; ++i)
+    if (rows[i] < 0 || rows[i] >= n_samples)
+      throw std::invalid_argument("fit_poisson_population_sparse: row index out of range");
+  if (!(options.tol > 0.0) || options.max_iter < 0)
+    throw std::invalid_argument("fit_poisson_population_sparse: tol must be > 0 and max_iter >= 0");
+
+  std::vector<SparseState> states(static_cast<std::size_t>(n_neurons));
+  for (Index neuron = 0; neuron < n_neurons; ++neuron) {
+    SparseState& state = states[static_cast<std::size_t>(neuron)];
+    state.neuron = neuron;
+    for (Index p = 0; p < n_features; ++p)
+      if (mask(p, neuron) != 0) state.active.push_back(p);
+    const Index q = state.n_params();
+    state.theta.resize(q);
+    state.l1 = VectorXd::Zero(q);
+    state.l2 = VectorXd::Zero(q);
+    state.grouped.assign(static_cast<std::size_t>(q), 0);
+    std::vector<Index> group_slot(static_cast<std::size_t>(n_groups), -1);
+    state.theta[0] = intercept[neuron];
+    for (std::size_t a = 0; a < state.active.size(); ++a) {
+      const Index p = state.active[a];
+      const Index i = static_cast<Index>(a) + 1;
+      state.theta[i] = coef(p, neuron);
+      state.l1[i] = penalty.l1(p, neuron);
+      state.l2[i] = penalty.l2(p, neuron);
+      const Index g = penalty.group(p, neuron);
+      if (g < 0) continue;
+      if (group_slot[static_cast<std::size_t>(g)] < 0) {
+        group_slot[static_cast<std::size_t>(g)] = static_cast<Index>(state.groups.size());
+        state.groups.emplace_back();
+        state.group_weights.push_back(penalty.group_weight(g, neuron));
+      }
+      state.groups[static_cast<std::size_t>(group_slot[static_cast<std::size_t>(g)])].push_back(i);
+      state.grouped[static_cast<std::size_t>(i)] = 1;
+    }
+    double total = 0.0;
+    for (Index i = 0; i < n; ++i) total += counts(rows[i], neuron);
+    state.mean_count = n > 0 ? total / static_cast<double>(n) : 0.0;
+    if (n == 0) {
+      state.done = true;
+      state.status = FitStatus::no_valid_rows;
+    }
+  }
+  if (n > 0) SparseSolver<Source>(design, counts, rows, options, n_threads).solve(states);
+
+  for (Index neuron = 0; neuron < n_neurons; ++neuron) {
+    const SparseState& state = states[static_cast<std::size_t>(neuron)];
+    if (state.status != FitStatus::no_valid_rows && state.status != FitStatus::internal_error) {
+      coef.col(neuron).setZero();
+      for (std::size_t a = 0; a < state.active.size(); ++a)
+        coef(state.active[a], neuron) = state.theta[static_cast<Index>(a) + 1];
+      intercept[neuron] = state.theta[0];
+    }
+    report.status[neuron] = static_cast<std::int32_t>(state.status);
+    report.n_iter[neuron] = state.n_iter;
+    report.n_hessian[neuron] = state.n_hessian;
+    report.gradient_norm[neuron] = state.gradient_norm;
+    report.objective[neuron] = state.objective;
+  }
+}
+
+}  // namespace
+
+void fit_poisson_population_sparse(const Eigen::Ref<const MatrixColMajor>& design,
+                                   const Eigen::Ref<const MatrixColMajor>& counts,
+                                   const Eigen::Ref<const MaskMatrix>& mask,
+                                   const SparsePenalty& penalty,
+                                   const Eigen::Ref<const IndexVector>& rows,
+                                   const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
+                                   Eigen::Ref<Eigen::VectorXd> intercept,
+                                   PopulationFitReport& report, int n_threads) {
+  const DenseRows<Eigen::Ref<const MatrixColMajor>> source(design);
+  fit_sparse_impl(source, counts, mask, penalty, rows, options, coef, intercept, report, n_threads);
+}
+
+void fit_poisson_population_sparse(const Eigen::Ref<const MatrixRowMajor>& design,
+                                   const Eigen::Ref<const MatrixColMajor>& counts,
+                                   const Eigen::Ref<const MaskMatrix>& mask,
+                                   const SparsePenalty& penalty,
+                                   const Eigen::Ref<const IndexVector>& rows,
+                                   const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
+                                   Eigen::Ref<Eigen::VectorXd> intercept,
+                                   PopulationFitReport& report, int n_threads) {
+  const DenseRows<Eigen::Ref<const MatrixRowMajor>> source(design);
+  fit_sparse_impl(source, counts, mask, penalty, rows, options, coef, intercept, report, n_threads);
+}
+
+void fit_poisson_population_sparse_history(const Eigen::Ref<const MatrixColMajor>& inputs,
+                                           const Eigen::Ref<const MatrixColMajor>& kernels,
+                                           const Eigen::Ref<const MatrixColMajor>& counts,
+                                           const Eigen::Ref<const MaskMatrix>& mask,
+                                           const SparsePenalty& penalty,
+                                           const Eigen::Ref<const IndexVector>& rows,
+                                           const NewtonOptions& options,
+                                           Eigen::Ref<MatrixColMajor> coef,
+                                           Eigen::Ref<Eigen::VectorXd> intercept,
+                                           PopulationFitReport& report, int n_threads) {
+  if (kernels.rows() < 1) throw std::invalid_argument("fit_poisson_population_sparse_history: empty kernels");
+  if (inputs.rows() != counts.rows())
+    throw std::invalid_argument("fit_poisson_population_sparse_history: inputs and counts differ in n_samples");
+  for (Index i = 0; i < rows.size(); ++i)
+    if (rows[i] < kernels.rows())
+      throw std::invalid_argument("fit_poisson_population_sparse_history: rows before the first full window");
+  const HistoryRows source(inputs, kernels);
+  fit_sparse_impl(source, counts, mask, penalty, rows, options, coef, intercept, report, n_threads);
+}
+
+}  // namespace popglm
