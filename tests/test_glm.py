@@ -286,7 +286,8 @@ def test_bad_masks(howto_design, howto_counts):
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"observation_model": "Gamma"}, "observation_model"),
+        ({"observation_model": "Categorical"}, "observation_model"),
+        ({"observation_model": 3}, "observation_model"),
         ({"regularizer": "Lasso", "regularizer_strength": -0.5}, "regularizer_strength"),
         ({"regularizer": "ElasticNet", "regularizer_strength": (1.0, np.inf)}, "finite"),
         ({"regularizer": "Bogus"}, "Unknown regularizer"),

@@ -99,13 +99,20 @@ void simulate(const Eigen::Ref<const MatrixColMajor>& coupling,
                              max_rate, spikes, rates);
 }
 
+ObservationFamily checked_family(int family) {
+  if (family < 0 || family > static_cast<int>(ObservationFamily::gaussian_identity))
+    throw std::invalid_argument("fit_glm_population: unknown observation family code");
+  return static_cast<ObservationFamily>(family);
+}
+
 /// Positional arguments shared by the sparse fits after the design: see fit_poisson_population.
 template <class Design>
 void fit_sparse(const Eigen::Ref<const Design>& design, const Eigen::Ref<const MatrixColMajor>& counts,
                 const Eigen::Ref<const MaskMatrix>& mask, const Eigen::Ref<const MatrixColMajor>& l1,
                 const Eigen::Ref<const MatrixColMajor>& l2, const Eigen::Ref<const IndexMatrix>& group,
                 const Eigen::Ref<const MatrixColMajor>& group_weight,
-                const Eigen::Ref<const IndexVector>& rows, Eigen::Ref<MatrixColMajor> coef,
+                const Eigen::Ref<const IndexVector>& rows, int family, double scale,
+                Eigen::Ref<MatrixColMajor> coef,
                 Eigen::Ref<Eigen::VectorXd> intercept, Eigen::Ref<IntVector> status,
                 Eigen::Ref<IntVector> n_iter, Eigen::Ref<Eigen::VectorXd> gradient_norm,
                 Eigen::Ref<Eigen::VectorXd> objective, Eigen::Ref<IntVector> n_hessian, double tol,
@@ -115,8 +122,8 @@ void fit_sparse(const Eigen::Ref<const Design>& design, const Eigen::Ref<const M
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
   const SparsePenalty penalty{l1, l2, group, group_weight};
-  popglm::fit_poisson_population_sparse(design, counts, mask, penalty, rows, options, coef,
-                                        intercept, report, n_threads);
+  popglm::fit_glm_population(design, counts, mask, penalty, rows, checked_family(family), scale,
+                             options, coef, intercept, report, n_threads);
 }
 
 void fit_sparse_history(const Eigen::Ref<const MatrixColMajor>& inputs,
@@ -127,7 +134,8 @@ void fit_sparse_history(const Eigen::Ref<const MatrixColMajor>& inputs,
                         const Eigen::Ref<const MatrixColMajor>& l2,
                         const Eigen::Ref<const IndexMatrix>& group,
                         const Eigen::Ref<const MatrixColMajor>& group_weight,
-                        const Eigen::Ref<const IndexVector>& rows, Eigen::Ref<MatrixColMajor> coef,
+                        const Eigen::Ref<const IndexVector>& rows, int family, double scale,
+                        Eigen::Ref<MatrixColMajor> coef,
                         Eigen::Ref<Eigen::VectorXd> intercept, Eigen::Ref<IntVector> status,
                         Eigen::Ref<IntVector> n_iter, Eigen::Ref<Eigen::VectorXd> gradient_norm,
                         Eigen::Ref<Eigen::VectorXd> objective, Eigen::Ref<IntVector> n_hessian,
@@ -137,22 +145,23 @@ void fit_sparse_history(const Eigen::Ref<const MatrixColMajor>& inputs,
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
   const SparsePenalty penalty{l1, l2, group, group_weight};
-  popglm::fit_poisson_population_sparse_history(inputs, kernels, counts, mask, penalty, rows,
-                                                options, coef, intercept, report, n_threads);
+  popglm::fit_glm_population_history(inputs, kernels, counts, mask, penalty, rows,
+                                     checked_family(family), scale, options, coef, intercept,
+                                     report, n_threads);
 }
 
 template <class Design>
 void def_sparse(py::module_& m) {
-  m.def("fit_poisson_population_sparse", &fit_sparse<Design>, py::arg("design").noconvert(),
+  m.def("fit_glm_population", &fit_sparse<Design>, py::arg("design").noconvert(),
         py::arg("counts").noconvert(), py::arg("mask").noconvert(), py::arg("l1").noconvert(),
         py::arg("l2").noconvert(), py::arg("group").noconvert(),
-        py::arg("group_weight").noconvert(), py::arg("rows").noconvert(),
-        py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
+        py::arg("group_weight").noconvert(), py::arg("rows").noconvert(), py::arg("family"),
+        py::arg("scale"), py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"), py::arg("max_iter"),
         py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
-        "Per-neuron Poisson fits with L1/L2/group penalties by proximal Newton.");
+        "Per-neuron GLM fits (any family code, L1/L2/group penalties) by proximal Newton.");
 }
 
 }  // namespace
@@ -164,17 +173,17 @@ void register_glm(py::module_& m) {
   def_kernels<MatrixRowMajor>(m);
   def_sparse<MatrixColMajor>(m);
   def_sparse<MatrixRowMajor>(m);
-  m.def("fit_poisson_population_sparse_history", &fit_sparse_history,
+  m.def("fit_glm_population_history", &fit_sparse_history,
         py::arg("inputs").noconvert(), py::arg("kernels").noconvert(),
         py::arg("counts").noconvert(), py::arg("mask").noconvert(), py::arg("l1").noconvert(),
         py::arg("l2").noconvert(), py::arg("group").noconvert(),
-        py::arg("group_weight").noconvert(), py::arg("rows").noconvert(),
-        py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
+        py::arg("group_weight").noconvert(), py::arg("rows").noconvert(), py::arg("family"),
+        py::arg("scale"), py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"), py::arg("max_iter"),
         py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
-        "fit_poisson_population_sparse on history features without forming them.");
+        "fit_glm_population on history features without forming them.");
 
   m.def("fit_poisson_population_history", &fit_population_history,
         py::arg("inputs").noconvert(), py::arg("kernels").noconvert(),

@@ -25,6 +25,99 @@ constexpr int kGroupSteps = 4;
 // Outer iterations allowed beyond max_iter for the rounds loop to end in any case.
 constexpr int kExtraRounds = 4;
 
+double softplus(double x) { return x > 0.0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
+double sigmoid(double x) {
+  if (x >= 0.0) return 1.0 / (1.0 + std::exp(-x));
+  const double e = std::exp(x);
+  return e / (1.0 + e);
+}
+/// softplus(a + b) - softplus(a) without cancellation.
+double softplus_change(double a, double b) {
+  if (a + b > 0.0 && a > 0.0) return b + std::log1p(std::exp(-a - b)) - std::log1p(std::exp(-a));
+  return std::log1p(sigmoid(a) * std::expm1(b));
+}
+
+/// Per-sample loss l(eta, y) of each observation model (NeMoS's negative log-likelihood up to
+/// constants), its first two derivatives in eta, and l(eta + t, y) - l(eta, y) computed without
+/// cancellation, which the line search needs near the optimum.
+struct Observation {
+  ObservationFamily family = ObservationFamily::poisson_exp;
+  double scale = 1.0;  // negative binomial dispersion phi
+
+  double loss(double eta, double y) const {
+    switch (family) {
+      case ObservationFamily::poisson_exp: return std::exp(eta) - y * eta;
+      case ObservationFamily::poisson_softplus: { const double mu = softplus(eta); return mu - y * std::log(mu); }
+      case ObservationFamily::bernoulli_logistic: return softplus(eta) - y * eta;
+      case ObservationFamily::gamma_inverse:
+        return eta > 0.0 ? y * eta - std::log(eta) : std::numeric_limits<double>::infinity();
+      case ObservationFamily::gamma_exp: return y * std::exp(-eta) + eta;
+      case ObservationFamily::negative_binomial_exp:
+        return (y + 1.0 / scale) * softplus(eta + std::log(scale)) - y * eta - y * std::log(scale);
+      case ObservationFamily::gaussian_identity: return (y - eta) * (y - eta);
+    }
+    return 0.0;
+  }
+  double first(double eta, double y) const {
+    switch (family) {
+      case ObservationFamily::poisson_exp: return std::exp(eta) - y;
+      case ObservationFamily::poisson_softplus: return sigmoid(eta) * (1.0 - y / softplus(eta));
+      case ObservationFamily::bernoulli_logistic: return sigmoid(eta) - y;
+      case ObservationFamily::gamma_inverse: return y - 1.0 / eta;
+      case ObservationFamily::gamma_exp: return 1.0 - y * std::exp(-eta);
+      case ObservationFamily::negative_binomial_exp:
+        return (y + 1.0 / scale) * sigmoid(eta + std::log(scale)) - y;
+      case ObservationFamily::gaussian_identity: return 2.0 * (eta - y);
+    }
+    return 0.0;
+  }
+  double second(double eta, double y) const {
+    switch (family) {
+      case ObservationFamily::poisson_exp: return std::exp(eta);
+      case ObservationFamily::poisson_softplus: {
+        const double s = sigmoid(eta), mu = softplus(eta);
+        return s * (1.0 - s) * (1.0 - y / mu) + s * s * y / (mu * mu);
+      }
+      case ObservationFamily::bernoulli_logistic: { const double s = sigmoid(eta); return s * (1.0 - s); }
+      case ObservationFamily::gamma_inverse: return 1.0 / (eta * eta);
+      case ObservationFamily::gamma_exp: return y * std::exp(-eta);
+      case ObservationFamily::negative_binomial_exp: {
+        const double s = sigmoid(eta + std::log(scale));
+        return (y + 1.0 / scale) * s * (1.0 - s);
+      }
+      case ObservationFamily::gaussian_identity: return 2.0;
+    }
+    return 0.0;
+  }
+  double change(double eta, double y, double t) const {
+    switch (family) {
+      case ObservationFamily::poisson_exp: return std::exp(eta) * std::expm1(t) - y * t;
+      case ObservationFamily::poisson_softplus: {
+        const double mu = softplus(eta), delta = softplus_change(eta, t);
+        return delta - (y > 0.0 ? y * std::log1p(delta / mu) : 0.0);
+      }
+      case ObservationFamily::bernoulli_logistic: return softplus_change(eta, t) - y * t;
+      case ObservationFamily::gamma_inverse:
+        return eta + t > 0.0 ? y * t - std::log1p(t / eta) : std::numeric_limits<double>::infinity();
+      case ObservationFamily::gamma_exp: return y * std::exp(-eta) * std::expm1(-t) + t;
+      case ObservationFamily::negative_binomial_exp:
+        return (y + 1.0 / scale) * softplus_change(eta + std::log(scale), t) - y * t;
+      case ObservationFamily::gaussian_identity: return t * (t - 2.0 * (y - eta));
+    }
+    return 0.0;
+  }
+  /// True when the mean response leaves no finite optimum for the intercept.
+  bool intercept_at_infinity(double mean_response) const {
+    switch (family) {
+      case ObservationFamily::poisson_exp:
+      case ObservationFamily::poisson_softplus:
+      case ObservationFamily::negative_binomial_exp: return mean_response == 0.0;
+      case ObservationFamily::bernoulli_logistic: return mean_response == 0.0 || mean_response == 1.0;
+      default: return false;
+    }
+  }
+};
+
 struct SparseState {
   Index neuron = 0;
   std::vector<Index> active;
@@ -34,6 +127,7 @@ struct SparseState {
   std::vector<char> grouped;  // per parameter
   double mean_count = 0.0;
   double smooth_slope = 0.0;
+  double loss_slope = 0.0;  // the part of smooth_slope from the loss (the rest is the l2 penalty)
   double predicted_change = 0.0;
   bool needs_gradient = true;
   bool pending_step = false;
@@ -164,9 +258,10 @@ template <class Source>
 class SparseSolver {
  public:
   SparseSolver(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
-               const Eigen::Ref<const IndexVector>& rows, const NewtonOptions& options,
-               int n_threads)
-      : design_(design),
+               const Eigen::Ref<const IndexVector>& rows, const Observation& observation,
+               const NewtonOptions& options, int n_threads)
+      : observation_(observation),
+        design_(design),
         shared_(design, rows),
         counts_(counts),
         rows_(rows),
@@ -231,7 +326,7 @@ class SparseSolver {
       for (Index k = 0; k < m; ++k) {
         const Index neuron = batch[static_cast<std::size_t>(k)]->neuron;
         for (Index i = 0; i < len; ++i)
-          residual(i, k) = std::exp(eta_(start + i, neuron)) - count(start + i, neuron);
+          residual(i, k) = observation_.first(eta_(start + i, neuron), count(start + i, neuron));
       }
     };
     MatrixColMajor full;
@@ -265,12 +360,13 @@ class SparseSolver {
   void finish(SparseState& state, FitStatus status) {
     const auto eta = eta_.col(state.neuron);
     double sum = 0.0;
-    for (Index i = 0; i < eta.size(); ++i) sum += std::exp(eta[i]) - count(i, state.neuron) * eta[i];
+    for (Index i = 0; i < eta.size(); ++i) sum += observation_.loss(eta[i], count(i, state.neuron));
     state.objective = sum / static_cast<double>(eta.size()) +
                       0.5 * state.l2.dot(state.theta.cwiseAbs2()) + nonsmooth_penalty(state, state.theta);
-    // A silent neuron's intercept has no finite optimum (the intercept is never penalised).
-    state.status = status == FitStatus::converged && state.mean_count == 0.0 ? FitStatus::mle_at_infinity
-                                                                             : status;
+    // E.g. a silent neuron: its intercept has no finite optimum (it is never penalised).
+    state.status = status == FitStatus::converged && observation_.intercept_at_infinity(state.mean_count)
+                       ? FitStatus::mle_at_infinity
+                       : status;
     state.done = true;
     state.pending_step = false;
   }
@@ -280,14 +376,17 @@ class SparseSolver {
     state.gradient_norm = stationarity(state);
     if (state.gradient_norm <= options_.tol) return finish(state, FitStatus::converged);
     if (state.n_iter >= options_.max_iter) return finish(state, FitStatus::max_iter_reached);
-    const VectorXd mu = eta_.col(state.neuron).array().exp();
+    const auto eta = eta_.col(state.neuron);
+    VectorXd weights(eta.size());
+    for (Index i = 0; i < eta.size(); ++i) weights[i] = observation_.second(eta[i], count(i, state.neuron));
     MatrixColMajor hessian;
     NeuronRows<Source>(design_, rows_, state.active)
-        .hessian(mu, static_cast<double>(rows_.size()), hessian, false);
+        .hessian(weights, static_cast<double>(rows_.size()), hessian, false);
     hessian.diagonal() += state.l2;
     ++state.n_hessian;
     state.direction = solve_model(state, hessian);
     state.smooth_slope = state.gradient.dot(state.direction);
+    state.loss_slope = state.smooth_slope - (state.l2.cwiseProduct(state.theta)).dot(state.direction);
     state.predicted_change = state.smooth_slope + nonsmooth_penalty(state, state.theta + state.direction) -
                              nonsmooth_penalty(state, state.theta);
     if (!(state.predicted_change < 0.0) || !state.direction.allFinite())
@@ -299,15 +398,17 @@ class SparseSolver {
     const auto eta = eta_.col(state.neuron);
     const auto step_eta = step_eta_.col(state.batch_column);
     const Index n = eta.size();
-    const VectorXd mu = eta.array().exp();
     const double l2_curvature = 0.5 * state.l2.dot(state.direction.cwiseAbs2());
     const double penalty_now = nonsmooth_penalty(state, state.theta);
     double step = 1.0;
     for (int halving = 0; halving <= kMaxHalvings; ++halving, step *= 0.5) {
-      // Smooth change written without cancellation, as in the smooth solver's line search.
-      double curvature = 0.0;
-      for (Index i = 0; i < n; ++i) curvature += mu[i] * expm1_minus_identity(step * step_eta[i]);
-      const double change = step * state.smooth_slope + curvature / static_cast<double>(n) +
+      // Each sample's loss change is computed without cancellation, so the test still works when
+      // the change is far below the objective's own rounding error.
+      double loss_change = 0.0;
+      for (Index i = 0; i < n; ++i)
+        loss_change += observation_.change(eta[i], count(i, state.neuron), step * step_eta[i]);
+      const double l2_slope = state.smooth_slope - state.loss_slope;
+      const double change = loss_change / static_cast<double>(n) + step * l2_slope +
                             step * step * l2_curvature +
                             nonsmooth_penalty(state, state.theta + step * state.direction) - penalty_now;
       if (std::isfinite(change) && change <= kSufficientDecrease * step * state.predicted_change) {
@@ -321,6 +422,7 @@ class SparseSolver {
     finish(state, FitStatus::line_search_failed);
   }
 
+  Observation observation_;
   const Source& design_;
   SharedDesign<Source> shared_;
   Eigen::Ref<const MatrixColMajor> counts_;
@@ -335,7 +437,8 @@ class SparseSolver {
 template <class Source>
 void fit_sparse_impl(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
                      const Eigen::Ref<const MaskMatrix>& mask, const SparsePenalty& penalty,
-                     const Eigen::Ref<const IndexVector>& rows, const NewtonOptions& options,
+                     const Eigen::Ref<const IndexVector>& rows, const Observation& observation,
+                     const NewtonOptions& options,
                      Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<Eigen::VectorXd> intercept,
                      PopulationFitReport& report, int n_threads) {
   const Index n_samples = design.rows();
@@ -344,31 +447,33 @@ void fit_sparse_impl(const Source& design, const Eigen::Ref<const MatrixColMajor
   const Index n_groups = penalty.group_weight.rows();
   const Index n = rows.size();
   if (counts.rows() != n_samples)
-    throw std::invalid_argument("fit_poisson_population_sparse: design and counts differ in n_samples");
+    throw std::invalid_argument("fit_glm_population: design and counts differ in n_samples");
   if (mask.rows() != n_features || mask.cols() != n_neurons)
-    throw std::invalid_argument("fit_poisson_population_sparse: mask must have shape (n_features, n_neurons)");
+    throw std::invalid_argument("fit_glm_population: mask must have shape (n_features, n_neurons)");
   if (penalty.l1.rows() != n_features || penalty.l1.cols() != n_neurons ||
       penalty.l2.rows() != n_features || penalty.l2.cols() != n_neurons ||
       penalty.group.rows() != n_features || penalty.group.cols() != n_neurons ||
       penalty.group_weight.cols() != n_neurons)
-    throw std::invalid_argument("fit_poisson_population_sparse: penalty arrays have the wrong shape");
+    throw std::invalid_argument("fit_glm_population: penalty arrays have the wrong shape");
   if (!((penalty.l1.array() >= 0.0).all() && (penalty.l2.array() >= 0.0).all() &&
         (penalty.group_weight.array() >= 0.0).all() && penalty.l1.allFinite() &&
         penalty.l2.allFinite() && penalty.group_weight.allFinite()))
-    throw std::invalid_argument("fit_poisson_population_sparse: penalty strengths must be finite and >= 0");
+    throw std::invalid_argument("fit_glm_population: penalty strengths must be finite and >= 0");
   if ((penalty.group.array() < -1).any() || (penalty.group.array() >= n_groups).any())
-      throw std::invalid_argument("fit_poisson_population_sparse: group ids must be -1 or < n_groups");
+      throw std::invalid_argument("fit_glm_population: group ids must be -1 or < n_groups");
   if (coef.rows() != n_features || coef.cols() != n_neurons || intercept.size() != n_neurons)
-    throw std::invalid_argument("fit_poisson_population_sparse: coef/intercept have the wrong shape");
+    throw std::invalid_argument("fit_glm_population: coef/intercept have the wrong shape");
   if (report.status.size() != n_neurons || report.n_iter.size() != n_neurons ||
       report.gradient_norm.size() != n_neurons || report.objective.size() != n_neurons ||
       report.n_hessian.size() != n_neurons)
-    throw std::invalid_argument("fit_poisson_population_sparse: report arrays need n_neurons entries");
+    throw std::invalid_argument("fit_glm_population: report arrays need n_neurons entries");
   for (Index i = 0; i < n; ++i)
     if (rows[i] < 0 || rows[i] >= n_samples)
-      throw std::invalid_argument("fit_poisson_population_sparse: row index out of range");
+      throw std::invalid_argument("fit_glm_population: row index out of range");
   if (!(options.tol > 0.0) || options.max_iter < 0)
-    throw std::invalid_argument("fit_poisson_population_sparse: tol must be > 0 and max_iter >= 0");
+    throw std::invalid_argument("fit_glm_population: tol must be > 0 and max_iter >= 0");
+  if (!(observation.scale > 0.0) || !std::isfinite(observation.scale))
+    throw std::invalid_argument("fit_glm_population: scale must be finite and > 0");
 
   std::vector<SparseState> states(static_cast<std::size_t>(n_neurons));
   for (Index neuron = 0; neuron < n_neurons; ++neuron) {
@@ -407,7 +512,7 @@ void fit_sparse_impl(const Source& design, const Eigen::Ref<const MatrixColMajor
       state.status = FitStatus::no_valid_rows;
     }
   }
-  if (n > 0) SparseSolver<Source>(design, counts, rows, options, n_threads).solve(states);
+  if (n > 0) SparseSolver<Source>(design, counts, rows, observation, options, n_threads).solve(states);
 
   for (Index neuron = 0; neuron < n_neurons; ++neuron) {
     const SparseState& state = states[static_cast<std::size_t>(neuron)];
@@ -427,36 +532,39 @@ void fit_sparse_impl(const Source& design, const Eigen::Ref<const MatrixColMajor
 
 }  // namespace
 
-void fit_poisson_population_sparse(const Eigen::Ref<const MatrixColMajor>& design,
+void fit_glm_population(const Eigen::Ref<const MatrixColMajor>& design,
                                    const Eigen::Ref<const MatrixColMajor>& counts,
                                    const Eigen::Ref<const MaskMatrix>& mask,
                                    const SparsePenalty& penalty,
                                    const Eigen::Ref<const IndexVector>& rows,
+                                   ObservationFamily family, double scale,
                                    const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
                                    Eigen::Ref<Eigen::VectorXd> intercept,
                                    PopulationFitReport& report, int n_threads) {
   const DenseRows<Eigen::Ref<const MatrixColMajor>> source(design);
-  fit_sparse_impl(source, counts, mask, penalty, rows, options, coef, intercept, report, n_threads);
+  fit_sparse_impl(source, counts, mask, penalty, rows, Observation{family, scale}, options, coef, intercept, report, n_threads);
 }
 
-void fit_poisson_population_sparse(const Eigen::Ref<const MatrixRowMajor>& design,
+void fit_glm_population(const Eigen::Ref<const MatrixRowMajor>& design,
                                    const Eigen::Ref<const MatrixColMajor>& counts,
                                    const Eigen::Ref<const MaskMatrix>& mask,
                                    const SparsePenalty& penalty,
                                    const Eigen::Ref<const IndexVector>& rows,
+                                   ObservationFamily family, double scale,
                                    const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
                                    Eigen::Ref<Eigen::VectorXd> intercept,
                                    PopulationFitReport& report, int n_threads) {
   const DenseRows<Eigen::Ref<const MatrixRowMajor>> source(design);
-  fit_sparse_impl(source, counts, mask, penalty, rows, options, coef, intercept, report, n_threads);
+  fit_sparse_impl(source, counts, mask, penalty, rows, Observation{family, scale}, options, coef, intercept, report, n_threads);
 }
 
-void fit_poisson_population_sparse_history(const Eigen::Ref<const MatrixColMajor>& inputs,
+void fit_glm_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
                                            const Eigen::Ref<const MatrixColMajor>& kernels,
                                            const Eigen::Ref<const MatrixColMajor>& counts,
                                            const Eigen::Ref<const MaskMatrix>& mask,
                                            const SparsePenalty& penalty,
                                            const Eigen::Ref<const IndexVector>& rows,
+                                           ObservationFamily family, double scale,
                                            const NewtonOptions& options,
                                            Eigen::Ref<MatrixColMajor> coef,
                                            Eigen::Ref<Eigen::VectorXd> intercept,
@@ -468,7 +576,7 @@ void fit_poisson_population_sparse_history(const Eigen::Ref<const MatrixColMajor
     if (rows[i] < kernels.rows())
       throw std::invalid_argument("fit_poisson_population_sparse_history: rows before the first full window");
   const HistoryRows source(inputs, kernels);
-  fit_sparse_impl(source, counts, mask, penalty, rows, options, coef, intercept, report, n_threads);
+  fit_sparse_impl(source, counts, mask, penalty, rows, Observation{family, scale}, options, coef, intercept, report, n_threads);
 }
 
 }  // namespace popglm

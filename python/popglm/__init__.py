@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import basis, glm, inference, regularizer, simulation
+from . import basis, glm, inference, observation_models, regularizer, simulation
 from ._version import __version__
 from .exceptions import ConvergenceWarning, NotFittedError
 from .glm import load_model
@@ -15,6 +15,7 @@ __all__ = [
     "glm",
     "inference",
     "load_model",
+    "observation_models",
     "regularizer",
     "simulation",
 ]

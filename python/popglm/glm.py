@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import gammaln
 from sklearn.base import BaseEstimator
 
 from ._native import core as _core
@@ -26,6 +25,18 @@ from ._validation import as_numeric_array, check_positive_int, design_for_core
 from ._version import __version__
 from .basis import HistoryFeatures
 from .exceptions import ConvergenceWarning, NotFittedError
+from .observation_models import (
+    BernoulliObservations,
+    GaussianObservations,
+    NegativeBinomialObservations,
+    Observations,
+    PoissonObservations,
+    check_link_known,
+    inverse_link,
+    link,
+    link_name,
+    resolve_observation_model,
+)
 from .regularizer import GroupLasso, Regularizer, resolve_regularizer
 
 __all__ = ["FIT_STATUS", "GLM", "PopulationGLM", "load_model"]
@@ -43,30 +54,6 @@ FIT_STATUS = {
 _RANK_TOLERANCE = 1e-11
 
 SCORE_TYPES = ("log-likelihood", "pseudo-r2-McFadden", "pseudo-r2-Cohen")
-
-
-def _check_observation_model(observation_model: Any) -> None:
-    name = (
-        observation_model
-        if isinstance(observation_model, str)
-        else type(observation_model).__name__
-    )
-    if name.lower().replace("observations", "") != "poisson":
-        raise ValueError(
-            f"observation_model must be 'Poisson' (the only model in this version), got "
-            f"{observation_model!r}"
-        )
-
-
-def _check_inverse_link(inverse_link_function: Any) -> None:
-    if (
-        inverse_link_function is not None
-        and getattr(inverse_link_function, "__name__", "") != "exp"
-    ):
-        raise ValueError(
-            "inverse_link_function must be None or an exp function (numpy.exp, jax.numpy.exp) in "
-            f"this version, got {inverse_link_function!r}"
-        )
 
 
 def _check_strength(strength: Any) -> None:
@@ -133,24 +120,30 @@ class _BaseGLM(BaseEstimator):
     # -- parameters (validated on assignment, stored as given so that sklearn's clone works) --
 
     @property
-    def observation_model(self) -> Any:
-        """The observation model: ``"Poisson"`` (the only one in this version)."""
+    def observation_model(self) -> Observations:
+        """The observation model, as a :mod:`popglm.observation_models` instance."""
         return self._observation_model
 
     @observation_model.setter
     def observation_model(self, observation_model: Any) -> None:
-        _check_observation_model(observation_model)
-        self._observation_model = observation_model
+        # The model/link pair is checked at fit: set_params may change either one first.
+        self._observation_model = resolve_observation_model(observation_model)
 
     @property
     def inverse_link_function(self) -> Any:
-        """``None`` (exp) or an exp function."""
+        """``None`` (the model's default) or a supported inverse link (function or name)."""
         return self._inverse_link_function
 
     @inverse_link_function.setter
     def inverse_link_function(self, inverse_link_function: Any) -> None:
-        _check_inverse_link(inverse_link_function)
+        check_link_known(inverse_link_function)
         self._inverse_link_function = inverse_link_function
+
+    def _link(self) -> str:
+        return link_name(self._observation_model, self._inverse_link_function)
+
+    def _family(self) -> int:
+        return self._observation_model.family_code(self._link())
 
     @property
     def regularizer(self) -> Regularizer:
@@ -366,27 +359,32 @@ class _BaseGLM(BaseEstimator):
                 "features, the first window_size rows are NaN; is n_samples > window_size?)"
             )
         used_counts = _rows_of(counts, rows)
-        _check_spike_counts(used_counts)
+        observation = self._observation_model
+        if isinstance(observation, PoissonObservations):
+            _check_spike_counts(used_counts)
+        else:
+            observation.check_y(used_counts)
         if init_params is not None and not self._population:
             init_params = self._single_init_to_population(init_params)
         coef, intercept = self._starting_point(init_params, used_counts, n_features, n_neurons)
         del used_counts
+        family = self._family()
         status = np.empty(n_neurons, dtype=np.int32)
         n_iter = np.empty(n_neurons, dtype=np.int32)
         gradient_norm = np.empty(n_neurons)
         objective = np.empty(n_neurons)
         n_hessian = np.empty(n_neurons, dtype=np.int32)
-        sparse = (penalty["l1"], penalty["l2"], penalty["group"], penalty["group_weight"])
-        report = (status, n_iter, gradient_norm, objective, n_hessian, tol, max_iter, n_threads)
-        if not self._regularizer.smooth:
+        if not self._regularizer.smooth or family != 0:
+            # Other families, and non-smooth penalties: the general proximal Newton solver.
+            arguments = (
+                counts, mask, penalty["l1"], penalty["l2"], penalty["group"],
+                penalty["group_weight"], rows, family, observation.scale, coef, intercept, status,
+                n_iter, gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
+            )  # fmt: skip
             if history:
-                _core.fit_poisson_population_sparse_history(
-                    X.inputs, X.kernels, counts, mask, *sparse, rows, coef, intercept, *report
-                )
+                _core.fit_glm_population_history(X.inputs, X.kernels, *arguments)
             else:
-                _core.fit_poisson_population_sparse(
-                    design, counts, mask, *sparse, rows, coef, intercept, *report
-                )
+                _core.fit_glm_population(design, *arguments)
         elif history:
             _core.fit_poisson_population_history(
                 X.inputs, X.kernels, counts, mask, ridge, rows, coef, intercept, status, n_iter,
@@ -401,8 +399,13 @@ class _BaseGLM(BaseEstimator):
         self.intercept_ = intercept
         self.n_iter_ = n_iter if self._population else int(n_iter[0])
         self.converged_ = status == 0 if self._population else bool(status[0] == 0)
-        self.scale_ = np.ones(n_neurons) if self._population else 1.0
         self.dof_resid_ = self._resid_dof(X, rows, coef, n_threads)
+        if isinstance(observation, (PoissonObservations, BernoulliObservations)):
+            scale = np.ones(n_neurons)
+        else:
+            mean = self._mean_response(self._linear_predictor(X, self.coef_, intercept)[rows])
+            scale = observation.estimate_scale(_rows_of(counts, rows), mean, self.dof_resid_)
+        self.scale_ = np.asarray(scale, dtype=np.float64)  # (n_neurons,), (1,) for GLM as NeMoS
         self.fit_info_ = {
             "status": status,
             "n_iter": n_iter,
@@ -441,15 +444,23 @@ class _BaseGLM(BaseEstimator):
             dof = np.full(n_neurons, n_used - _design_rank(X, rows) - 1.0)
         return dof.astype(np.float64)
 
-    @staticmethod
+    def _mean_response(self, eta: NDArray) -> NDArray:
+        return inverse_link(self._link())(eta)
+
     def _starting_point(
-        init_params: tuple | None, counts: NDArray, n_features: int, n_neurons: int
+        self, init_params: tuple | None, counts: NDArray, n_features: int, n_neurons: int
     ) -> tuple[NDArray, NDArray]:
         if init_params is None:
             coef = np.zeros((n_features, n_neurons), order="F")
-            # The intercept-only MLE, log(mean count); a silent neuron starts at half a spike.
-            mean_rate = np.maximum(counts.mean(axis=0), 0.5 / max(counts.shape[0], 1))
-            return coef, np.log(mean_rate)
+            # The intercept-only optimum, link(mean response), as NeMoS; a response that sits at
+            # the edge of the support (a silent neuron) starts half a count inside it.
+            mean = counts.mean(axis=0)
+            nudge = 0.5 / max(counts.shape[0], 1)
+            if not isinstance(self._observation_model, GaussianObservations):
+                mean = np.maximum(mean, nudge)
+            if isinstance(self._observation_model, BernoulliObservations):
+                mean = np.minimum(mean, 1.0 - nudge)
+            return coef, np.asarray(link(self._link())(mean), dtype=np.float64)
         if not isinstance(init_params, (tuple, list)) or len(init_params) != 2:
             raise ValueError("init_params must be a tuple (coef, intercept)")
         coef = np.array(
@@ -546,13 +557,13 @@ class _BaseGLM(BaseEstimator):
             ``exp(X @ coef_ + intercept_)``; NaN rows of X give NaN rows.
         """
         self._check_is_fit()
-        rate = np.exp(self._linear_predictor(X, self.coef_, self.intercept_))
+        rate = self._mean_response(self._linear_predictor(X, self.coef_, self.intercept_))
         return rate if self._population else rate[:, 0]
 
     def _scored_rows(self, X: Any, y: ArrayLike) -> tuple[NDArray, NDArray]:
         """Rates and counts on the rows where X and y are finite (NeMoS drops NaN rows)."""
         Y = self._as_population_y(y).astype(np.float64)
-        rate = np.exp(self._linear_predictor(X, self.coef_, self.intercept_))
+        rate = self._mean_response(self._linear_predictor(X, self.coef_, self.intercept_))
         if rate.shape[0] != Y.shape[0]:
             raise ValueError(
                 f"X and y must have the same number of samples, got {rate.shape[0]} and "
@@ -565,8 +576,7 @@ class _BaseGLM(BaseEstimator):
         keep = np.isfinite(rate).all(axis=1) & np.isfinite(Y).all(axis=1)
         if not keep.any():
             raise ValueError("no valid samples: every row of X or y contains NaN or inf")
-        if np.any(Y[keep] < 0):
-            raise ValueError("y must contain non-negative spike counts, found negative values")
+        self._observation_model.check_y(Y[keep])
         return rate[keep], Y[keep]
 
     def score(
@@ -599,17 +609,32 @@ class _BaseGLM(BaseEstimator):
         if score_type not in SCORE_TYPES:
             raise ValueError(f"score_type must be one of {list(SCORE_TYPES)}, got {score_type!r}")
         rate, Y = self._scored_rows(X, y)
-        if not self._population:
-            rate, Y = rate[:, 0], Y[:, 0]
-        if score_type == "log-likelihood":
-            return _as_score(aggregate_sample_scores(_poisson_log_likelihood(Y, rate)))
         null_rate = np.broadcast_to(Y.mean(axis=0), Y.shape)
+        observation = self._observation_model
+        scale = np.atleast_1d(self.scale_)
+
+        def log_likelihood(mean: NDArray) -> NDArray:
+            values = observation.log_likelihood(Y, mean, scale)
+            return values if self._population else values[:, 0]
+
+        def deviance(mean: NDArray) -> NDArray:
+            if isinstance(observation, PoissonObservations):
+                values = _poisson_deviance(Y, mean)
+            else:
+                values = 2.0 * (
+                    observation.log_likelihood(Y, Y, scale)
+                    - observation.log_likelihood(Y, mean, scale)
+                )
+            return values if self._population else values[:, 0]
+
+        if score_type == "log-likelihood":
+            return _as_score(aggregate_sample_scores(log_likelihood(rate)))
         if score_type == "pseudo-r2-McFadden":
-            model = aggregate_sample_scores(_poisson_log_likelihood(Y, rate))
-            null = aggregate_sample_scores(_poisson_log_likelihood(Y, null_rate))
+            model = aggregate_sample_scores(log_likelihood(rate))
+            null = aggregate_sample_scores(log_likelihood(null_rate))
             return _as_score(1.0 - model / null)
-        model = aggregate_sample_scores(_poisson_deviance(Y, rate))
-        null = aggregate_sample_scores(_poisson_deviance(Y, null_rate))
+        model = aggregate_sample_scores(deviance(rate))
+        null = aggregate_sample_scores(deviance(null_rate))
         return _as_score((null - model) / null)
 
     def compute_loss(self, params: tuple, X: ArrayLike, y: ArrayLike) -> float:
@@ -627,7 +652,11 @@ class _BaseGLM(BaseEstimator):
         Y = self._as_population_y(y).astype(np.float64)
         keep = np.isfinite(eta).all(axis=1) & np.isfinite(Y).all(axis=1)
         eta, Y = eta[keep], Y[keep]
-        loss = float(np.sum(np.mean(np.exp(eta) - Y * eta, axis=0)))
+        if isinstance(self._observation_model, PoissonObservations) and self._link() == "exp":
+            loss = float(np.sum(np.mean(np.exp(eta) - Y * eta, axis=0)))
+        else:
+            mean = self._mean_response(eta)
+            loss = float(np.sum(np.mean(self._observation_model.nll(Y, mean), axis=0)))
         if self._regularizer.needs_strength:
             loss += self._regularizer.penalty(
                 self._coef_to_population(coef), self._population_strength()
@@ -652,7 +681,8 @@ class _BaseGLM(BaseEstimator):
         if np.isnan(rates).any():
             raise ValueError("feedforward_input contains NaN rows; drop them before simulating")
         rng = _as_generator(random_key, "random_key")
-        return rng.poisson(rates).astype(np.float64), rates
+        scale = self.scale_ if self._population else np.atleast_1d(self.scale_)[0]
+        return self._observation_model.sample(rng, rates, scale), rates
 
     def fit_path(self, X: ArrayLike, y: ArrayLike, strengths: ArrayLike) -> dict[str, NDArray]:
         """Fit along a path of penalty strengths, each fit warm-started from the previous one.
@@ -750,6 +780,7 @@ class _BaseGLM(BaseEstimator):
         """
         self._check_is_fit()
         strength = self._regularizer_strength
+        pair = isinstance(strength, tuple)  # ElasticNet's (strength, ratio)
         payload = {
             "format": np.array("popglm-model-1"),
             "popglm_version": np.array(__version__),
@@ -757,7 +788,9 @@ class _BaseGLM(BaseEstimator):
             "settings": np.array(
                 json.dumps(
                     {
-                        "observation_model": "Poisson",
+                        "observation_model": type(self._observation_model).__name__,
+                        "observation_scale": self._observation_model.scale,
+                        "inverse_link_function": self._link(),
                         "regularizer": type(self._regularizer).__name__,
                         "solver_name": self.solver_name,
                         "solver_kwargs": self.solver_kwargs,
@@ -768,7 +801,8 @@ class _BaseGLM(BaseEstimator):
                 )
             ),
             "regularizer_strength": np.asarray(
-                np.nan if strength is None else strength, dtype=np.float64
+                np.nan if strength is None else strength[0] if pair else strength,
+                dtype=np.float64,
             ),
             "coef_": np.asarray(self.coef_),
             "intercept_": np.asarray(self.intercept_),
@@ -776,6 +810,10 @@ class _BaseGLM(BaseEstimator):
         mask = getattr(self, "_feature_mask", None)
         if mask is not None:
             payload["feature_mask"] = np.asarray(mask)
+        if pair:
+            payload["regularizer_ratio"] = np.asarray(strength[1], dtype=np.float64)
+        if isinstance(self._regularizer, GroupLasso) and self._regularizer.mask is not None:
+            payload["group_mask"] = self._regularizer.mask
         np.savez(filename, **payload)
 
 
@@ -808,11 +846,6 @@ def _design_rank(X: Any, rows: NDArray) -> int:
     # The engine's rank rule (kRankTolerance in C++): relative to the largest eigenvalue of the
     # Jacobi-scaled Gram, so the dof and the minimum-norm fit agree on what is collinear.
     return int(np.sum(eigenvalues > eigenvalues.max() * _RANK_TOLERANCE))
-
-
-def _poisson_log_likelihood(y: NDArray, rate: NDArray) -> NDArray:
-    rate = np.maximum(rate, np.finfo(np.float64).eps)
-    return y * np.log(rate) - rate - gammaln(y + 1.0)
 
 
 def _poisson_deviance(y: NDArray, rate: NDArray) -> NDArray:
@@ -868,8 +901,9 @@ class GLM(_BaseGLM):
     ----------
     coef_ : ndarray, shape (n_features,)
     intercept_ : ndarray, shape (1,)
-    scale_ : float
-        1.0 (Poisson).
+    scale_ : ndarray, shape (1,)
+        The model's scale: 1 for Poisson and Bernoulli, the fixed dispersion for
+        NegativeBinomial, NeMoS's Pearson estimate for Gamma and Gaussian.
     dof_resid_ : ndarray, shape (1,)
         Residual degrees of freedom, as NeMoS: n - rank(X) - 1 (n - n_features - 1 with Ridge).
     n_iter_ : int
@@ -954,7 +988,7 @@ class PopulationGLM(_BaseGLM):
     coef_ : ndarray, shape (n_features, n_neurons)
     intercept_ : ndarray, shape (n_neurons,)
     scale_ : ndarray, shape (n_neurons,)
-        Ones (Poisson).
+        Per neuron, as for GLM.
     dof_resid_ : ndarray, shape (n_neurons,)
         Residual degrees of freedom, as NeMoS: n - rank(X) - 1 (n - n_features - 1 with Ridge).
     n_iter_ : ndarray of int, shape (n_neurons,)
@@ -1064,8 +1098,23 @@ def load_model(filename: str | Path) -> GLM | PopulationGLM:
         strength = None if strength.ndim == 0 and np.isnan(strength) else strength
         if strength is not None and strength.ndim == 0:
             strength = float(strength)
+        if "regularizer_ratio" in contents:
+            ratio = contents["regularizer_ratio"]
+            strength = (strength, float(ratio) if ratio.ndim == 0 else ratio)
+        name = settings.get("observation_model", "PoissonObservations")
+        observation = (
+            NegativeBinomialObservations(settings.get("observation_scale", 1.0))
+            if name == "NegativeBinomialObservations"
+            else resolve_observation_model(name)
+        )
         kwargs = dict(
-            regularizer=settings["regularizer"],
+            observation_model=observation,
+            inverse_link_function=settings.get("inverse_link_function"),
+            regularizer=(
+                GroupLasso(contents["group_mask"])
+                if "group_mask" in contents
+                else settings["regularizer"]
+            ),
             regularizer_strength=strength,
             solver_name=settings["solver_name"],
             solver_kwargs=settings["solver_kwargs"],

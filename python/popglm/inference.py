@@ -238,6 +238,11 @@ def _history_informations(X: HistoryFeatures, rows: NDArray, rates: NDArray) -> 
 
 def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> CoefficientInference:
     """Build the CoefficientInference of a fitted model on its design (see ``model.inference``)."""
+    if model._family() != 0:
+        raise ValueError(
+            "inference is implemented for the Poisson GLM with exp link, got "
+            f"{model.observation_model!r} with inverse link {model._link()!r}"
+        )
     if not model.regularizer.smooth:
         raise ValueError(
             f"inference after a {model.regularizer!r} fit is not supported: Wald statistics ignore "
@@ -314,8 +319,10 @@ def coupling_likelihood_ratio_test(
     if not isinstance(model, PopulationGLM):
         raise TypeError("coupling_likelihood_ratio_test needs a fitted PopulationGLM")
     model._check_is_fit()
-    if model.regularizer.needs_strength:
-        raise ValueError("the likelihood-ratio test needs an unregularised model")
+    if model.regularizer.needs_strength or model._family() != 0:
+        raise ValueError(
+            "the likelihood-ratio test needs an unregularised Poisson model with exp link"
+        )
     n_basis_funcs = check_positive_int(n_basis_funcs, "n_basis_funcs")
     n_features, n_receivers = model.coef_.shape
     if n_features % n_basis_funcs:

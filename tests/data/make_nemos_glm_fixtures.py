@@ -119,8 +119,52 @@ def main() -> None:
         out[f"score_{data}_loglik_sum"] = np.asarray(
             model.score(Xs, ys, aggregate_sample_scores=jax.numpy.sum)
         )
+    family_fixtures(out)
     np.savez(HERE / "nemos_glm_fixtures.npz", **out)
     print("wrote", HERE / "nemos_glm_fixtures.npz", sorted(out))
+
+
+def family_fixtures(out: dict) -> None:
+    """Single-neuron GLMs of every observation model NeMoS offers, fitted tightly, and scores."""
+    rng = np.random.default_rng(2026)
+    X = rng.normal(size=(500, 4))
+    U = rng.uniform(size=(500, 3))
+    w = np.array([0.4, -0.3, 0.2, 0.1])
+    eta = 0.2 + X @ w
+    gamma_mean = 1.0 / (1.0 + U @ np.array([0.5, 0.3, 0.2]))
+    cases = {
+        "bernoulli": ("Bernoulli", None, X, (rng.uniform(size=500) < 1 / (1 + np.exp(-eta))) * 1.0),
+        "gamma_inverse": ("Gamma", None, U, rng.gamma(2.0, gamma_mean / 2.0)),
+        "gamma_exp": ("Gamma", jax.numpy.exp, X, rng.gamma(2.0, np.exp(eta) / 2.0)),
+        "negbin": (
+            nmo.observation_models.NegativeBinomialObservations(scale=0.5),
+            None,
+            X,
+            rng.poisson(rng.gamma(2.0, np.exp(eta) / 2.0)) * 1.0,
+        ),
+        "gaussian": ("Gaussian", None, X, eta + 0.5 * rng.normal(size=500)),
+        "poisson_softplus": (
+            "Poisson",
+            jax.nn.softplus,
+            X,
+            rng.poisson(np.log1p(np.exp(eta))) * 1.0,
+        ),
+    }
+    tight = {"tol": 1e-12, "maxiter": 100000}
+    for name, (observation, link, design, y) in cases.items():
+        kwargs = {} if link is None else {"inverse_link_function": link}
+        model = nmo.glm.GLM(
+            observation_model=observation, solver_name="LBFGS", solver_kwargs=tight, **kwargs
+        ).fit(design, y)
+        out[f"family_{name}_X"] = design
+        out[f"family_{name}_y"] = y
+        out[f"family_{name}_coef"] = np.asarray(model.coef_)
+        out[f"family_{name}_intercept"] = np.asarray(model.intercept_)
+        out[f"family_{name}_scale"] = np.asarray(model.scale_)
+        for score_type in ("log-likelihood", "pseudo-r2-McFadden", "pseudo-r2-Cohen"):
+            out[f"family_{name}_{score_type}"] = np.asarray(
+                model.score(design, y, score_type=score_type)
+            )
 
 
 if __name__ == "__main__":
