@@ -318,3 +318,22 @@ def test_pipeline_with_a_scaler(coupled):
     assert pipe.score(X[keep], counts[keep, 1]) == pytest.approx(
         direct.score(StandardScaler().fit_transform(X[keep]), counts[keep, 1])
     )
+
+
+def test_iterative_update_reaches_the_fit(coupled):
+    X, counts = coupled
+    model = nmo.glm.PopulationGLM()
+    params = model.initialize_params(X, counts)
+    state = model.initialize_optimizer_and_state(X, counts, params)  # NeMoS 0.2.8 spelling
+    norms = []
+    for _ in range(30):
+        params, state = model.update(params, state, X, counts)
+        norms.append(state["gradient_norm"])
+        if state["gradient_norm"] <= 1e-8:
+            break
+    assert state["iteration"] == len(norms) and norms[-1] <= 1e-8
+    reference = nmo.glm.PopulationGLM().fit(X, counts)
+    np.testing.assert_allclose(params[0], reference.coef_, atol=1e-8)
+    assert model.initialize_solver_and_state(X, counts, params)["iteration"] == 0
+    with pytest.raises(ValueError, match="opt_state"):
+        model.update(params, {}, X, counts)

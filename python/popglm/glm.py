@@ -684,6 +684,48 @@ class _BaseGLM(BaseEstimator):
         scale = self.scale_ if self._population else np.atleast_1d(self.scale_)[0]
         return self._observation_model.sample(rng, rates, scale), rates
 
+    def initialize_solver_and_state(
+        self, X: ArrayLike, y: ArrayLike, init_params: tuple | None = None
+    ) -> dict[str, Any]:
+        """Prepare step-by-step fitting with ``update`` (NeMoS's iterative API).
+
+        Returns the solver state: a dict with the iteration count and the last step's largest
+        (sub)gradient entry. ``initialize_optimizer_and_state`` is the NeMoS 0.2.8 spelling.
+        """
+        self.initialize_params(X, y, init_params)  # validates shapes and values
+        return {"iteration": 0, "gradient_norm": np.inf}
+
+    initialize_optimizer_and_state = initialize_solver_and_state
+
+    def update(
+        self, params: tuple, opt_state: dict, X: ArrayLike, y: ArrayLike, *args: Any, **kwargs: Any
+    ) -> tuple[tuple[NDArray, NDArray], dict[str, Any]]:
+        """Take one Newton (or proximal Newton) iteration from ``params``.
+
+        Returns ``((coef, intercept), state)`` and leaves the model fitted at the new point, as
+        NeMoS's ``update`` does. Each call is one exact iteration, so a handful of calls reach
+        the optimum.
+        """
+        if not isinstance(opt_state, dict) or "iteration" not in opt_state:
+            raise ValueError("opt_state must come from initialize_solver_and_state")
+        max_iter = self.max_iter
+        solver_kwargs = self._solver_kwargs
+        try:
+            self.max_iter, self._solver_kwargs = (
+                1,
+                {k: v for k, v in (solver_kwargs or {}).items() if k != "maxiter"},
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)  # one step is not convergence
+                self.fit(X, y, init_params=params)
+        finally:
+            self.max_iter, self._solver_kwargs = max_iter, solver_kwargs
+        state = {
+            "iteration": opt_state["iteration"] + 1,
+            "gradient_norm": float(np.max(self.fit_info_["gradient_norm"])),
+        }
+        return (self.coef_, self.intercept_), state
+
     def fit_path(self, X: ArrayLike, y: ArrayLike, strengths: ArrayLike) -> dict[str, NDArray]:
         """Fit along a path of penalty strengths, each fit warm-started from the previous one.
 
