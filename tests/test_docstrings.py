@@ -9,17 +9,29 @@ import pytest
 import popglm
 import popglm.basis
 import popglm.glm
+import popglm.inference
+import popglm.observation_models
+import popglm.regularizer
 import popglm.simulation
 
+MODULES = [
+    popglm.basis,
+    popglm.glm,
+    popglm.inference,
+    popglm.observation_models,
+    popglm.regularizer,
+    popglm.simulation,
+]
 
-@pytest.mark.parametrize("module", [popglm.basis, popglm.glm, popglm.simulation])
+
+@pytest.mark.parametrize("module", MODULES)
 def test_docstring_examples(module):
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
 
 
 def test_public_names_have_docstrings():
-    for module in (popglm.basis, popglm.glm, popglm.simulation):
+    for module in MODULES:
         for name in module.__all__:
             obj = getattr(module, name)
             if callable(obj):
