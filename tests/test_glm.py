@@ -294,6 +294,7 @@ def test_bad_masks(howto_design, howto_counts):
         ({"regularizer": "Ridge", "regularizer_strength": -1.0}, "regularizer_strength"),
         ({"regularizer": "Ridge", "regularizer_strength": np.nan}, "regularizer_strength"),
         ({"solver_kwargs": {"stepsize": 1}}, "solver_kwargs"),
+        ({"solver_name": "Adam"}, "solver_name must be None or one of"),
         ({"inverse_link_function": np.tanh}, "inverse_link_function"),
     ],
 )

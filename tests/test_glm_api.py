@@ -188,6 +188,13 @@ def test_dof_resid_and_scale(coupled):
     np.testing.assert_array_equal(model.dof_resid_, np.full(counts.shape[1], expected))
     model = nmo.glm.PopulationGLM(regularizer="Ridge", regularizer_strength=1.0).fit(X, counts)
     np.testing.assert_array_equal(model.dof_resid_, keep.sum() - X.shape[1] - 1)
+    # The rank is computed on first access from the design, held by weak reference only.
+    design = X.copy()
+    model = nmo.glm.PopulationGLM().fit(design, counts)
+    del design
+    with pytest.raises(AttributeError, match="no longer exists"):
+        model.dof_resid_  # noqa: B018
+    assert not hasattr(nmo.glm.PopulationGLM(), "dof_resid_")
 
 
 def test_initialize_params_and_warm_start(coupled):

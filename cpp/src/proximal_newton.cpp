@@ -1,5 +1,6 @@
 #include "popglm/proximal_newton.hpp"
 
+#include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
@@ -22,6 +23,9 @@ constexpr double kSweepTolerance = 1e-15;
 constexpr int kMaxSweeps = 20000;
 // Block proximal-gradient steps per group and sweep (a group's quadratic has no closed form).
 constexpr int kGroupSteps = 4;
+// Smooth models take the Cholesky Newton step when the Hessian's reciprocal condition exceeds
+// this; near-singular ones (collinear features) go through coordinate descent.
+constexpr double kCholeskyRcond = 1e-12;
 // Outer iterations allowed beyond max_iter for the rounds loop to end in any case.
 constexpr int kExtraRounds = 4;
 
@@ -196,6 +200,15 @@ double stationarity(const SparseState& state) {
 /// cyclic coordinate (and group) descent; returns the direction z - theta.
 VectorXd solve_model(const SparseState& state, const MatrixColMajor& hessian) {
   const Index q = state.n_params();
+  if (state.groups.empty() && state.l1.isZero(0.0)) {
+    // A smooth model (another family, or Ridge): the Newton step itself, by Cholesky when the
+    // Hessian is safely positive definite; coordinate descent below handles the rest.
+    const Eigen::LLT<MatrixColMajor> cholesky(hessian);
+    if (cholesky.info() == Eigen::Success && cholesky.rcond() > kCholeskyRcond) {
+      VectorXd step = -cholesky.solve(state.gradient);
+      if (step.allFinite()) return step;
+    }
+  }
   VectorXd z = state.theta;
   VectorXd residual = state.gradient;  // = g + H (z - theta), kept up to date
   std::vector<double> group_lipschitz(state.groups.size());

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import warnings
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,12 @@ FIT_STATUS = {
 }
 
 _RANK_TOLERANCE = 1e-11
+
+#: NeMoS's solver names. Any is accepted and recorded; every fit is the exact optimum.
+KNOWN_SOLVERS = frozenset(
+    {"GradientDescent", "BFGS", "LBFGS", "LBFGSB", "NonlinearCG", "ProximalGradient", "SVRG",
+     "ProxSVRG", "Newton"}
+)  # fmt: skip
 
 SCORE_TYPES = ("log-likelihood", "pseudo-r2-McFadden", "pseudo-r2-Cohen")
 
@@ -184,6 +191,20 @@ class _BaseGLM(BaseEstimator):
                 stacklevel=4,
             )
             self._regularizer_strength = None
+
+    @property
+    def solver_name(self) -> str | None:
+        """NeMoS's solver name, recorded: popglm always solves exactly by (proximal) Newton."""
+        return self._solver_name
+
+    @solver_name.setter
+    def solver_name(self, solver_name: str | None) -> None:
+        if solver_name is not None and solver_name not in KNOWN_SOLVERS:
+            raise ValueError(
+                f"solver_name must be None or one of NeMoS's solvers {sorted(KNOWN_SOLVERS)}, "
+                f"got {solver_name!r}"
+            )
+        self._solver_name = solver_name
 
     @property
     def solver_kwargs(self) -> dict:
@@ -324,6 +345,7 @@ class _BaseGLM(BaseEstimator):
         self
         """
         tol, max_iter, n_threads = self._solver_settings()
+        user_X = X
         history = isinstance(X, HistoryFeatures)
         reuse_inputs = history and X.is_view_of(y)
         X = self._check_design(X)
@@ -399,12 +421,21 @@ class _BaseGLM(BaseEstimator):
         self.intercept_ = intercept
         self.n_iter_ = n_iter if self._population else int(n_iter[0])
         self.converged_ = status == 0 if self._population else bool(status[0] == 0)
-        self.dof_resid_ = self._resid_dof(X, rows, coef, n_threads)
-        if isinstance(observation, (PoissonObservations, BernoulliObservations)):
-            scale = np.ones(n_neurons)
+        needs_rank = self._regularizer.smooth and not self._regularizer.needs_strength
+        fixed_scale = isinstance(
+            observation, (PoissonObservations, BernoulliObservations, NegativeBinomialObservations)
+        )
+        self._dof_resid, self._dof_pending = None, None
+        if needs_rank and fixed_scale and X is user_X:
+            # The rank of X costs a Gram matrix: computed on first access, not in every fit.
+            self._dof_pending = (weakref.ref(user_X), rows, coef)
+        else:
+            self._dof_resid = self._resid_dof(X, rows, coef, n_threads)
+        if fixed_scale:
+            scale = observation.estimate_scale(np.empty((0, n_neurons)), None, None)
         else:
             mean = self._mean_response(self._linear_predictor(X, self.coef_, intercept)[rows])
-            scale = observation.estimate_scale(_rows_of(counts, rows), mean, self.dof_resid_)
+            scale = observation.estimate_scale(_rows_of(counts, rows), mean, self._dof_resid)
         self.scale_ = np.asarray(scale, dtype=np.float64)  # (n_neurons,), (1,) for GLM as NeMoS
         self.fit_info_ = {
             "status": status,
@@ -427,6 +458,30 @@ class _BaseGLM(BaseEstimator):
                 f"init_params[0] (coef) must have shape (n_features,), got {coef.shape}"
             )
         return coef[:, None], intercept
+
+    @property
+    def dof_resid_(self) -> NDArray:
+        """Residual degrees of freedom per neuron (NeMoS's definition, see ``_resid_dof``).
+
+        For an unregularised Poisson, Bernoulli or NegativeBinomial fit it needs the rank of X,
+        which is computed on first access from the X passed to ``fit`` (held by weak
+        reference, never copied): read it while that X still exists.
+        """
+        if getattr(self, "_dof_resid", None) is None:
+            pending = getattr(self, "_dof_pending", None)
+            if pending is None:
+                raise NotFittedError(
+                    f"This {type(self).__name__} instance is not fitted yet: dof_resid_ is set by fit"
+                )
+            design = pending[0]()
+            if design is None:
+                raise AttributeError(
+                    "dof_resid_ needs the rank of the X passed to fit, which no longer exists; "
+                    "read dof_resid_ while that X is alive (it is computed on first access)"
+                )
+            self._dof_resid = self._resid_dof(design, pending[1], pending[2], 1)
+            self._dof_pending = None
+        return self._dof_resid
 
     def _resid_dof(self, X: Any, rows: NDArray, coef: NDArray, n_threads: int) -> NDArray:
         """NeMoS's residual degrees of freedom.

@@ -196,7 +196,7 @@ class NegativeBinomialObservations(Observations):
         return -xlogy(y, phi_mu / (1.0 + phi_mu)) + np.log1p(phi_mu) / self.scale
 
     def estimate_scale(self, y, mu, dof_resid):  # noqa: D102
-        return np.full(y.shape[1], self.scale)
+        return np.full(y.shape[1], self.scale)  # fixed, not estimated
 
     def sample(self, rng, mu, scale):  # noqa: D102
         r = 1.0 / self.scale
