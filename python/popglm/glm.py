@@ -126,6 +126,23 @@ class _BaseGLM(BaseEstimator):
 
     # -- parameters (validated on assignment, stored as given so that sklearn's clone works) --
 
+    def _set_parameters(
+        self, observation_model: Any, inverse_link_function: Any, regularizer: Any,
+        regularizer_strength: Any, solver_name: str | None, solver_kwargs: dict | None,
+        tol: float, max_iter: int, n_threads: int | None,
+    ) -> None:  # fmt: skip
+        # Each subclass spells out its own __init__ (scikit-learn reads the parameters from it).
+        self.observation_model = observation_model
+        self.inverse_link_function = inverse_link_function
+        self._regularizer_strength = regularizer_strength
+        _check_strength(regularizer_strength)
+        self.regularizer = regularizer
+        self.solver_name = solver_name
+        self.solver_kwargs = solver_kwargs
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_threads = n_threads
+
     @property
     def observation_model(self) -> Observations:
         """The observation model, as a :mod:`popglm.observation_models` instance."""
@@ -1035,16 +1052,10 @@ class GLM(_BaseGLM):
         max_iter: int = 100,
         n_threads: int | None = None,
     ) -> None:
-        self.observation_model = observation_model
-        self.inverse_link_function = inverse_link_function
-        self._regularizer_strength = regularizer_strength
-        _check_strength(regularizer_strength)
-        self.regularizer = regularizer
-        self.solver_name = solver_name
-        self.solver_kwargs = solver_kwargs
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_threads = n_threads
+        self._set_parameters(
+            observation_model, inverse_link_function, regularizer, regularizer_strength,
+            solver_name, solver_kwargs, tol, max_iter, n_threads,
+        )  # fmt: skip
 
 
 class PopulationGLM(_BaseGLM):
@@ -1126,17 +1137,11 @@ class PopulationGLM(_BaseGLM):
         max_iter: int = 100,
         n_threads: int | None = None,
     ) -> None:
-        self.observation_model = observation_model
-        self.inverse_link_function = inverse_link_function
-        self._regularizer_strength = regularizer_strength
-        _check_strength(regularizer_strength)
-        self.regularizer = regularizer
-        self.solver_name = solver_name
-        self.solver_kwargs = solver_kwargs
+        self._set_parameters(
+            observation_model, inverse_link_function, regularizer, regularizer_strength,
+            solver_name, solver_kwargs, tol, max_iter, n_threads,
+        )  # fmt: skip
         self.feature_mask = feature_mask
-        self.tol = tol
-        self.max_iter = max_iter
-        self.n_threads = n_threads
 
     @property
     def feature_mask(self) -> NDArray | None:
