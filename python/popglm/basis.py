@@ -427,6 +427,23 @@ class HistoryFeatures:
         """Tell whether ``y`` is the array these features were computed from."""
         return y is self._source or y is self.inputs
 
+    def row_blocks(self, rows: NDArray, max_elements: int = 1 << 22):
+        """Yield ``(start, block)``: the feature rows ``rows[start:start + len(block)]``.
+
+        Each block (at most ``max_elements`` values) is convolved from the inputs it needs,
+        so the whole matrix is never formed. ``rows`` must be increasing and >= window_size.
+        """
+        n_features = self.shape[1]
+        window = self.window_size
+        block_rows = max(1, max_elements // max(n_features, 1))
+        for start in range(0, rows.size, block_rows):
+            chunk = rows[start : start + block_rows]
+            first, last = int(chunk[0]), int(chunk[-1]) + 1
+            source = np.asfortranarray(self.inputs[first - window : last])
+            block = np.empty((source.shape[0], n_features), order="F")
+            _core.convolve_history(source, self.kernels, block, 1)
+            yield start, block[chunk - first + window]
+
     def __array__(self, dtype=None, copy=None) -> NDArray:
         out = np.empty(self.shape, order="F")
         _core.convolve_history(self.inputs, self.kernels, out, available_cores())

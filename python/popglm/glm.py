@@ -938,15 +938,7 @@ def _design_rank(X: Any, rows: NDArray) -> int:
         return 0
     if isinstance(X, HistoryFeatures):
         gram = np.zeros((n_features, n_features))
-        window = X.window_size
-        block_rows = max(1, (1 << 22) // max(n_features, 1))
-        for start in range(0, rows.size, block_rows):
-            chunk = rows[start : start + block_rows]
-            first, last = int(chunk[0]), int(chunk[-1]) + 1
-            source = np.asfortranarray(X.inputs[first - window : last])
-            block = np.empty((source.shape[0], n_features), order="F")
-            _core.convolve_history(source, X.kernels, block, 1)
-            block = block[chunk - first + window]
+        for _, block in X.row_blocks(rows):
             gram += block.T @ block
     else:
         design = design_for_core(X)

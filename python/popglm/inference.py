@@ -219,20 +219,11 @@ def _information(model: Any, X: Any, n_threads: int) -> tuple[list[NDArray], lis
 
 def _history_informations(X: HistoryFeatures, rows: NDArray, rates: NDArray) -> list[NDArray]:
     n_features = X.shape[1]
-    n_neurons = rates.shape[1]
-    window = X.window_size
-    out = [np.zeros((n_features + 1, n_features + 1)) for _ in range(n_neurons)]
-    block_rows = max(1, (1 << 21) // (n_features + 1))
-    for start in range(0, rows.size, block_rows):
-        chunk = rows[start : start + block_rows]
-        first, last = int(chunk[0]), int(chunk[-1]) + 1
-        source = np.asfortranarray(X.inputs[first - window : last])
-        block = np.empty((source.shape[0], n_features), order="F")
-        _core.convolve_history(source, X.kernels, block, 1)
-        design = np.column_stack([np.ones(chunk.size), block[chunk - first + window]])
-        for j in range(n_neurons):
-            weighted = design * rates[start : start + chunk.size, j, None]
-            out[j] += design.T @ weighted
+    out = [np.zeros((n_features + 1, n_features + 1)) for _ in range(rates.shape[1])]
+    for start, block in X.row_blocks(rows, max_elements=1 << 21):
+        design = np.column_stack([np.ones(block.shape[0]), block])
+        for j, information in enumerate(out):
+            information += design.T @ (design * rates[start : start + block.shape[0], j, None])
     return out
 
 
