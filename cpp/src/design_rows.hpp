@@ -357,4 +357,33 @@ inline MatrixColMajor gram_block(const MatrixColMajor& gram, const std::vector<I
   return block;
 }
 
+/// out.col(k) = [1, X_active] v for the k-th state of `batch`, v its theta or its direction, from
+/// one product with the shared design; each state records its column in batch_column.
+template <class Source, class State>
+void batched_linear_predictors(const SharedDesign<Source>& shared, const std::vector<State*>& batch,
+                               bool of_theta, MatrixColMajor& out, int n_threads) {
+  if (batch.empty()) return;
+  const Index m = static_cast<Index>(batch.size());
+  MatrixColMajor coefs = MatrixColMajor::Zero(shared.n_features(), m);
+  VectorXd offsets(m);
+  for (Index k = 0; k < m; ++k) {
+    State& state = *batch[static_cast<std::size_t>(k)];
+    const VectorXd& v = of_theta ? state.theta : state.direction;
+    offsets[k] = v[0];
+    for (std::size_t a = 0; a < state.active.size(); ++a) coefs(state.active[a], k) = v[static_cast<Index>(a) + 1];
+    state.batch_column = k;
+  }
+  shared.multiply(coefs, offsets, out, n_threads);
+}
+
+/// A state's gradient (intercept first, then its active features) from column `column` of the
+/// full-design gradients [1, X]^T R / n.
+template <class State>
+void gather_gradient(const MatrixColMajor& full, Index column, State& state) {
+  state.gradient.resize(state.n_params());
+  state.gradient[0] = full(0, column);
+  for (std::size_t a = 0; a < state.active.size(); ++a)
+    state.gradient[static_cast<Index>(a) + 1] = full(state.active[a] + 1, column);
+}
+
 }  // namespace popglm::detail

@@ -346,28 +346,14 @@ class SparseSolver {
     shared_.transpose_multiply(m, fill_residual, full, n_threads_);
     for (Index k = 0; k < m; ++k) {
       SparseState& state = *batch[static_cast<std::size_t>(k)];
-      state.gradient.resize(state.n_params());
-      state.gradient[0] = full(0, k);
-      for (std::size_t a = 0; a < state.active.size(); ++a)
-        state.gradient[static_cast<Index>(a) + 1] = full(state.active[a] + 1, k);
+      gather_gradient(full, k, state);
       state.gradient += state.l2.cwiseProduct(state.theta);
       state.needs_gradient = false;
     }
   }
 
   void linear_predictors(const std::vector<SparseState*>& batch, bool of_theta) {
-    if (batch.empty()) return;
-    const Index m = static_cast<Index>(batch.size());
-    MatrixColMajor coefs = MatrixColMajor::Zero(shared_.n_features(), m);
-    VectorXd offsets(m);
-    for (Index k = 0; k < m; ++k) {
-      SparseState& state = *batch[static_cast<std::size_t>(k)];
-      const VectorXd& v = of_theta ? state.theta : state.direction;
-      offsets[k] = v[0];
-      for (std::size_t a = 0; a < state.active.size(); ++a) coefs(state.active[a], k) = v[static_cast<Index>(a) + 1];
-      state.batch_column = k;
-    }
-    shared_.multiply(coefs, offsets, step_eta_, n_threads_);
+    batched_linear_predictors(shared_, batch, of_theta, step_eta_, n_threads_);
   }
 
   void finish(SparseState& state, FitStatus status) {
