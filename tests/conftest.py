@@ -34,3 +34,28 @@ def simulate_coupled(n_samples: int, n_neurons: int, window: int, seed: int) -> 
 @pytest.fixture(scope="session")
 def coupled_counts() -> np.ndarray:
     return simulate_coupled(3000, 5, 8, seed=7)
+
+
+@pytest.fixture(scope="session")
+def coupled_design(coupled_counts) -> np.ndarray:
+    """RaisedCosineLogConv(4, window_size=8) features of ``coupled_counts`` (NaN first rows)."""
+    import popglm as nmo
+
+    return nmo.basis.RaisedCosineLogConv(4, window_size=8).compute_features(coupled_counts)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--huge",
+        action="store_true",
+        help="also run the tests marked huge (tens of GB of memory-mapped data, minutes)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list) -> None:
+    if config.getoption("--huge"):
+        return
+    skip = pytest.mark.skip(reason="needs --huge (tens of GB of disk-backed data)")
+    for item in items:
+        if "huge" in item.keywords:
+            item.add_marker(skip)

@@ -33,12 +33,6 @@ def howto_design(howto_counts):
     return nmo.basis.HistoryConv(window_size=10).compute_features(howto_counts)
 
 
-@pytest.fixture(scope="module")
-def coupled_design(coupled_counts):
-    basis = nmo.basis.RaisedCosineLogConv(4, window_size=8)
-    return basis.compute_features(coupled_counts)
-
-
 def test_howto_matches_statsmodels(howto_design, howto_counts):
     model = nmo.glm.PopulationGLM().fit(howto_design, howto_counts)
     assert model.coef_.shape == (40, 4) and model.intercept_.shape == (4,)

@@ -18,8 +18,11 @@ void fit_population(const Eigen::Ref<const Design>& design,
   options.tol = tol;
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
-  popglm::fit_poisson_population(design, counts, mask, ridge, rows, options, coef, intercept, report,
-                                 n_threads);
+  run_interruptibly([&](const StopToken* stop) {
+    options.stop = stop;
+    popglm::fit_poisson_population(design, counts, mask, ridge, rows, options, coef, intercept,
+                                   report, n_threads);
+  });
 }
 
 template <class Design>
@@ -48,14 +51,14 @@ void def_kernels(py::module_& m) {
 
 template <class Design>
 void def_fit(py::module_& m) {
-  // GIL released: the solve works on the NumPy buffers only, which the caller keeps alive.
+  // The fits release the GIL inside (run_interruptibly) so that Ctrl-C can stop them.
   m.def("fit_poisson_population", &fit_population<Design>, py::arg("design").noconvert(),
         py::arg("counts").noconvert(), py::arg("mask").noconvert(), py::arg("ridge").noconvert(), py::arg("rows").noconvert(),
         py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"),
-        py::arg("max_iter"), py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+        py::arg("max_iter"), py::arg("n_threads"), 
         "Per-neuron masked Poisson Newton solves. coef/intercept hold the start on entry and the\n"
         "solution on exit; status, n_iter, gradient_norm, objective, n_hessian receive the\n"
         "diagnostics.");
@@ -76,8 +79,11 @@ void fit_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
   options.tol = tol;
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
-  popglm::fit_poisson_population_history(inputs, kernels, counts, mask, ridge, rows, options, coef,
-                                         intercept, report, n_threads);
+  run_interruptibly([&](const StopToken* stop) {
+    options.stop = stop;
+    popglm::fit_poisson_population_history(inputs, kernels, counts, mask, ridge, rows, options,
+                                           coef, intercept, report, n_threads);
+  });
 }
 
 void simulate(const Eigen::Ref<const MatrixColMajor>& coupling,
@@ -122,8 +128,12 @@ void fit_sparse(const Eigen::Ref<const Design>& design, const Eigen::Ref<const M
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
   const SparsePenalty penalty{l1, l2, group, group_weight};
-  popglm::fit_glm_population(design, counts, mask, penalty, rows, checked_family(family), scale,
-                             options, coef, intercept, report, n_threads);
+  const ObservationFamily observation = checked_family(family);
+  run_interruptibly([&](const StopToken* stop) {
+    options.stop = stop;
+    popglm::fit_glm_population(design, counts, mask, penalty, rows, observation, scale, options,
+                               coef, intercept, report, n_threads);
+  });
 }
 
 void fit_sparse_history(const Eigen::Ref<const MatrixColMajor>& inputs,
@@ -145,9 +155,12 @@ void fit_sparse_history(const Eigen::Ref<const MatrixColMajor>& inputs,
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
   const SparsePenalty penalty{l1, l2, group, group_weight};
-  popglm::fit_glm_population_history(inputs, kernels, counts, mask, penalty, rows,
-                                     checked_family(family), scale, options, coef, intercept,
-                                     report, n_threads);
+  const ObservationFamily observation = checked_family(family);
+  run_interruptibly([&](const StopToken* stop) {
+    options.stop = stop;
+    popglm::fit_glm_population_history(inputs, kernels, counts, mask, penalty, rows, observation,
+                                       scale, options, coef, intercept, report, n_threads);
+  });
 }
 
 template <class Design>
@@ -160,7 +173,7 @@ void def_sparse(py::module_& m) {
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"), py::arg("max_iter"),
-        py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+        py::arg("n_threads"), 
         "Per-neuron GLM fits (any family code, L1/L2/group penalties) by proximal Newton.");
 }
 
@@ -182,7 +195,7 @@ void register_glm(py::module_& m) {
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"), py::arg("max_iter"),
-        py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+        py::arg("n_threads"), 
         "fit_glm_population on history features without forming them.");
 
   m.def("fit_poisson_population_history", &fit_population_history,
@@ -192,7 +205,7 @@ void register_glm(py::module_& m) {
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"), py::arg("max_iter"),
-        py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+        py::arg("n_threads"), 
         "fit_poisson_population on convolve_history(inputs, kernels) without forming it.");
   m.def("simulate_recurrent", &simulate, py::arg("coupling").noconvert(),
         py::arg("basis").noconvert(), py::arg("drive").noconvert(),
@@ -214,7 +227,8 @@ void register_glm(py::module_& m) {
       .value("line_search_failed", FitStatus::line_search_failed)
       .value("mle_at_infinity", FitStatus::mle_at_infinity)
       .value("no_valid_rows", FitStatus::no_valid_rows)
-      .value("internal_error", FitStatus::internal_error);
+      .value("internal_error", FitStatus::internal_error)
+      .value("interrupted", FitStatus::interrupted);
 }
 
 }  // namespace popglm::bindings

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "popglm/stop_token.hpp"
 #include "popglm/types.hpp"
 
 #ifdef _OPENMP
@@ -16,6 +17,8 @@
 namespace popglm::detail {
 
 using Eigen::VectorXd;
+using popglm::StopToken;
+using popglm::stop_requested;
 
 // Every sum over rows is split into at most this many fixed chunks of at least kMinChunkRows
 // rows, summed in order: the result does not depend on the thread count.
@@ -207,6 +210,9 @@ class SharedDesign {
   Index n_rows() const { return rows_.size(); }
   Index n_features() const { return design_.cols(); }
 
+  /// Blocks are skipped once `stop` fires (the products are then incomplete, to be discarded).
+  void set_stop(const StopToken* stop) { stop_ = stop; }
+
   /// out.col(k) = offsets[k] + X coefs.col(k) on the valid rows, for k < coefs.cols().
   void multiply(const Eigen::Ref<const MatrixColMajor>& coefs,
                 const Eigen::Ref<const VectorXd>& offsets, MatrixColMajor& out,
@@ -218,6 +224,7 @@ class SharedDesign {
       MatrixColMajor buffer;
 #pragma omp for schedule(static)
       for (Index b = 0; b < n_blocks; ++b) {
+        if (stop_requested(stop_)) continue;
         const Index start = b * block_rows_;
         const Index len = std::min(block_rows_, n_rows() - start);
         auto out_rows = out.block(start, 0, len, m);
@@ -253,6 +260,7 @@ class SharedDesign {
         sum.setZero(p + 1, m);
         const Index chunk_end = n * (c + 1) / n_chunks;
         for (Index start = n * c / n_chunks; start < chunk_end; start += block_rows_) {
+          if (stop_requested(stop_)) break;
           const Index len = std::min(block_rows_, chunk_end - start);
           residual.resize(len, m);
           fill_residual(start, len, residual);
@@ -283,6 +291,7 @@ class SharedDesign {
   Eigen::Ref<const IndexVector> rows_;
   bool contiguous_;
   Index block_rows_;
+  const StopToken* stop_ = nullptr;
 };
 
 /// One neuron's design for its Hessian: an implicit intercept column followed by the active
@@ -302,9 +311,10 @@ class NeuronRows {
   Index n_params() const { return static_cast<Index>(active_.size()) + 1; }
 
   /// hessian = A^T diag(weights) A / normaliser, A = [1, X_active]; with `single_precision` each
-  /// block's product is formed in float32 (twice the throughput) and summed in float64.
+  /// block's product is formed in float32 (twice the throughput) and summed in float64. Stops
+  /// early, leaving a partial sum, when `stop` fires.
   void hessian(const Eigen::Ref<const VectorXd>& weights, double normaliser,
-               MatrixColMajor& hessian, bool single_precision) {
+               MatrixColMajor& hessian, bool single_precision, const StopToken* stop = nullptr) {
     const Index q = n_params();
     hessian.setZero(q, q);
     block_.resize(block_rows_, q);
@@ -313,6 +323,7 @@ class NeuronRows {
       hessian_single_.resize(q, q);
     }
     for (Index start = 0; start < n_rows(); start += block_rows_) {
+      if (stop_requested(stop)) break;
       const Index len = std::min(block_rows_, n_rows() - start);
       gather(start, len);
       auto rows_block = block_.topRows(len);

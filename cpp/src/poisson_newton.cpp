@@ -240,7 +240,9 @@ class PopulationSolver {
         rows_(rows),
         rows_contiguous_(is_contiguous(rows)),
         options_(options),
-        n_threads_(n_threads) {}
+        n_threads_(n_threads) {
+    shared_.set_stop(options.stop);
+  }
 
   void solve(std::vector<NeuronState>& states) {
     const Index n = rows_.size();
@@ -265,10 +267,13 @@ class PopulationSolver {
         if (state->needs_gradient) needing_gradient.push_back(state);
       }
       gradients(needing_gradient);
+      if (interrupted(states)) return;
       for_each(running, [&](NeuronState& state) { plan(state); });
+      if (interrupted(states)) return;
       for (NeuronState* state : running)
         if (state->pending != Pending::kNothing) stepping.push_back(state);
       linear_predictors(stepping, /*of_theta=*/false);
+      if (interrupted(states)) return;
       for_each(stepping, [&](NeuronState& state) { advance(state); });
     }
     for (auto& state : states)
@@ -277,12 +282,24 @@ class PopulationSolver {
 
 
  private:
+  /// True (and every unfinished neuron marked interrupted) once the stop token has fired.
+  bool interrupted(std::vector<NeuronState>& states) const {
+    if (!stop_requested(options_.stop)) return false;
+    for (auto& state : states)
+      if (state.stage != Stage::kDone) {
+        state.stage = Stage::kDone;
+        state.result.status = FitStatus::interrupted;
+      }
+    return true;
+  }
+
   template <class Fn>
   void for_each(const std::vector<NeuronState*>& states, const Fn& fn) {
     const Index count = static_cast<Index>(states.size());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(sanitize_threads(n_threads_)) if (count > 1)
     for (Index k = 0; k < count; ++k) {
       NeuronState& state = *states[static_cast<std::size_t>(k)];
+      if (stop_requested(options_.stop)) continue;
       try {
         fn(state);
       } catch (...) {
@@ -348,10 +365,11 @@ class PopulationSolver {
       IndexVector sampled_rows;
       VectorXd weights;
       sample_hessian_rows(mu, state.hessian_stride, sampled_rows, weights);
-      NeuronRows<Source>(design_, sampled_rows, state.active).hessian(weights, n, hessian, true);
+      NeuronRows<Source>(design_, sampled_rows, state.active)
+          .hessian(weights, n, hessian, true, options_.stop);
     } else {
       NeuronRows<Source>(design_, rows_, state.active)
-          .hessian(mu, n, hessian, state.factor_level == kFullSingle);
+          .hessian(mu, n, hessian, state.factor_level == kFullSingle, options_.stop);
     }
     add_ridge(state, hessian);
     state.system.factorize(hessian);

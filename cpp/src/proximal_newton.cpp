@@ -280,7 +280,9 @@ class SparseSolver {
         rows_(rows),
         contiguous_(is_contiguous(rows)),
         options_(options),
-        n_threads_(n_threads) {}
+        n_threads_(n_threads) {
+    shared_.set_stop(options.stop);
+  }
 
   void solve(std::vector<SparseState>& states) {
     const Index n = rows_.size();
@@ -300,10 +302,13 @@ class SparseSolver {
       for (SparseState* state : running)
         if (state->needs_gradient) needing.push_back(state);
       gradients(needing);
+      if (interrupted(states)) return;
       for_each(running, [&](SparseState& state) { plan(state); });
+      if (interrupted(states)) return;
       for (SparseState* state : running)
         if (state->pending_step) stepping.push_back(state);
       linear_predictors(stepping, false);
+      if (interrupted(states)) return;
       for_each(stepping, [&](SparseState& state) { advance(state); });
     }
     for (auto& state : states)
@@ -311,12 +316,25 @@ class SparseSolver {
   }
 
  private:
+  /// True (and every unfinished neuron marked interrupted) once the stop token has fired.
+  bool interrupted(std::vector<SparseState>& states) const {
+    if (!stop_requested(options_.stop)) return false;
+    for (auto& state : states)
+      if (!state.done) {
+        state.done = true;
+        state.pending_step = false;
+        state.status = FitStatus::interrupted;
+      }
+    return true;
+  }
+
   template <class Fn>
   void for_each(const std::vector<SparseState*>& states, const Fn& fn) {
     const Index count = static_cast<Index>(states.size());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(sanitize_threads(n_threads_)) if (count > 1)
     for (Index k = 0; k < count; ++k) {
       SparseState& state = *states[static_cast<std::size_t>(k)];
+      if (stop_requested(options_.stop)) continue;
       try {
         fn(state);
       } catch (...) {
@@ -380,7 +398,7 @@ class SparseSolver {
     for (Index i = 0; i < eta.size(); ++i) weights[i] = observation_.second(eta[i], count(i, state.neuron));
     MatrixColMajor hessian;
     NeuronRows<Source>(design_, rows_, state.active)
-        .hessian(weights, static_cast<double>(rows_.size()), hessian, false);
+        .hessian(weights, static_cast<double>(rows_.size()), hessian, false, options_.stop);
     hessian.diagonal() += state.l2;
     ++state.n_hessian;
     state.direction = solve_model(state, hessian);

@@ -15,6 +15,7 @@ class FitStatus(enum.IntEnum):
     mle_at_infinity = 3
     no_valid_rows = 4
     internal_error = 5
+    interrupted = 6
 
 def cpu_supports_x86_64_v3() -> bool: ...
 def convolve_history(

@@ -50,6 +50,7 @@ FIT_STATUS = {
     3: "mle_at_infinity",
     4: "no_valid_rows",
     5: "internal_error",
+    6: "interrupted",  # never seen in a fitted model: the fit raises KeyboardInterrupt instead
 }
 
 _RANK_TOLERANCE = 1e-11
@@ -456,6 +457,8 @@ class _BaseGLM(BaseEstimator):
         self.scale_ = np.asarray(scale, dtype=np.float64)  # (n_neurons,), (1,) for GLM as NeMoS
         self.fit_info_ = {
             "status": status,
+            "converged": status == 0,
+            "reason": np.array([FIT_STATUS[int(code)] for code in status]),
             "n_iter": n_iter,
             "gradient_norm": gradient_norm,
             "objective": objective,
@@ -1095,10 +1098,12 @@ class PopulationGLM(_BaseGLM):
         Newton iterations per neuron.
     converged_ : ndarray of bool, shape (n_neurons,)
     fit_info_ : dict of ndarray
-        Per neuron: ``status`` (codes in ``popglm.glm.FIT_STATUS``), ``n_iter``,
-        ``gradient_norm`` (final max |gradient|), ``objective`` (final objective without the
-        log(y!) term), ``n_hessian`` (Hessians formed, the dominant cost), plus
-        ``n_samples_used`` (rows left after dropping NaN/inf).
+        Per neuron: ``status`` (codes in ``popglm.glm.FIT_STATUS``), ``converged`` (bool),
+        ``reason`` (the status as text: "converged", "max_iter_reached", "line_search_failed",
+        "mle_at_infinity", "no_valid_rows", "internal_error"), ``n_iter``, ``gradient_norm``
+        (final max |gradient|), ``objective`` (final objective without the log(y!) term),
+        ``n_hessian`` (Hessians formed, the dominant cost), plus ``n_samples_used`` (rows left
+        after dropping NaN/inf).
 
     Examples
     --------

@@ -1,6 +1,7 @@
 // Per-neuron masked Poisson maximum likelihood by safeguarded Newton (IRLS).
 #pragma once
 
+#include "popglm/stop_token.hpp"
 #include "popglm/types.hpp"
 
 namespace popglm {
@@ -13,11 +14,14 @@ enum class FitStatus : std::int32_t {
   mle_at_infinity = 3,     ///< converged in value, but the MLE does not exist (separation)
   no_valid_rows = 4,       ///< nothing to fit
   internal_error = 5,      ///< an exception (e.g. allocation failure) inside the solve
+  interrupted = 6,         ///< the stop token fired; the outputs are incomplete
 };
 
 struct NewtonOptions {
   double tol = 1e-8;   ///< stop when max |gradient of the mean NLL| <= tol
   int max_iter = 100;  ///< Newton iterations per neuron
+  /// Checked between rounds and row blocks; when it fires, unfinished neurons end `interrupted`.
+  const StopToken* stop = nullptr;
 };
 
 /// Per-neuron diagnostics, one entry per neuron (column of y).

@@ -1,0 +1,298 @@
+"""Reliability: Ctrl-C, threads, memory, zero-copy inputs, 64-bit sizes, per-neuron status."""
+
+from __future__ import annotations
+
+import _thread
+import threading
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+from conftest import simulate_coupled
+
+import popglm as nmo
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+# -- Ctrl-C --------------------------------------------------------------------------------------
+
+
+def _long_fit_inputs(kind: str):
+    """Inputs whose fit runs for many seconds on this machine (the test interrupts it at 0.5 s)."""
+    rng = np.random.default_rng(11)
+    counts = rng.poisson(0.05, size=(200_000, 40)).astype(np.float64)
+    basis = nmo.basis.RaisedCosineLogConv(8, window_size=100)
+    if kind == "history":
+        return nmo.glm.PopulationGLM(), basis.history_features(counts), counts
+    if kind == "lasso":
+        model = nmo.glm.PopulationGLM(regularizer="Lasso", regularizer_strength=1e-4)
+        return model, basis.history_features(counts), counts
+    counts = counts[:, :25]
+    return nmo.glm.PopulationGLM(), basis.compute_features(counts), counts
+
+
+@pytest.mark.parametrize("kind", ["dense", "history", "lasso"])
+def test_keyboard_interrupt_stops_a_long_fit_within_a_second(kind, coupled_design, coupled_counts):
+    model, X, counts = _long_fit_inputs(kind)
+    fired: list[float] = []
+
+    def interrupt() -> None:
+        fired.append(time.perf_counter())
+        _thread.interrupt_main()  # what Ctrl-C does: a pending SIGINT for the main thread
+
+    timer = threading.Timer(0.5, interrupt)
+    start = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, counts)
+        caught = time.perf_counter()
+    finally:
+        timer.cancel()
+    assert fired, "the fit ended before the interrupt was sent"
+    assert caught - start >= 0.5
+    assert caught - fired[0] < 1.0
+    assert not hasattr(model, "coef_")  # no half-fitted model is left behind
+    model.fit(coupled_design, coupled_counts)  # and the same model object still works
+    assert np.isfinite(model.coef_).all()
+
+
+# -- threads -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3, 4])
+@pytest.mark.parametrize("regularizer", ["UnRegularized", "Ridge", "Lasso"])
+def test_results_identical_for_one_to_twice_the_cores(coupled_counts, n_threads, regularizer):
+    basis = nmo.basis.RaisedCosineLogConv(4, window_size=12)
+    strength = None if regularizer == "UnRegularized" else 1e-3
+    kwargs = {"regularizer": regularizer, "regularizer_strength": strength}
+    for X in (basis.compute_features(coupled_counts), basis.history_features(coupled_counts)):
+        reference = nmo.glm.PopulationGLM(n_threads=1, **kwargs).fit(X, coupled_counts)
+        model = nmo.glm.PopulationGLM(n_threads=n_threads, **kwargs).fit(X, coupled_counts)
+        np.testing.assert_array_equal(model.coef_, reference.coef_)
+        np.testing.assert_array_equal(model.intercept_, reference.intercept_)
+        np.testing.assert_array_equal(model.fit_info_["n_iter"], reference.fit_info_["n_iter"])
+
+
+def test_concurrent_fits_of_different_models_match_serial_fits():
+    jobs = []
+    for seed, regularizer in enumerate(["UnRegularized", "Ridge", "Lasso", "GroupLasso"]):
+        counts = simulate_coupled(2000, 4, 6, seed=100 + seed)
+        X = nmo.basis.RaisedCosineLogConv(3, window_size=6).compute_features(counts)
+        strength = None if regularizer == "UnRegularized" else 2e-3
+        jobs.append((regularizer, strength, X, counts))
+
+    def fit(job):
+        regularizer, strength, X, counts = job
+        model = nmo.glm.PopulationGLM(
+            regularizer=regularizer, regularizer_strength=strength, n_threads=2
+        )
+        return model.fit(X, counts)
+
+    serial = [fit(job) for job in jobs]
+    concurrent: list = [None] * len(jobs)
+    errors: list[BaseException] = []
+
+    def work(slot: int) -> None:
+        try:
+            for _ in range(3):  # overlap the fits several times
+                concurrent[slot] = fit(jobs[slot])
+        except BaseException as error:  # surfaced below, in the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=work, args=(slot,)) for slot in range(len(jobs))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for alone, together in zip(serial, concurrent, strict=True):
+        np.testing.assert_array_equal(together.coef_, alone.coef_)
+        np.testing.assert_array_equal(together.intercept_, alone.intercept_)
+
+
+def test_fits_release_the_gil(coupled_counts):
+    """A Python thread keeps running while a fit computes (the kernels do not hold the GIL)."""
+    model, X, counts = _long_fit_inputs("history")
+    ticks = []
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=ticker)
+    timer = threading.Timer(1.0, _thread.interrupt_main)
+    thread.start()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            model.fit(X, counts)
+    finally:
+        timer.cancel()
+        stop.set()
+        thread.join()
+    # About 100 ticks in that second if the GIL is free; a held GIL would allow a handful.
+    assert len(ticks) > 40
+
+
+# -- memory --------------------------------------------------------------------------------------
+
+
+def test_no_memory_growth_over_a_thousand_fits(howto_counts):
+    X = nmo.basis.HistoryConv(window_size=10).compute_features(howto_counts)
+    X_lasso = X[10:]
+
+    def cycle(k: int) -> None:
+        model = nmo.glm.PopulationGLM().fit(X, howto_counts)
+        model.predict(X)
+        if k % 10 == 0:  # the proximal solver too, at a tenth of the rate (it is slower)
+            nmo.glm.PopulationGLM(regularizer="Lasso", regularizer_strength=0.01).fit(
+                X_lasso, howto_counts[10:]
+            )
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", nmo.ConvergenceWarning)
+        for k in range(100):  # warm up allocator pools and caches
+            cycle(k)
+        before = _rss_bytes()
+        for k in range(1000):
+            cycle(k)
+        after = _rss_bytes()
+    # A leak of even one small matrix per fit (90 x 41 doubles = 30 kB) would add 30 MB.
+    assert after - before < 4 * 2**20, f"RSS grew by {(after - before) / 2**20:.1f} MiB"
+
+
+@pytest.mark.parametrize("order", ["F", "C"])
+def test_read_only_memory_mapped_design_is_not_copied(tmp_path, order):
+    rng = np.random.default_rng(5)
+    n_samples, n_features, n_neurons = 200_000, 30, 3
+    path = tmp_path / "design.dat"
+    writable = np.lib.format.open_memmap(
+        path, mode="w+", dtype=np.float64, shape=(n_samples, n_features), fortran_order=order == "F"
+    )
+    writable[:] = rng.normal(0.0, 0.3, size=(n_samples, n_features))
+    writable.flush()
+    del writable
+    X = np.load(path, mmap_mode="r")
+    assert not X.flags.writeable and X.flags[f"{order}_CONTIGUOUS"]
+    weights = rng.normal(0.0, 0.2, size=(n_features, n_neurons))
+    counts = rng.poisson(np.exp(-1.0 + X @ weights)).astype(np.float64)
+
+    tracemalloc.start()
+    try:
+        model = nmo.glm.PopulationGLM(n_threads=2).fit(X, counts)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # A copy of X would be 48 MB; what Python may allocate is O(n_samples x n_neurons).
+    assert peak < X.nbytes / 4, f"{peak / 2**20:.1f} MiB traced, X is {X.nbytes / 2**20:.1f} MiB"
+    in_memory = nmo.glm.PopulationGLM(n_threads=2).fit(np.array(X), counts)
+    np.testing.assert_allclose(model.coef_, in_memory.coef_, rtol=0, atol=1e-12)
+
+
+# -- 64-bit sizes --------------------------------------------------------------------------------
+
+
+@pytest.mark.huge
+def test_design_with_more_than_2_to_the_31_elements(tmp_path):
+    """A memory-mapped design of 2.4e9 float64 (19 GB, a sparse file) fits like its collapse.
+
+    Only the last rows of X are non-zero, so every other row has the design [1, 0, ..., 0]: the
+    Poisson likelihood of those rows depends on their number and total count only, and the fit
+    must equal a NumPy Newton fit on the non-zero rows plus one weighted row standing for them.
+    """
+    n_features = 9
+    n_samples = 2**31 // n_features + 4096  # n_samples * n_features > 2**31
+    n_tail = 20_000
+    rng = np.random.default_rng(2)
+    path = tmp_path / "huge.dat"
+    X = np.lib.format.open_memmap(
+        path, mode="w+", dtype=np.float64, shape=(n_samples, n_features), fortran_order=False
+    )
+    tail = rng.normal(0.0, 0.5, size=(n_tail, n_features))
+    X[-n_tail:] = tail
+    X.flush()
+    del X
+    X = np.load(path, mmap_mode="r")
+    assert X.size > 2**31
+    weights = rng.normal(0.0, 0.3, size=n_features)
+    counts = np.zeros((n_samples, 1))
+    counts[:-n_tail, 0] = rng.poisson(0.2, size=n_samples - n_tail)
+    counts[-n_tail:, 0] = rng.poisson(np.exp(-1.0 + tail @ weights))
+    model = nmo.glm.PopulationGLM().fit(X, counts)
+    assert model.converged_.all()
+
+    # Reference: Newton on [the collapsed zero rows (weight n0, mean count), the tail rows].
+    n0 = n_samples - n_tail
+    design = np.vstack([np.zeros((1, n_features)), tail])
+    design = np.column_stack([np.ones(n_tail + 1), design])
+    y = np.concatenate([[counts[:n0, 0].mean()], counts[-n_tail:, 0]])
+    w = np.concatenate([[float(n0)], np.ones(n_tail)]) / n_samples
+    theta = np.zeros(n_features + 1)
+    theta[0] = np.log(counts.mean())
+    for _ in range(50):
+        mu = np.exp(design @ theta)
+        gradient = design.T @ (w * (mu - y))
+        hessian = design.T @ (design * (w * mu)[:, None])
+        theta -= np.linalg.solve(hessian, gradient)
+        if np.max(np.abs(gradient)) < 1e-13:
+            break
+    np.testing.assert_allclose(model.intercept_[0], theta[0], rtol=0, atol=1e-7)
+    np.testing.assert_allclose(model.coef_[:, 0], theta[1:], rtol=0, atol=1e-7)
+
+
+# -- status of every neuron ------------------------------------------------------------------------
+
+
+def test_fit_info_gives_a_reason_per_neuron(coupled_counts):
+    counts = coupled_counts.copy()
+    counts[:, 1] = 0.0  # silent: the MLE of its intercept is -inf
+    X = nmo.basis.RaisedCosineLogConv(3, window_size=8).compute_features(counts)
+    with pytest.warns(nmo.ConvergenceWarning, match=r"neurons \[1\]"):
+        model = nmo.glm.PopulationGLM().fit(X, counts)
+    info = model.fit_info_
+    assert info["reason"].tolist() == [
+        "converged",
+        "mle_at_infinity",
+        "converged",
+        "converged",
+        "converged",
+    ]
+    np.testing.assert_array_equal(info["converged"], info["status"] == 0)
+    assert np.isfinite(model.coef_).all() and np.isfinite(model.intercept_).all()
+    assert model.intercept_[1] < np.log(1e-6)  # the rate was driven towards zero
+
+    with pytest.warns(nmo.ConvergenceWarning, match="max_iter=1"):
+        capped = nmo.glm.PopulationGLM(max_iter=1).fit(X, coupled_counts)
+    assert set(capped.fit_info_["reason"]) == {"max_iter_reached"}
+    assert (capped.fit_info_["n_iter"] == 1).all()  # max_iter is honoured
+    assert np.isfinite(capped.coef_).all()
+
+
+def test_max_iter_zero_returns_the_start_and_says_so(coupled_design, coupled_counts):
+    start = (np.zeros((coupled_design.shape[1], 5)), np.full(5, -1.0))
+    with pytest.warns(nmo.ConvergenceWarning, match="max_iter=0"):
+        model = nmo.glm.PopulationGLM(max_iter=0).fit(coupled_design, coupled_counts, start)
+    np.testing.assert_array_equal(model.coef_, start[0])
+    np.testing.assert_array_equal(model.intercept_, start[1])
+    assert (model.fit_info_["n_iter"] == 0).all()
+
+
+def test_overflowing_start_and_huge_counts_give_the_mle(coupled_design, coupled_counts):
+    """A start whose rates overflow exp, and counts of 1e6 per bin, still reach the optimum."""
+    counts = coupled_counts * 1e6
+    far = (np.full((coupled_design.shape[1], 5), 50.0), np.full(5, 700.0))
+    model = nmo.glm.PopulationGLM().fit(coupled_design, counts, far)
+    assert model.converged_.all()
+    # The MLE is invariant to scaling y except for the intercept, which shifts by log(1e6).
+    plain = nmo.glm.PopulationGLM().fit(coupled_design, coupled_counts)
+    np.testing.assert_allclose(model.coef_, plain.coef_, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(model.intercept_, plain.intercept_ + np.log(1e6), atol=1e-6)
