@@ -5,6 +5,27 @@ import pathlib
 import numpy as np
 import pytest
 
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # the property tests skip themselves without hypothesis
+    settings = None
+else:
+    # "ci" (the default): the same examples on every run, bounded time. "thorough": many more,
+    # randomised, with `pytest --hypothesis-profile=thorough tests/test_properties.py`.
+    _quiet = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large]
+    settings.register_profile(
+        "ci",
+        max_examples=1000,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=_quiet,
+    )
+    settings.register_profile(
+        "thorough", max_examples=20000, deadline=None, suppress_health_check=_quiet
+    )
+    settings.load_profile("ci")
+
 DATA = pathlib.Path(__file__).resolve().parent / "data"
 SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared"
 

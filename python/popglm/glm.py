@@ -111,9 +111,14 @@ def _rows_of(counts: NDArray, rows: NDArray) -> NDArray:
 
 
 def _check_spike_counts(counts: NDArray, block_rows: int = 1 << 16) -> None:
-    """Raise unless every entry is a non-negative integer; in row blocks, so no full-size copy."""
+    """Raise unless every finite entry is a non-negative integer (NaN/inf rows are dropped).
+
+    Rows dropped for NaN or inf in X are checked too: a negative count is a data error wherever
+    it is. Works in row blocks, so no full-size copy is made.
+    """
     for start in range(0, counts.shape[0], block_rows):
         block = counts[start : start + block_rows]
+        block = block[np.isfinite(block)]
         if np.any(block < 0):
             raise ValueError("y must contain non-negative spike counts, found negative values")
         if np.any(block != np.round(block)):
@@ -401,7 +406,7 @@ class _BaseGLM(BaseEstimator):
         used_counts = _rows_of(counts, rows)
         observation = self._observation_model
         if isinstance(observation, PoissonObservations):
-            _check_spike_counts(used_counts)
+            _check_spike_counts(counts)
         else:
             observation.check_y(used_counts)
         if init_params is not None and not self._population:
@@ -1178,9 +1183,16 @@ def load_model(filename: str | Path) -> GLM | PopulationGLM:
         When the file is not a popglm model file or is damaged.
     """
     try:
-        with np.load(filename, allow_pickle=False) as data:
-            contents = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError) as error:
+        # The file is opened here so that it is closed even when NumPy fails on a damaged one.
+        with open(filename, "rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not a saved model")
+            with data:
+                contents = {key: data[key] for key in data.files}
+    except Exception as error:
+        # A damaged npz can fail anywhere in zipfile, zlib or NumPy's header parser, with
+        # BadZipFile, zlib.error, NotImplementedError, struct.error...: all of it means damaged.
         raise ValueError(f"{filename!s} is not a readable popglm model file: {error}") from None
     required = {"format", "model_class", "settings", "regularizer_strength", "coef_", "intercept_"}
     if missing := required - set(contents):
