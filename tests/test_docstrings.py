@@ -11,6 +11,7 @@ import popglm.basis
 import popglm.glm
 import popglm.inference
 import popglm.observation_models
+import popglm.plotting
 import popglm.regularizer
 import popglm.simulation
 
@@ -19,6 +20,7 @@ MODULES = [
     popglm.glm,
     popglm.inference,
     popglm.observation_models,
+    popglm.plotting,
     popglm.regularizer,
     popglm.simulation,
 ]

@@ -13,13 +13,15 @@ void fit_population(const Eigen::Ref<const Design>& design,
                     Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<Eigen::VectorXd> intercept,
                     Eigen::Ref<IntVector> status, Eigen::Ref<IntVector> n_iter,
                     Eigen::Ref<Eigen::VectorXd> gradient_norm, Eigen::Ref<Eigen::VectorXd> objective,
-                    Eigen::Ref<IntVector> n_hessian, double tol, int max_iter, int n_threads) {
+                    Eigen::Ref<IntVector> n_hessian, double tol, int max_iter, int n_threads,
+                    const py::object& progress) {
   NewtonOptions options;
   options.tol = tol;
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
-  run_interruptibly([&](const StopToken* stop) {
+  run_interruptibly(progress, [&](const StopToken* stop, const ProgressFunction& report_progress) {
     options.stop = stop;
+    options.progress = report_progress;
     popglm::fit_poisson_population(design, counts, mask, ridge, rows, options, coef, intercept,
                                    report, n_threads);
   });
@@ -58,7 +60,7 @@ void def_fit(py::module_& m) {
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"),
-        py::arg("max_iter"), py::arg("n_threads"), 
+        py::arg("max_iter"), py::arg("n_threads"), py::arg("progress") = py::none(),
         "Per-neuron masked Poisson Newton solves. coef/intercept hold the start on entry and the\n"
         "solution on exit; status, n_iter, gradient_norm, objective, n_hessian receive the\n"
         "diagnostics.");
@@ -74,13 +76,15 @@ void fit_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
                             Eigen::Ref<IntVector> status, Eigen::Ref<IntVector> n_iter,
                             Eigen::Ref<Eigen::VectorXd> gradient_norm,
                             Eigen::Ref<Eigen::VectorXd> objective, Eigen::Ref<IntVector> n_hessian,
-                            double tol, int max_iter, int n_threads) {
+                            double tol, int max_iter, int n_threads,
+                            const py::object& progress) {
   NewtonOptions options;
   options.tol = tol;
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
-  run_interruptibly([&](const StopToken* stop) {
+  run_interruptibly(progress, [&](const StopToken* stop, const ProgressFunction& report_progress) {
     options.stop = stop;
+    options.progress = report_progress;
     popglm::fit_poisson_population_history(inputs, kernels, counts, mask, ridge, rows, options,
                                            coef, intercept, report, n_threads);
   });
@@ -122,15 +126,16 @@ void fit_sparse(const Eigen::Ref<const Design>& design, const Eigen::Ref<const M
                 Eigen::Ref<Eigen::VectorXd> intercept, Eigen::Ref<IntVector> status,
                 Eigen::Ref<IntVector> n_iter, Eigen::Ref<Eigen::VectorXd> gradient_norm,
                 Eigen::Ref<Eigen::VectorXd> objective, Eigen::Ref<IntVector> n_hessian, double tol,
-                int max_iter, int n_threads) {
+                int max_iter, int n_threads, const py::object& progress) {
   NewtonOptions options;
   options.tol = tol;
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
   const SparsePenalty penalty{l1, l2, group, group_weight};
   const ObservationFamily observation = checked_family(family);
-  run_interruptibly([&](const StopToken* stop) {
+  run_interruptibly(progress, [&](const StopToken* stop, const ProgressFunction& report_progress) {
     options.stop = stop;
+    options.progress = report_progress;
     popglm::fit_glm_population(design, counts, mask, penalty, rows, observation, scale, options,
                                coef, intercept, report, n_threads);
   });
@@ -149,15 +154,17 @@ void fit_sparse_history(const Eigen::Ref<const MatrixColMajor>& inputs,
                         Eigen::Ref<Eigen::VectorXd> intercept, Eigen::Ref<IntVector> status,
                         Eigen::Ref<IntVector> n_iter, Eigen::Ref<Eigen::VectorXd> gradient_norm,
                         Eigen::Ref<Eigen::VectorXd> objective, Eigen::Ref<IntVector> n_hessian,
-                        double tol, int max_iter, int n_threads) {
+                        double tol, int max_iter, int n_threads,
+                        const py::object& progress) {
   NewtonOptions options;
   options.tol = tol;
   options.max_iter = max_iter;
   PopulationFitReport report{status, n_iter, gradient_norm, objective, n_hessian};
   const SparsePenalty penalty{l1, l2, group, group_weight};
   const ObservationFamily observation = checked_family(family);
-  run_interruptibly([&](const StopToken* stop) {
+  run_interruptibly(progress, [&](const StopToken* stop, const ProgressFunction& report_progress) {
     options.stop = stop;
+    options.progress = report_progress;
     popglm::fit_glm_population_history(inputs, kernels, counts, mask, penalty, rows, observation,
                                        scale, options, coef, intercept, report, n_threads);
   });
@@ -173,7 +180,7 @@ void def_sparse(py::module_& m) {
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"), py::arg("max_iter"),
-        py::arg("n_threads"), 
+        py::arg("n_threads"), py::arg("progress") = py::none(),
         "Per-neuron GLM fits (any family code, L1/L2/group penalties) by proximal Newton.");
 }
 
@@ -195,7 +202,7 @@ void register_glm(py::module_& m) {
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"), py::arg("max_iter"),
-        py::arg("n_threads"), 
+        py::arg("n_threads"), py::arg("progress") = py::none(),
         "fit_glm_population on history features without forming them.");
 
   m.def("fit_poisson_population_history", &fit_population_history,
@@ -205,7 +212,7 @@ void register_glm(py::module_& m) {
         py::arg("status").noconvert(), py::arg("n_iter").noconvert(),
         py::arg("gradient_norm").noconvert(), py::arg("objective").noconvert(),
         py::arg("n_hessian").noconvert(), py::arg("tol"), py::arg("max_iter"),
-        py::arg("n_threads"), 
+        py::arg("n_threads"), py::arg("progress") = py::none(),
         "fit_poisson_population on convolve_history(inputs, kernels) without forming it.");
   m.def("simulate_recurrent", &simulate, py::arg("coupling").noconvert(),
         py::arg("basis").noconvert(), py::arg("drive").noconvert(),

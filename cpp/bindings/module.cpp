@@ -1,5 +1,9 @@
 #include "bindings.hpp"
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #ifndef POPGLM_MODULE_NAME
 #define POPGLM_MODULE_NAME _core
 #define POPGLM_ISA "baseline"
@@ -18,6 +22,16 @@ bool cpu_supports_x86_64_v3() {
 #endif
 }
 
+/// Threads an OpenMP region started by the calling thread would get: OMP_NUM_THREADS, or what
+/// threadpoolctl's threadpool_limits set through omp_set_num_threads.
+int openmp_max_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 }  // namespace
 
 PYBIND11_MODULE(POPGLM_MODULE_NAME, m) {
@@ -25,6 +39,7 @@ PYBIND11_MODULE(POPGLM_MODULE_NAME, m) {
   popglm::bindings::register_convolve(m);
   popglm::bindings::register_glm(m);
   m.def("cpu_supports_x86_64_v3", &cpu_supports_x86_64_v3);
+  m.def("openmp_max_threads", &openmp_max_threads);
   m.attr("isa") = POPGLM_ISA;
 #ifdef _OPENMP
   m.attr("openmp") = true;

@@ -258,9 +258,16 @@ class PopulationSolver {
     const int max_rounds = kRoundsPerIteration * (options_.max_iter + kPolishSteps) + 16;
     for (int round = 0; round < max_rounds; ++round) {
       running.clear();
+      double largest_gradient = 0.0;
       for (auto& state : states)
-        if (state.stage != Stage::kDone) running.push_back(&state);
+        if (state.stage != Stage::kDone) {
+          running.push_back(&state);
+          if (std::isfinite(state.result.gradient_norm))
+            largest_gradient = std::max(largest_gradient, state.result.gradient_norm);
+        }
       if (running.empty()) return;
+      if (options_.progress)
+        options_.progress(n_neurons - static_cast<Index>(running.size()), n_neurons, largest_gradient);
       std::vector<NeuronState*> needing_gradient, stepping;
       for (NeuronState* state : running) {
         state->has_new_gradient = state->needs_gradient;

@@ -294,11 +294,19 @@ class SparseSolver {
     linear_predictors(batch, true);
     for (SparseState* state : batch) eta_.col(state->neuron) = step_eta_.col(state->batch_column);
 
+    const Index n_neurons = static_cast<Index>(states.size());
     for (int round = 0; round < options_.max_iter + kExtraRounds; ++round) {
       std::vector<SparseState*> running, needing, stepping;
+      double largest_gradient = 0.0;
       for (auto& state : states)
-        if (!state.done) running.push_back(&state);
+        if (!state.done) {
+          running.push_back(&state);
+          if (std::isfinite(state.gradient_norm))
+            largest_gradient = std::max(largest_gradient, state.gradient_norm);
+        }
       if (running.empty()) break;
+      if (options_.progress)
+        options_.progress(n_neurons - static_cast<Index>(running.size()), n_neurons, largest_gradient);
       for (SparseState* state : running)
         if (state->needs_gradient) needing.push_back(state);
       gradients(needing);

@@ -1,6 +1,7 @@
 """Type stubs for popglm's private C++ extension (also describes popglm._core_v3)."""
 
 import enum
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -18,6 +19,7 @@ class FitStatus(enum.IntEnum):
     interrupted = 6
 
 def cpu_supports_x86_64_v3() -> bool: ...
+def openmp_max_threads() -> int: ...
 def convolve_history(
     x: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order
     kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order
@@ -45,6 +47,7 @@ def fit_poisson_population(
     tol: float,
     max_iter: int,
     n_threads: int,
+    progress: Callable[[int, int, float], None] | None = None,  # (done, n_neurons, max |grad|)
 ) -> None: ...
 def fit_poisson_population_history(
     inputs: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order: the history source
@@ -63,6 +66,54 @@ def fit_poisson_population_history(
     tol: float,
     max_iter: int,
     n_threads: int,
+    progress: Callable[[int, int, float], None] | None = None,  # (done, n_neurons, max |grad|)
+) -> None: ...
+def fit_glm_population(
+    design: NDArray[np.float64],  # (n_samples, n_features), C or Fortran order
+    counts: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order
+    mask: NDArray[np.uint8],  # (n_features, n_neurons), Fortran order
+    l1: NDArray[np.float64],  # (n_features, n_neurons) or (0, 0)
+    l2: NDArray[np.float64],  # (n_features, n_neurons) or (0, 0)
+    group: NDArray[np.int64],  # (n_features, n_neurons) group ids (-1: none) or (0, 0)
+    group_weight: NDArray[np.float64],  # (n_groups, n_neurons) or (0, 0)
+    rows: NDArray[np.int64],  # (n_rows,) valid row indices
+    family: int,  # popglm::ObservationFamily code
+    scale: float,
+    coef: NDArray[np.float64],  # start in / answer out
+    intercept: NDArray[np.float64],
+    status: NDArray[np.int32],
+    n_iter: NDArray[np.int32],
+    gradient_norm: NDArray[np.float64],
+    objective: NDArray[np.float64],
+    n_hessian: NDArray[np.int32],
+    tol: float,
+    max_iter: int,
+    n_threads: int,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> None: ...
+def fit_glm_population_history(
+    inputs: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order: the history source
+    kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order
+    counts: NDArray[np.float64],
+    mask: NDArray[np.uint8],
+    l1: NDArray[np.float64],
+    l2: NDArray[np.float64],
+    group: NDArray[np.int64],
+    group_weight: NDArray[np.float64],
+    rows: NDArray[np.int64],
+    family: int,
+    scale: float,
+    coef: NDArray[np.float64],
+    intercept: NDArray[np.float64],
+    status: NDArray[np.int32],
+    n_iter: NDArray[np.int32],
+    gradient_norm: NDArray[np.float64],
+    objective: NDArray[np.float64],
+    n_hessian: NDArray[np.int32],
+    tol: float,
+    max_iter: int,
+    n_threads: int,
+    progress: Callable[[int, int, float], None] | None = None,
 ) -> None: ...
 def history_linear_predictor(
     inputs: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order

@@ -17,9 +17,16 @@ def available_cores() -> int:
 
 
 def resolve_n_threads(n_threads: int | None) -> int:
-    """Validate ``n_threads``; ``None`` means every core this process may use."""
+    """Validate ``n_threads``; ``None`` means every core this process may use.
+
+    ``None`` also honours OpenMP limits: ``OMP_NUM_THREADS`` and threadpoolctl's
+    ``threadpool_limits`` (which set OpenMP's thread count), so that popglm inside an already
+    parallel program does not oversubscribe the cores.
+    """
     if n_threads is None:
-        return available_cores()
+        from ._native import core
+
+        return max(1, min(available_cores(), core.openmp_max_threads()))
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral):
         raise TypeError(f"n_threads must be a positive integer or None, got {n_threads!r}")
     n_threads = int(n_threads)

@@ -21,6 +21,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 
 from ._native import core as _core
+from ._progress import FitProgress
 from ._threads import resolve_n_threads
 from ._validation import as_numeric_array, check_positive_int, design_for_core
 from ._version import __version__
@@ -135,7 +136,7 @@ class _BaseGLM(BaseEstimator):
     def _set_parameters(
         self, observation_model: Any, inverse_link_function: Any, regularizer: Any,
         regularizer_strength: Any, solver_name: str | None, solver_kwargs: dict | None,
-        tol: float, max_iter: int, n_threads: int | None,
+        tol: float, max_iter: int, n_threads: int | None, verbose: bool | None = None,
     ) -> None:  # fmt: skip
         # Each subclass spells out its own __init__ (scikit-learn reads the parameters from it).
         self.observation_model = observation_model
@@ -148,6 +149,9 @@ class _BaseGLM(BaseEstimator):
         self.tol = tol
         self.max_iter = max_iter
         self.n_threads = n_threads
+        if verbose is not None and not isinstance(verbose, (bool, np.bool_)):
+            raise TypeError(f"verbose must be True, False or None, got {verbose!r}")
+        self.verbose = verbose
 
     @property
     def observation_model(self) -> Observations:
@@ -419,27 +423,34 @@ class _BaseGLM(BaseEstimator):
         gradient_norm = np.empty(n_neurons)
         objective = np.empty(n_neurons)
         n_hessian = np.empty(n_neurons, dtype=np.int32)
-        if not self._regularizer.smooth or family != 0:
-            # Other families, and non-smooth penalties: the general proximal Newton solver.
-            arguments = (
-                counts, mask, penalty["l1"], penalty["l2"], penalty["group"],
-                penalty["group_weight"], rows, family, observation.scale, coef, intercept, status,
-                n_iter, gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
-            )  # fmt: skip
-            if history:
-                _core.fit_glm_population_history(X.inputs, X.kernels, *arguments)
+        progress = FitProgress(self.verbose, f"popglm {type(self).__name__}.fit")
+        try:
+            if not self._regularizer.smooth or family != 0:
+                # Other families, and non-smooth penalties: the general proximal Newton solver.
+                arguments = (
+                    counts, mask, penalty["l1"], penalty["l2"], penalty["group"],
+                    penalty["group_weight"], rows, family, observation.scale, coef, intercept,
+                    status, n_iter, gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
+                    progress.callback,
+                )  # fmt: skip
+                if history:
+                    _core.fit_glm_population_history(X.inputs, X.kernels, *arguments)
+                else:
+                    _core.fit_glm_population(design, *arguments)
+            elif history:
+                _core.fit_poisson_population_history(
+                    X.inputs, X.kernels, counts, mask, ridge, rows, coef, intercept, status,
+                    n_iter, gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
+                    progress.callback,
+                )  # fmt: skip
             else:
-                _core.fit_glm_population(design, *arguments)
-        elif history:
-            _core.fit_poisson_population_history(
-                X.inputs, X.kernels, counts, mask, ridge, rows, coef, intercept, status, n_iter,
-                gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
-            )  # fmt: skip
-        else:
-            _core.fit_poisson_population(
-                design, counts, mask, ridge, rows, coef, intercept, status, n_iter,
-                gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
-            )  # fmt: skip
+                _core.fit_poisson_population(
+                    design, counts, mask, ridge, rows, coef, intercept, status, n_iter,
+                    gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
+                    progress.callback,
+                )  # fmt: skip
+        finally:
+            progress.close()
         self.coef_ = self._coef_from_population(coef)
         self.intercept_ = intercept
         self.n_iter_ = n_iter if self._population else int(n_iter[0])
@@ -469,6 +480,7 @@ class _BaseGLM(BaseEstimator):
             "objective": objective,
             "n_hessian": n_hessian,
             "n_samples_used": int(rows.size),
+            "n_threads": n_threads,
         }
         self._warn_about_failures(status, gradient_norm, tol, max_iter)
         return self
@@ -919,6 +931,7 @@ class _BaseGLM(BaseEstimator):
                         "tol": self.tol,
                         "max_iter": self.max_iter,
                         "n_threads": self.n_threads,
+                        "verbose": self.verbose,
                     }
                 )
             ),
@@ -1010,6 +1023,9 @@ class GLM(_BaseGLM):
         Newton iterations allowed.
     n_threads : int, optional
         Threads for the kernels; the results do not depend on it.
+    verbose : bool, optional
+        Show a progress bar (tqdm if installed) for fits longer than a second: ``None`` (default)
+        when stderr is a terminal or in a notebook, ``True`` always, ``False`` never.
 
     Attributes
     ----------
@@ -1051,10 +1067,11 @@ class GLM(_BaseGLM):
         tol: float = 1e-8,
         max_iter: int = 100,
         n_threads: int | None = None,
+        verbose: bool | None = None,
     ) -> None:
         self._set_parameters(
             observation_model, inverse_link_function, regularizer, regularizer_strength,
-            solver_name, solver_kwargs, tol, max_iter, n_threads,
+            solver_name, solver_kwargs, tol, max_iter, n_threads, verbose,
         )  # fmt: skip
 
 
@@ -1088,8 +1105,12 @@ class PopulationGLM(_BaseGLM):
     max_iter : int
         Newton iterations allowed per neuron.
     n_threads : int, optional
-        Threads for the per-neuron solves; default: all cores this process may use. The
-        results do not depend on it.
+        Threads for the per-neuron solves; default: all cores this process may use, within
+        ``OMP_NUM_THREADS`` and threadpoolctl's limits. The results do not depend on it.
+    verbose : bool, optional
+        Show a progress bar (tqdm if installed: neurons done, current largest max |gradient|)
+        for fits longer than a second: ``None`` (default) when stderr is a terminal or in a
+        notebook, ``True`` always, ``False`` never.
 
     Attributes
     ----------
@@ -1108,7 +1129,7 @@ class PopulationGLM(_BaseGLM):
         "mle_at_infinity", "no_valid_rows", "internal_error"), ``n_iter``, ``gradient_norm``
         (final max |gradient|), ``objective`` (final objective without the log(y!) term),
         ``n_hessian`` (Hessians formed, the dominant cost), plus ``n_samples_used`` (rows left
-        after dropping NaN/inf).
+        after dropping NaN/inf) and ``n_threads`` (threads the solver used).
 
     Examples
     --------
@@ -1138,10 +1159,11 @@ class PopulationGLM(_BaseGLM):
         tol: float = 1e-8,
         max_iter: int = 100,
         n_threads: int | None = None,
+        verbose: bool | None = None,
     ) -> None:
         self._set_parameters(
             observation_model, inverse_link_function, regularizer, regularizer_strength,
-            solver_name, solver_kwargs, tol, max_iter, n_threads,
+            solver_name, solver_kwargs, tol, max_iter, n_threads, verbose,
         )  # fmt: skip
         self.feature_mask = feature_mask
 
@@ -1170,7 +1192,7 @@ class PopulationGLM(_BaseGLM):
             f"PopulationGLM(observation_model={self.observation_model!r}, "
             f"regularizer={self.regularizer!r}, regularizer_strength="
             f"{self.regularizer_strength!r}, feature_mask={mask}, tol={self.tol!r}, "
-            f"max_iter={self.max_iter!r}, n_threads={self.n_threads!r})"
+            f"max_iter={self.max_iter!r}, n_threads={self.n_threads!r}, verbose={self.verbose!r})"
         )
 
 
@@ -1232,6 +1254,7 @@ def load_model(filename: str | Path) -> GLM | PopulationGLM:
             tol=settings["tol"],
             max_iter=settings["max_iter"],
             n_threads=settings["n_threads"],
+            verbose=settings.get("verbose"),
         )
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as error:
         raise ValueError(f"{filename!s} has damaged settings: {error}") from None

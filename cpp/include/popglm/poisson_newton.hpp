@@ -1,6 +1,8 @@
 // Per-neuron masked Poisson maximum likelihood by safeguarded Newton (IRLS).
 #pragma once
 
+#include <functional>
+
 #include "popglm/stop_token.hpp"
 #include "popglm/types.hpp"
 
@@ -22,6 +24,9 @@ struct NewtonOptions {
   int max_iter = 100;  ///< Newton iterations per neuron
   /// Checked between rounds and row blocks; when it fires, unfinished neurons end `interrupted`.
   const StopToken* stop = nullptr;
+  /// Called by the calling thread between rounds with (neurons done, neurons, largest max
+  /// |gradient| among the running ones); may be empty.
+  std::function<void(Index, Index, double)> progress;
 };
 
 /// Per-neuron diagnostics, one entry per neuron (column of y).

@@ -30,7 +30,7 @@ class StopToken {
     return stopped_.load(std::memory_order_relaxed);
   }
 
-  void request() { stopped_.store(true, std::memory_order_relaxed); }
+  void request() const { stopped_.store(true, std::memory_order_relaxed); }
 
  private:
   // Short enough that Ctrl-C feels immediate, long enough that polling costs nothing.

@@ -1,0 +1,328 @@
+"""Figures of coupled GLMs: coupling filters, connectivity maps, feature matrices, basis kernels.
+
+matplotlib is an optional dependency (``pip install popglm[plot]``); it is imported when a
+function here is called. Every function returns the :class:`matplotlib.figure.Figure` it drew,
+so scripts can save it and tests can inspect it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = ["plot_basis", "plot_connectivity", "plot_coupling_filters", "plot_feature_matrix"]
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - exercised only without matplotlib
+        raise ImportError("popglm.plotting needs matplotlib: pip install 'popglm[plot]'") from None
+    return plt
+
+
+def _kernel(basis: Any) -> NDArray:
+    kernel = np.asarray(basis.kernel_ if hasattr(basis, "kernel_") else basis, dtype=np.float64)
+    if kernel.ndim != 2:
+        raise ValueError(
+            "basis must be a convolution basis or a (window_size, n_basis_funcs) kernel matrix, "
+            f"got an array of shape {kernel.shape}"
+        )
+    return kernel
+
+
+def coupling_filters_of(model: Any, basis: Any) -> NDArray:
+    """Coupling filters ``kernel @ w`` of a fitted population model.
+
+    Parameters
+    ----------
+    model : PopulationGLM
+        Fitted on history features of the population's own counts (``compute_features`` layout).
+    basis : convolution basis or ndarray, shape (window_size, n_basis_funcs)
+
+    Returns
+    -------
+    ndarray, shape (n_senders, window_size, n_receivers)
+        ``filters[s, :, r]``: effect of a spike of ``s`` on the log-rate of ``r``, lag 1 first.
+    """
+    kernel = _kernel(basis)
+    coef = np.asarray(model.coef_, dtype=np.float64)
+    if coef.ndim == 1:
+        coef = coef[:, None]
+    n_basis = kernel.shape[1]
+    if coef.shape[0] % n_basis:
+        raise ValueError(
+            f"model.coef_ has {coef.shape[0]} features, not a multiple of the basis's "
+            f"n_basis_funcs = {n_basis}: was the model fitted on this basis's features?"
+        )
+    blocks = coef.reshape(coef.shape[0] // n_basis, n_basis, coef.shape[1])
+    return np.einsum("lb,sbr->slr", kernel, blocks)
+
+
+def plot_coupling_filters(
+    model: Any,
+    basis: Any,
+    inference: Any = None,
+    *,
+    level: float = 0.95,
+    bin_size: float | None = None,
+    neuron_names: list[str] | None = None,
+    figsize: tuple[float, float] | None = None,
+):
+    """Draw the coupling filters, sender (rows) by receiver (columns), with confidence bands.
+
+    Parameters
+    ----------
+    model : PopulationGLM
+        Fitted on the history features of its own counts through ``basis``.
+    basis : convolution basis or ndarray, shape (window_size, n_basis_funcs)
+    inference : CoefficientInference, optional
+        ``model.inference(X)``: pointwise Wald bands at ``level`` are shaded.
+    level : float
+        Confidence level of the bands.
+    bin_size : float, optional
+        Seconds per bin: the x axis is then in seconds, else in bins.
+    neuron_names : list of str, optional
+    figsize : (float, float), optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes per (sender, receiver) pair; all share x and y.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> import popglm as nmo
+    >>> from popglm.plotting import plot_coupling_filters
+    >>> counts = np.random.default_rng(0).poisson(0.3, size=(2000, 3))
+    >>> basis = nmo.basis.RaisedCosineLogConv(3, window_size=10)
+    >>> X = basis.compute_features(counts)
+    >>> model = nmo.glm.PopulationGLM().fit(X, counts)
+    >>> fig = plot_coupling_filters(model, basis, model.inference(X))
+    >>> len(fig.axes)
+    9
+    """
+    plt = _pyplot()
+    if inference is not None:
+        filters, lower, upper = inference.coupling_filters(basis, level=level)
+    else:
+        filters = coupling_filters_of(model, basis)
+        lower = upper = None
+    n_senders, window, n_receivers = filters.shape
+    names = _names(neuron_names, max(n_senders, n_receivers))
+    lags = np.arange(1, window + 1) * (bin_size if bin_size else 1.0)
+    size = figsize or (1.6 * n_receivers + 1.0, 1.2 * n_senders + 1.0)
+    fig, axes = plt.subplots(
+        n_senders, n_receivers, sharex=True, sharey=True, squeeze=False, figsize=size
+    )
+    for s in range(n_senders):
+        for r in range(n_receivers):
+            ax = axes[s, r]
+            ax.axhline(0.0, color="0.7", linewidth=0.6)
+            color = "tab:red" if s == r else "tab:blue"  # self-coupling: the history filter
+            if lower is not None:
+                ax.fill_between(lags, lower[s, :, r], upper[s, :, r], color=color, alpha=0.25,
+                                linewidth=0)  # fmt: skip
+            ax.plot(lags, filters[s, :, r], color=color, linewidth=1.2)
+            if s == n_senders - 1:
+                ax.set_xlabel(f"to {names[r]}\nlag ({'s' if bin_size else 'bins'})")
+            if r == 0:
+                ax.set_ylabel(f"from {names[s]}")
+    fig.suptitle("Coupling filters (log-rate change per spike)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_connectivity(
+    strength: Any,
+    basis: Any = None,
+    significant: ArrayLike | None = None,
+    *,
+    neuron_names: list[str] | None = None,
+    ax: Any = None,
+):
+    """Draw coupling strength as a sender x receiver heatmap, marking significant pairs.
+
+    Parameters
+    ----------
+    strength : PopulationGLM or ndarray, shape (n_senders, n_receivers)
+        A fitted model (with ``basis``: each pair's strength is the sum of its filter over lags,
+        the total log-rate change one spike causes) or a matrix of strengths.
+    basis : convolution basis or ndarray, optional
+        Needed when ``strength`` is a model.
+    significant : ndarray of bool, shape (n_senders, n_receivers), optional
+        Pairs to mark with a black dot, e.g. ``benjamini_hochberg(p_values)`` of the p-values
+        from ``model.inference(X).coupling_test(n_basis_funcs)``.
+    neuron_names : list of str, optional
+    ax : matplotlib Axes, optional
+        Draw here instead of in a new figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from popglm.plotting import plot_connectivity
+    >>> fig = plot_connectivity(np.array([[-1.0, 0.3], [0.0, -0.8]]), significant=np.eye(2) > 0)
+    >>> len(fig.axes)  # the map and its colour bar
+    2
+    """
+    plt = _pyplot()
+    if hasattr(strength, "coef_"):
+        if basis is None:
+            raise ValueError("basis is required when strength is a fitted model")
+        matrix = coupling_filters_of(strength, basis).sum(axis=1)
+    else:
+        matrix = np.asarray(strength, dtype=np.float64)
+    if matrix.ndim != 2:
+        raise ValueError(
+            f"strength must be a model or a (n_senders, n_receivers) matrix, got shape {matrix.shape}"
+        )
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(1.0 + 0.45 * matrix.shape[1], 0.8 + 0.45 * matrix.shape[0]))
+    else:
+        fig = ax.figure
+    limit = float(np.nanmax(np.abs(matrix))) if np.isfinite(matrix).any() else 1.0
+    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit or -1.0, vmax=limit or 1.0)
+    fig.colorbar(image, ax=ax, label="coupling strength (sum over lags)")
+    if significant is not None:
+        marks = np.asarray(significant)
+        if marks.shape != matrix.shape:
+            raise ValueError(f"significant must have shape {matrix.shape}, got {marks.shape}")
+        senders, receivers = np.nonzero(marks)
+        ax.scatter(receivers, senders, s=12, color="black", label="significant")
+    names = _names(neuron_names, max(matrix.shape))
+    if max(matrix.shape) <= 30:
+        ax.set_xticks(range(matrix.shape[1]), names[: matrix.shape[1]], rotation=90)
+        ax.set_yticks(range(matrix.shape[0]), names[: matrix.shape[0]])
+    ax.set_xlabel("receiver")
+    ax.set_ylabel("sender")
+    ax.set_title("Connectivity")
+    return fig
+
+
+def plot_feature_matrix(
+    X: ArrayLike,
+    counts: ArrayLike | None = None,
+    *,
+    n_samples: int | None = 100,
+    basis: Any = None,
+    figsize: tuple[float, float] = (8.0, 4.0),
+):
+    """Draw the design matrix as an image, as in the coupling how-to, beside the counts.
+
+    Parameters
+    ----------
+    X : ndarray, shape (n_samples, n_features)
+        Features (NaN rows at the start of convolutional features are drawn blank).
+    counts : ndarray, shape (n_samples, n_neurons), optional
+        The population's counts, drawn beside the features.
+    n_samples : int, optional
+        Show the first ``n_samples`` rows (all when None).
+    basis : convolution basis, optional
+        Lines separate each sender's ``n_basis_funcs`` columns.
+    figsize : (float, float)
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Two axes (counts, features) when ``counts`` is given, else one.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> import popglm as nmo
+    >>> from popglm.plotting import plot_feature_matrix
+    >>> counts = np.random.default_rng(0).poisson(1.0, size=(100, 4))
+    >>> basis = nmo.basis.HistoryConv(window_size=10)
+    >>> fig = plot_feature_matrix(basis.compute_features(counts), counts, basis=basis)
+    >>> len(fig.axes)
+    2
+    """
+    plt = _pyplot()
+    features = np.asarray(X, dtype=np.float64)
+    if features.ndim != 2:
+        raise ValueError(f"X must have shape (n_samples, n_features), got {features.shape}")
+    rows = slice(None) if n_samples is None else slice(0, n_samples)
+    if counts is not None:
+        spikes = np.asarray(counts, dtype=np.float64).reshape(len(counts), -1)
+        if spikes.shape[0] != features.shape[0]:
+            raise ValueError(
+                f"counts must have n_samples = {features.shape[0]} rows like X, got {spikes.shape[0]}"
+            )
+        fig, (count_ax, feature_ax) = plt.subplots(
+            1, 2, figsize=figsize, width_ratios=[1, 4], sharey=True
+        )
+        count_ax.imshow(spikes[rows], aspect="auto", cmap="Greys", interpolation="none")
+        count_ax.set_title("counts")
+        count_ax.set_xlabel("neuron")
+        count_ax.set_ylabel("sample")
+    else:
+        fig, feature_ax = plt.subplots(figsize=figsize)
+        feature_ax.set_ylabel("sample")
+    feature_ax.imshow(features[rows], aspect="auto", cmap="Greys", interpolation="none")
+    feature_ax.set_title("features")
+    feature_ax.set_xlabel("feature")
+    if basis is not None:
+        for boundary in range(basis.n_basis_funcs, features.shape[1], basis.n_basis_funcs):
+            feature_ax.axvline(boundary - 0.5, color="tab:orange", linewidth=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_basis(basis: Any, *, bin_size: float | None = None, ax: Any = None):
+    """Draw the basis kernels over the history window (lag 1 first).
+
+    Parameters
+    ----------
+    basis : convolution basis or ndarray, shape (window_size, n_basis_funcs)
+    bin_size : float, optional
+        Seconds per bin for the x axis.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import popglm as nmo
+    >>> from popglm.plotting import plot_basis
+    >>> fig = plot_basis(nmo.basis.RaisedCosineLogConv(5, window_size=40))
+    >>> len(fig.axes[0].lines)
+    5
+    """
+    plt = _pyplot()
+    kernel = _kernel(basis)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.0, 3.0))
+    else:
+        fig = ax.figure
+    lags = np.arange(1, kernel.shape[0] + 1) * (bin_size if bin_size else 1.0)
+    for k in range(kernel.shape[1]):
+        ax.plot(lags, kernel[:, k], linewidth=1.2)
+    ax.set_xlabel(f"lag ({'s' if bin_size else 'bins'})")
+    ax.set_title(getattr(basis, "label", "basis kernels"))
+    return fig
+
+
+def _names(names: list[str] | None, count: int) -> list[str]:
+    if names is None:
+        return [str(i) for i in range(count)]
+    names = [str(name) for name in names]
+    if len(names) < count:
+        raise ValueError(f"neuron_names needs {count} names, got {len(names)}")
+    return names

@@ -1,0 +1,110 @@
+"""The command line: demo and fit, their outputs, messages and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import popglm as nmo
+from popglm.cli import main, parse_basis
+
+pytest.importorskip("matplotlib")
+
+
+def test_demo_fits_a_simulated_network_and_writes_the_figure(tmp_path, capsys):
+    code = main(["demo", "--neurons", "6", "--samples", "20000", "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "converged: 6/6" in out
+    assert "recovery: correlation of true and fitted filters" in out
+    assert (tmp_path / "demo_connectivity.png").stat().st_size > 1000
+    assert (tmp_path / "demo_filters.png").stat().st_size > 1000
+
+
+def test_fit_command_saves_the_same_model_as_the_api(tmp_path, coupled_counts, capsys):
+    counts_file = tmp_path / "counts.npy"
+    np.save(counts_file, coupled_counts.astype(np.int64))
+    out_file = tmp_path / "model.npz"
+    code = main(["fit", str(counts_file), "--basis", "raised-cosine-log:4:8", "--out",
+                 str(out_file), "--figures", str(tmp_path / "figures"), "--bin-size", "0.001"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "spikes/s" in printed and printed.count("converged") == coupled_counts.shape[1]
+    loaded = nmo.load_model(out_file)
+    basis = nmo.basis.RaisedCosineLogConv(4, window_size=8)
+    reference = nmo.glm.PopulationGLM().fit(basis.compute_features(coupled_counts), coupled_counts)
+    np.testing.assert_allclose(loaded.coef_, reference.coef_, rtol=0, atol=1e-7)
+    assert (tmp_path / "figures" / "fit_connectivity.png").is_file()
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".npz"])
+def test_fit_reads_csv_and_npz_with_a_self_only_mask(tmp_path, coupled_counts, suffix):
+    path = tmp_path / f"counts{suffix}"
+    if suffix == ".csv":
+        np.savetxt(path, coupled_counts, delimiter=",", fmt="%d")
+    else:
+        np.savez(path, counts=coupled_counts)
+    out_file = tmp_path / "model.npz"
+    code = main(
+        ["fit", str(path), "--basis", "history:5", "--mask", "self", "--out", str(out_file)]
+    )
+    assert code == 0
+    coef = nmo.load_model(out_file).coef_.reshape(5, 5, 5)  # (sender, lag, receiver)
+    off_diagonal = ~np.eye(5, dtype=bool)
+    assert (coef.transpose(0, 2, 1)[off_diagonal] == 0).all()
+    assert (coef.transpose(0, 2, 1)[~off_diagonal] != 0).all()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["fit", "missing.npy"], "missing.npy: no such file"),
+        (["fit", "COUNTS", "--basis", "cosine:3"], "is not a basis spec"),
+        (["fit", "COUNTS", "--basis", "raised-cosine-log:x:10"], "must be integers"),
+        (["fit", "COUNTS", "--basis", "history:0"], "window_size"),
+        (["fit", "COUNTS", "--basis", "history:5000"], "more samples than the window"),
+        (["fit", "COUNTS", "--mask", "nomask.npy"], "no such file"),
+        (["fit", "NEGATIVE"], "non-negative integers"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(
+    tmp_path, capsys, coupled_counts, arguments, message
+):
+    np.save(tmp_path / "counts.npy", coupled_counts)
+    np.save(tmp_path / "negative.npy", -coupled_counts)
+    substitutions = {
+        "COUNTS": str(tmp_path / "counts.npy"),
+        "NEGATIVE": str(tmp_path / "negative.npy"),
+    }
+    arguments = [substitutions.get(a, a) for a in arguments]
+    assert main(arguments) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_fit_that_does_not_converge_exits_1(tmp_path, capsys):
+    counts = np.zeros((500, 2), dtype=np.int64)
+    counts[::7, 0] = 1  # neuron 1 is silent: its MLE does not exist
+    np.save(tmp_path / "counts.npy", counts)
+    code = main(["fit", str(tmp_path / "counts.npy"), "--basis", "history:3", "--out",
+                 str(tmp_path / "model.npz")])  # fmt: skip
+    assert code == 1
+    assert "mle_at_infinity" in capsys.readouterr().out
+
+
+def test_python_dash_m_and_usage_errors_exit_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "popglm", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.startswith("popglm ")
+    result = subprocess.run([sys.executable, "-m", "popglm", "fit"], capture_output=True, text=True)
+    assert result.returncode == 2 and "counts" in result.stderr
+
+
+def test_parse_basis_builds_the_named_basis():
+    basis = parse_basis("raised-cosine-log:5:30")
+    assert isinstance(basis, nmo.basis.RaisedCosineLogConv)
+    assert (basis.n_basis_funcs, basis.window_size) == (5, 30)
+    assert parse_basis("history:7").window_size == 7

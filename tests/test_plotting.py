@@ -1,0 +1,109 @@
+"""Figures: what each plotting function draws, checked against NumPy on the fitted model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+import popglm as nmo  # noqa: E402
+from popglm.inference import benjamini_hochberg  # noqa: E402
+from popglm.plotting import (  # noqa: E402
+    plot_basis,
+    plot_connectivity,
+    plot_coupling_filters,
+    plot_feature_matrix,
+)
+
+
+@pytest.fixture(scope="module")
+def fitted(coupled_counts):
+    basis = nmo.basis.RaisedCosineLogConv(4, window_size=8)
+    X = basis.compute_features(coupled_counts)
+    model = nmo.glm.PopulationGLM().fit(X, coupled_counts)
+    return basis, X, model
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def numpy_filters(model, basis):
+    n_basis = basis.n_basis_funcs
+    blocks = model.coef_.reshape(-1, n_basis, model.coef_.shape[1])  # (sender, basis, receiver)
+    return np.einsum("lb,sbr->slr", basis.kernel_, blocks)
+
+
+def test_coupling_filter_grid_draws_every_pair_with_bands(fitted):
+    basis, X, model = fitted
+    inference = model.inference(X)
+    fig = plot_coupling_filters(model, basis, inference, bin_size=0.01)
+    n = model.coef_.shape[1]
+    assert len(fig.axes) == n * n
+    expected = numpy_filters(model, basis)
+    _, lower, upper = inference.coupling_filters(basis)
+    for s in range(n):
+        for r in range(n):
+            ax = fig.axes[s * n + r]
+            line = ax.lines[-1]
+            np.testing.assert_allclose(line.get_xdata(), 0.01 * np.arange(1, 9))
+            np.testing.assert_allclose(line.get_ydata(), expected[s, :, r], atol=1e-12)
+            band = ax.collections[0].get_paths()[0].vertices[:, 1]
+            assert band.min() == pytest.approx(lower[s, :, r].min())
+            assert band.max() == pytest.approx(upper[s, :, r].max())
+
+
+def test_coupling_filters_without_inference_have_no_bands(fitted):
+    basis, _, model = fitted
+    fig = plot_coupling_filters(model, basis, neuron_names=list("abcde"))
+    assert all(len(ax.collections) == 0 for ax in fig.axes)
+    assert fig.axes[0].get_ylabel() == "from a"
+
+
+def test_connectivity_map_shows_filter_sums_and_marks_significant_pairs(fitted):
+    basis, X, model = fitted
+    _, p_values = model.inference(X).coupling_test(basis.n_basis_funcs)
+    found = benjamini_hochberg(p_values)
+    fig = plot_connectivity(model, basis, found)
+    image = fig.axes[0].images[0]
+    np.testing.assert_allclose(image.get_array(), numpy_filters(model, basis).sum(axis=1))
+    marked = fig.axes[0].collections[0].get_offsets()
+    senders, receivers = np.nonzero(found)
+    assert len(marked) == len(senders) > 0
+    np.testing.assert_array_equal(np.asarray(marked), np.column_stack([receivers, senders]))
+    low, high = image.get_clim()
+    assert low == -high == -np.abs(image.get_array()).max()
+
+
+def test_connectivity_rejects_a_model_without_basis_and_bad_shapes(fitted):
+    _, _, model = fitted
+    with pytest.raises(ValueError, match="basis"):
+        plot_connectivity(model)
+    with pytest.raises(ValueError, match="significant must have shape"):
+        plot_connectivity(np.zeros((3, 3)), significant=np.zeros((2, 3), dtype=bool))
+
+
+def test_feature_matrix_view_shows_the_first_rows(fitted, coupled_counts):
+    basis, X, _ = fitted
+    fig = plot_feature_matrix(X, coupled_counts, n_samples=50, basis=basis)
+    counts_ax, features_ax = fig.axes
+    np.testing.assert_array_equal(counts_ax.images[0].get_array(), coupled_counts[:50])
+    np.testing.assert_array_equal(features_ax.images[0].get_array().filled(np.nan), X[:50])
+    separators = [line.get_xdata()[0] for line in features_ax.lines]
+    assert separators == [3.5, 7.5, 11.5, 15.5]
+    with pytest.raises(ValueError, match="counts must have n_samples"):
+        plot_feature_matrix(X, coupled_counts[:-1])
+
+
+def test_basis_kernels_are_the_basis_columns():
+    basis = nmo.basis.RaisedCosineLogConv(5, window_size=40)
+    fig = plot_basis(basis)
+    lines = fig.axes[0].lines
+    assert len(lines) == 5
+    for k, line in enumerate(lines):
+        np.testing.assert_array_equal(line.get_ydata(), basis.kernel_[:, k])
