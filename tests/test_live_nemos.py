@@ -53,3 +53,39 @@ def test_population_fits_match(data, regularizer, strength, solver):
         assert ours.score(X, counts, score_type=score_type) == pytest.approx(
             float(theirs.score(X, counts, score_type=score_type)), rel=1e-6
         )
+
+
+@pytest.mark.parametrize(
+    "conv_kwargs",
+    [
+        {},
+        {"predictor_causality": "acausal"},
+        {"predictor_causality": "anti-causal", "shift": False},
+    ],
+)
+def test_composite_basis_features_match(conv_kwargs):
+    rng = np.random.default_rng(5)
+    angle, counts = rng.uniform(0, 2 * np.pi, 300), rng.poisson(0.6, size=(300, 4)).astype(float)
+
+    def make(module):
+        tuning = module.basis.CyclicBSplineEval(6, bounds=(0, 2 * np.pi))
+        return tuning + module.basis.RaisedCosineLogConv(3, 11, conv_kwargs=conv_kwargs)
+
+    theirs = np.asarray(make(nemos).compute_features(angle, counts))
+    ours = make(popglm).compute_features(angle, counts)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+@pytest.mark.filterwarnings("ignore:Converting 'd' to numpy.array")  # pynapple, on NeMoS's output
+def test_pynapple_features_match():
+    nap = pytest.importorskip("pynapple")
+    rng = np.random.default_rng(6)
+    t = np.arange(200.0)
+    support = nap.IntervalSet(start=[0.0, 120.0], end=[89.0, 199.0])
+    counts = nap.TsdFrame(t=t, d=rng.poisson(1.0, size=(200, 3)).astype(float))
+    counts = counts.restrict(support)
+    theirs = nemos.basis.MSplineConv(5, window_size=9).compute_features(counts)
+    ours = popglm.basis.MSplineConv(5, window_size=9).compute_features(counts)
+    assert type(ours) is type(theirs)
+    np.testing.assert_array_equal(ours.t, theirs.t)
+    np.testing.assert_allclose(ours.values, theirs.values, rtol=1e-12, atol=1e-12, equal_nan=True)

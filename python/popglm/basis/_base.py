@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import copy
 import inspect
+import os
 import re
+import sys
 from math import prod
 from typing import Any
 
@@ -14,6 +16,20 @@ from numpy.typing import ArrayLike, NDArray
 from . import _pynapple
 
 __all__ = ["Basis", "InputCountError"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def user_stacklevel() -> int:
+    """Return the ``stacklevel`` that points a warning at the first caller outside this package."""
+    frame = sys._getframe(1)
+    level = 1
+    while frame is not None and os.path.dirname(os.path.abspath(frame.f_code.co_filename)) == (
+        _PACKAGE_DIR
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 class InputCountError(TypeError, ValueError):
@@ -103,6 +119,7 @@ class Basis:
         self
         """
         valid = set(self._param_names())
+        direct, nested = {}, {}
         for key, value in params.items():
             name, _, rest = key.partition("__")
             if name not in valid:
@@ -111,10 +128,25 @@ class Basis:
                     f"are {sorted(valid)}"
                 )
             if rest:
-                getattr(self, name).set_params(**{rest: value})
+                nested.setdefault(name, {})[rest] = value
             else:
-                setattr(self, name, value)
+                direct[name] = value
+        if direct:
+            self._replace_params(direct)
+        for name, sub in nested.items():
+            getattr(self, name).set_params(**sub)
         return self
+
+    def _replace_params(self, params: dict[str, Any]) -> None:
+        # Rebuild through the constructor, so every parameter is validated as at creation;
+        # the position in a composite and the declared input shapes are kept.
+        merged = {**self.get_params(deep=False), **params}
+        fresh = type(self)(**merged)
+        parent, shapes = self._parent, self._input_shapes
+        self.__dict__.update(fresh.__dict__)
+        self._parent = parent
+        if self._n_inputs == len(shapes):
+            self._input_shapes = shapes
 
     # -- labels -------------------------------------------------------------------------------
     @property

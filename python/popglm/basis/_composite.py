@@ -9,7 +9,7 @@ from math import prod
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from ._base import Basis
+from ._base import Basis, user_stacklevel
 
 __all__ = ["AdditiveBasis", "MultiplicativeBasis"]
 
@@ -64,6 +64,18 @@ class _CompositeBasis(Basis):
         n1 = self.basis1._n_inputs
         self.basis1._assign_shapes(list(shapes[:n1]))
         self.basis2._assign_shapes(list(shapes[n1:]))
+
+    def _replace_params(self, params: dict) -> None:
+        for name, value in params.items():
+            if name == "label":
+                self.label = value
+                continue
+            if not isinstance(value, Basis):
+                raise TypeError(f"{name} must be a popglm basis, got {type(value).__name__}")
+            component = copy.deepcopy(value)
+            component._parent = self
+            setattr(self, name, component)
+        self._n_inputs = self.basis1._n_inputs + self.basis2._n_inputs
 
     def _grid_bounds(self) -> list[tuple[float, float]]:
         return self.basis1._grid_bounds() + self.basis2._grid_bounds()
@@ -182,7 +194,7 @@ class MultiplicativeBasis(_CompositeBasis):
                 "Multiple different input shapes detected. Resetting input shape to default "
                 "(None).",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         super().__init__(basis1, basis2, label)
 

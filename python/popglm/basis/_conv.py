@@ -12,7 +12,7 @@ from .._native import core as _core
 from .._threads import available_cores
 from .._validation import check_positive_int
 from . import _functions as F
-from ._base import Basis
+from ._base import Basis, user_stacklevel
 
 __all__ = [
     "BSplineConv",
@@ -186,7 +186,7 @@ class _ConvBasis(Basis):
                 f"{self.window_size}), so that we can place an equal number of NaNs on "
                 "either side of input.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         parts = epochs[0] if epochs[0] is not None else [(0, n_samples)]
         if any(stop - start < self.window_size for start, stop in parts):
@@ -195,7 +195,7 @@ class _ConvBasis(Basis):
                 f"({self.window_size} samples). These trials will produce NaN values in the "
                 "output.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
         out = np.full((n_samples, n_columns), np.nan, order="F")
         offset = self._offset()

@@ -14,7 +14,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._validation import check_positive_int
 from . import _functions as F
-from ._base import Basis
+from ._base import Basis, user_stacklevel
 from ._conv import (
     _check_decay_rates,
     _check_order,
@@ -515,7 +515,9 @@ def _frequency_axis(arg) -> NDArray:
     ordered = np.sort(values).astype(np.float64)
     if not np.array_equal(ordered, values):
         warnings.warn(
-            "Unsorted frequencies provided! Frequencies will be sorted.", UserWarning, stacklevel=4
+            "Unsorted frequencies provided! Frequencies will be sorted.",
+            UserWarning,
+            stacklevel=user_stacklevel(),
         )
     return ordered
 

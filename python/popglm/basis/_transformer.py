@@ -99,6 +99,39 @@ class TransformerBasis(TransformerMixin, BaseEstimator):
         self.basis._assign_shapes(shapes)
         return features
 
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Return ``basis`` and the basis's own parameters (so pipelines can tune them).
+
+        Parameters
+        ----------
+        deep : bool
+            Include the parameters of component bases.
+
+        Returns
+        -------
+        dict
+        """
+        return {"basis": self.basis, **self.basis.get_params(deep=deep)}
+
+    def set_params(self, **params: Any) -> TransformerBasis:
+        """Replace ``basis`` or set parameters of the wrapped basis.
+
+        Parameters
+        ----------
+        **params
+            ``basis=...`` or any parameter of the basis (``n_basis_funcs=8``,
+            ``basis1__window_size=20``, ...).
+
+        Returns
+        -------
+        self
+        """
+        if "basis" in params:
+            self.basis = params.pop("basis")
+        if params:
+            self.basis.set_params(**params)
+        return self
+
     def __sklearn_clone__(self) -> TransformerBasis:
         return TransformerBasis(copy.deepcopy(self.basis))
 
