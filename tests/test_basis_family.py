@@ -332,3 +332,33 @@ def test_deepcopy_and_repr():
         "HistoryConv(window_size=3, conv_kwargs={'shift': False})"
     )
     assert _conv.HistoryConv is nmo.basis.HistoryConv
+
+
+# -- Category (NeMoS > 0.2.8; reference: a NumPy one-hot encoding) -----------------------------
+def test_category_is_a_one_hot_encoding():
+    labels = np.array([2, 0, 1, 7, 2])
+    expected = (labels[:, None] == np.arange(3)).astype(float)  # 7 is out of category: zeros
+    np.testing.assert_array_equal(nmo.basis.Category(3).compute_features(labels), expected)
+    words = np.array(["b", "a", "c", "b"])
+    basis = nmo.basis.Category(["c", "a", "b"])
+    np.testing.assert_array_equal(basis.categories, ["a", "b", "c"])
+    np.testing.assert_array_equal(
+        basis.compute_features(words), (words[:, None] == np.array(["a", "b", "c"])).astype(float)
+    )
+    grid, values = basis.evaluate_on_grid(3)
+    np.testing.assert_array_equal(values, np.eye(3))
+
+
+def test_category_in_composites_and_errors():
+    basis = nmo.basis.Category(["x", "y"]) * nmo.basis.BSplineEval(3, order=2)
+    labels, position = np.array(["x", "y", "y"]), np.array([0.0, 0.5, 1.0])
+    onehot = (labels[:, None] == np.array(["x", "y"])).astype(float)
+    spline = nmo.basis.BSplineEval(3, order=2).compute_features(position)
+    expected = np.einsum("ti,tk->tik", onehot, spline).reshape(3, 6)
+    np.testing.assert_allclose(basis.compute_features(labels, position), expected)
+    with pytest.raises(ValueError, match=r"Unrecognized label\(s\) \[5\]"):
+        nmo.basis.Category(3, out_of_category=False).compute_features(np.array([0, 5]))
+    with pytest.raises(ValueError, match="Duplicate category labels"):
+        nmo.basis.Category([1, 1, 2])
+    with pytest.raises(ValueError, match="expected 3, got 4"):
+        nmo.basis.Category(3).evaluate_on_grid(4)

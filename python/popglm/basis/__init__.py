@@ -25,6 +25,7 @@ from ._conv import (
 from ._coupling import coupling_feature_mask
 from ._eval import (
     BSplineEval,
+    Category,
     CustomBasis,
     CyclicBSplineEval,
     FourierEval,
@@ -42,6 +43,7 @@ __all__ = [
     "BSplineConv",
     "BSplineEval",
     "Basis",
+    "Category",
     "CustomBasis",
     "CyclicBSplineConv",
     "CyclicBSplineEval",

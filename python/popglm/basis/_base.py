@@ -71,6 +71,8 @@ class Basis:
     """
 
     _n_inputs = 1
+    # False for bases of labels (Category): inputs are not converted to float.
+    _numeric_inputs = True
 
     def __init__(self, label: str | None = None) -> None:
         self._parent: Basis | None = None
@@ -322,6 +324,7 @@ class Basis:
                 f"component time series), but {len(xi)} were provided"
             )
         checked = []
+        numeric = self._numeric_flags()
         for i, x in enumerate(xi):
             name = "xi" if self._n_inputs == 1 else f"xi[{i}]"
             if _pynapple.is_tsd(x):
@@ -331,6 +334,11 @@ class Basis:
                 array = np.asarray(x)
             except (TypeError, ValueError) as error:
                 raise TypeError(f"{name} must be a numeric array: {error}") from None
+            if not numeric[i]:  # labels (Category): any dtype
+                if array.ndim == 0 or array.shape[0] == 0:
+                    raise ValueError(f"{name} must have shape (n_samples, ...), got {array.shape}")
+                checked.append(array)
+                continue
             if array.dtype.kind not in "biuf" and array.dtype.kind != "O":
                 raise TypeError(
                     f"{name} must be a real numeric array (bool, int or float), got dtype "
@@ -357,6 +365,15 @@ class Basis:
             )
         return checked
 
+    def _numeric_flags(self) -> list[bool]:
+        return [self._numeric_inputs] * self._n_inputs
+
+    def _as_arrays(self, checked: list) -> list[NDArray]:
+        return [
+            _pynapple.values(x) if numeric else np.asarray(x.values if _pynapple.is_tsd(x) else x)
+            for x, numeric in zip(checked, self._numeric_flags(), strict=True)
+        ]
+
     def compute_features(self, *xi: ArrayLike) -> NDArray:
         """Compute the feature matrix of the inputs.
 
@@ -376,7 +393,7 @@ class Basis:
         checked = self._check_inputs(xi)
         self._record_shapes(checked)
         time_info = _pynapple.time_info(checked)
-        arrays = [_pynapple.values(x) for x in checked]
+        arrays = self._as_arrays(checked)
         out = self._features(arrays, _pynapple.epoch_starts(checked))
         return _pynapple.wrap(out, time_info)
 
@@ -399,8 +416,7 @@ class Basis:
         -------
         ndarray, shape (n_samples, ..., n_basis_funcs)
         """
-        arrays = [np.asarray(x, dtype=np.float64) for x in self._check_inputs(xi, "evaluate")]
-        arrays = [np.atleast_1d(x) for x in arrays]
+        arrays = [np.atleast_1d(x) for x in self._as_arrays(self._check_inputs(xi, "evaluate"))]
         return self._evaluate(*arrays)
 
     def _evaluate(self, *xi: NDArray) -> NDArray:

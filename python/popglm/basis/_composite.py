@@ -77,6 +77,9 @@ class _CompositeBasis(Basis):
             setattr(self, name, component)
         self._n_inputs = self.basis1._n_inputs + self.basis2._n_inputs
 
+    def _numeric_flags(self) -> list[bool]:
+        return self.basis1._numeric_flags() + self.basis2._numeric_flags()
+
     def _grid_bounds(self) -> list[tuple[float, float]]:
         return self.basis1._grid_bounds() + self.basis2._grid_bounds()
 

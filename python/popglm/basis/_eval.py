@@ -25,6 +25,8 @@ from ._conv import (
 
 __all__ = [
     "BSplineEval",
+    "Category",
+    "CustomBasis",
     "CyclicBSplineEval",
     "FourierEval",
     "IdentityEval",
@@ -847,3 +849,120 @@ class CustomBasis(_EvalBasis):
             "funcs": [getattr(f, "__name__", repr(f)) for f in self.funcs],
             "ndim_input": self.ndim_input,
         }
+
+
+class Category(_EvalBasis):
+    """One-hot encoding of a categorical input (NeMoS's ``Category``, added after 0.2.8).
+
+    Column ``k`` is 1 where the input equals the ``k``-th category (categories sorted as by
+    ``np.unique``) and 0 elsewhere.
+
+    Parameters
+    ----------
+    categories : int or array-like
+        ``n`` means the labels ``0 .. n-1``; otherwise the distinct labels (numbers or
+        strings).
+    out_of_category : bool
+        True (default): a label outside ``categories`` is encoded as all zeros. False: it is
+        an error.
+    label : str, optional
+        Name of the basis (default: the class name).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import popglm as nmo
+    >>> nmo.basis.Category(["left", "right"]).compute_features(np.array(["right", "left", "up"]))
+    array([[0., 1.],
+           [1., 0.],
+           [0., 0.]])
+    """
+
+    _numeric_inputs = False
+
+    def __init__(self, categories, out_of_category: bool = True, label: str | None = None) -> None:
+        if not isinstance(out_of_category, (bool, np.bool_)):
+            raise TypeError(f"out_of_category must be a boolean, got {out_of_category!r}")
+        self.out_of_category = bool(out_of_category)
+        self.categories = categories
+        super().__init__(label, None)
+
+    @property
+    def categories(self) -> NDArray:
+        """The category labels, sorted."""
+        return self._categories
+
+    @categories.setter
+    def categories(self, categories) -> None:
+        if isinstance(categories, numbers.Integral) and not isinstance(categories, bool):
+            if categories < 1:
+                raise ValueError(
+                    f"categories must be a positive number of categories, got {categories}"
+                )
+            self._categories = np.arange(int(categories))
+            return
+        values = np.asarray(categories)
+        if values.ndim != 1 or values.size == 0:
+            raise ValueError(
+                f"categories must be an int or a 1-D list of distinct labels, got {categories!r}"
+            )
+        unique = np.unique(values)
+        if unique.size != values.size:
+            duplicates = [c for c in unique.tolist() if np.sum(values == c) > 1]
+            raise ValueError(
+                f"Duplicate category labels provided: {duplicates}. Each label must be unique."
+            )
+        self._categories = unique
+
+    @property
+    def n_basis_funcs(self) -> int:
+        """Number of categories."""
+        return int(self._categories.size)
+
+    @_EvalBasis.bounds.setter
+    def bounds(self, values) -> None:
+        if values is not None:
+            raise AttributeError("Category basis does not use bounds")
+        self._bounds = None
+
+    def _evaluate(self, labels: NDArray) -> NDArray:
+        labels = np.asarray(labels)
+        comparable = (labels.dtype.kind in "biuf") == (self._categories.dtype.kind in "biuf")
+        if comparable:
+            hits = labels[..., None] == self._categories
+        else:
+            hits = np.zeros((*labels.shape, self.n_basis_funcs), dtype=bool)
+        known = hits.any(axis=-1)
+        if not self.out_of_category and not known.all():
+            unknown = np.unique(labels[~known]).tolist()
+            raise ValueError(
+                f"Unrecognized label(s) {unknown}. Valid labels are {self._categories.tolist()} "
+                "(or set out_of_category=True to encode other labels as all zeros)"
+            )
+        return hits.astype(np.float64)
+
+    def evaluate_on_grid(self, *n_samples: int) -> tuple[NDArray, NDArray]:
+        """Evaluate the basis on its categories (the only grid a category has).
+
+        Parameters
+        ----------
+        *n_samples : int
+            Exactly one value, equal to the number of categories.
+
+        Returns
+        -------
+        categories : ndarray, shape (n_categories,)
+        values : ndarray, shape (n_categories, n_categories)
+            The identity matrix.
+        """
+        if len(n_samples) != 1:
+            raise ValueError(
+                "Category is one-dimensional; evaluate_on_grid expects exactly one argument, "
+                f"got {len(n_samples)}"
+            )
+        if n_samples[0] != self.n_basis_funcs:
+            raise ValueError(
+                "n_samples is fixed by the number of categories for a categorical basis: "
+                f"expected {self.n_basis_funcs}, got {n_samples[0]}"
+            )
+        return self._categories, self._evaluate(self._categories)
