@@ -362,3 +362,44 @@ def test_category_in_composites_and_errors():
         nmo.basis.Category([1, 1, 2])
     with pytest.raises(ValueError, match="expected 3, got 4"):
         nmo.basis.Category(3).evaluate_on_grid(4)
+
+
+def test_sklearn_clone_of_a_basis_keeps_shapes_and_labels():
+    from sklearn.base import clone
+
+    basis = nmo.basis.RaisedCosineLogConv(3, 10, label="c", conv_kwargs={"shift": False})
+    basis.set_input_shape(4)
+    cloned = clone(basis)
+    assert cloned is not basis and cloned.label == "c" and cloned.n_output_features == 12
+    assert cloned.conv_kwargs == {"shift": False}
+
+
+# -- long windows on dense inputs take the FFT path of convolve_aligned ------------------------
+@pytest.mark.parametrize("offset", [-1, 0, 199, 399, 400])
+def test_fft_path_matches_direct_convolution(offset):
+    # Dense input, window 400: the cost rule takes the FFT (FFT length 2048, one block:
+    # 1000 * 400 non-zero multiply-adds > 15 * 2048 * log2(2048)).
+    rng = np.random.default_rng(offset + 10)
+    x = np.asfortranarray(rng.normal(size=(1000, 2)))
+    kernels = np.asfortranarray(nmo.basis.MSplineConv(5, window_size=400).kernel_)
+    expected = direct_convolution(x, kernels, offset)
+    outs = []
+    for n_threads in (1, 2):
+        out = np.empty((1000, 10), order="F")
+        _core.convolve_aligned(x, kernels, offset, out, n_threads)
+        outs.append(out)
+    np.testing.assert_array_equal(outs[0], outs[1])  # no dependence on threads
+    np.testing.assert_array_equal(np.isnan(outs[0]), np.isnan(expected))
+    scale = np.nanmax(np.abs(expected))
+    np.testing.assert_allclose(outs[0], expected, rtol=1e-12, atol=1e-12 * scale)
+
+
+def test_non_finite_dense_input_spreads_nan_only_where_it_reaches():
+    x = np.random.default_rng(11).normal(size=(300, 1))
+    x[150, 0] = np.nan
+    kernels = np.asfortranarray(nmo.basis.RaisedCosineLinearConv(4, window_size=40).kernel_)
+    out = np.empty((300, 4), order="F")
+    _core.convolve_aligned(np.asfortranarray(x), kernels, -1, out, 1)
+    expected = direct_convolution(x, kernels, -1)
+    np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)

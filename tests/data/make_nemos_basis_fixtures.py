@@ -240,6 +240,17 @@ def main():
     x[11, 0] = np.nan
     record({"cls": "BSplineConv", "kwargs": {"n_basis_funcs": 4, "window_size": 5}}, [x], "conv")
 
+    # dense covariates and long windows: popglm's cost rule takes the FFT path
+    # (nnz * window > 15 * n_blocks * L * log2(L): 1500 * 300 > 15 * 2048 * 11 and
+    # 1500 * 250 > 15 * 2 * 1024 * 10)
+    for cls, kwargs in (
+        ("RaisedCosineLinearConv", {"n_basis_funcs": 5, "window_size": 300}),
+        ("MSplineConv", {"n_basis_funcs": 6, "window_size": 250}),
+    ):
+        for conv_kwargs in CONV_KWARGS[:3]:
+            kw = dict(kwargs, conv_kwargs=conv_kwargs) if conv_kwargs else dict(kwargs)
+            record({"cls": cls, "kwargs": kw}, [make_input(rng, "cov2", None, 1500)], "conv")
+
     for cls, kwargs in EVAL:
         for columns in (None, 3, (2, 2)):
             spec = {"cls": cls, "kwargs": kwargs}

@@ -150,6 +150,12 @@ class Basis:
         if self._n_inputs == len(shapes):
             self._input_shapes = shapes
 
+    def __sklearn_clone__(self) -> Basis:
+        # A copy keeps the declared input shapes and labels, as NeMoS's clone does.
+        clone = copy.deepcopy(self)
+        clone._parent = None
+        return clone
+
     # -- labels -------------------------------------------------------------------------------
     @property
     def label(self) -> str:

@@ -136,6 +136,7 @@ class TransformerBasis(TransformerMixin, BaseEstimator):
         return TransformerBasis(copy.deepcopy(self.basis))
 
     def __getattr__(self, name: str):
-        if name == "basis" or name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self.__dict__["basis"], name)
+        basis = self.__dict__.get("basis")
+        if basis is None or name.startswith("__"):
+            raise AttributeError(f"'TransformerBasis' object has no attribute {name!r}")
+        return getattr(basis, name)
