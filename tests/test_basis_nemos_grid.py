@@ -78,6 +78,12 @@ def test_matches_nemos(i):
 
     if f"kernel_{i}" in DATA:
         np.testing.assert_allclose(basis.kernel_, DATA[f"kernel_{i}"], rtol=RTOL, atol=ATOL)
+    if f"evaluate_{i}" in DATA:
+        values = np.asarray(basis.evaluate(*inputs))
+        expected = DATA[f"evaluate_{i}"]
+        assert values.shape == expected.shape
+        np.testing.assert_array_equal(np.isnan(values), np.isnan(expected))
+        np.testing.assert_allclose(values, expected, rtol=RTOL, atol=ATOL)
     if f"grid_{i}" in DATA:
         n_grid = (9, 7, 5, 4)[: meta["n_inputs"]]
         *_, values = basis.evaluate_on_grid(*n_grid)

@@ -7,7 +7,8 @@ Run with the NeMoS environment, JAX in float64:
 Writes tests/data/nemos_basis_grid.npz: for every case a JSON spec (``spec_<i>``: how to build
 the basis with the NeMoS/popglm API), the inputs (``x<i>_<j>``), NeMoS's features
 (``features_<i>``), NeMoS's ``kernel_`` for convolution bases (``kernel_<i>``) or
-``evaluate_on_grid`` values (``grid_<i>``), and the ``split_by_feature`` keys and shapes.
+``evaluate_on_grid`` values (``grid_<i>``) and ``evaluate`` at the inputs (``evaluate_<i>``),
+and the ``split_by_feature`` keys and shapes.
 """
 
 from __future__ import annotations
@@ -214,10 +215,14 @@ def main():
         arrays[f"features_{i}"] = features
         if kind == "conv":
             arrays[f"kernel_{i}"] = np.asarray(basis.kernel_, dtype=float)
-        elif hasattr(basis, "evaluate_on_grid"):
-            n_grid = (9, 7, 5, 4)[: len(inputs)]
-            *_, values = basis.evaluate_on_grid(*n_grid)
-            arrays[f"grid_{i}"] = np.asarray(values, dtype=float)
+        else:
+            if kind == "eval":
+                # evaluate at the raw inputs: bounds rescale but never fill (NeMoS's evaluate)
+                arrays[f"evaluate_{i}"] = np.asarray(basis.evaluate(*inputs), dtype=float)
+            if hasattr(basis, "evaluate_on_grid"):
+                n_grid = (9, 7, 5, 4)[: len(inputs)]
+                *_, values = basis.evaluate_on_grid(*n_grid)
+                arrays[f"grid_{i}"] = np.asarray(values, dtype=float)
         n_cases += 1
 
     for cls, kwargs in CONV:
