@@ -89,3 +89,81 @@ def test_pynapple_features_match():
     assert type(ours) is type(theirs)
     np.testing.assert_array_equal(ours.t, theirs.t)
     np.testing.assert_allclose(ours.values, theirs.values, rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def _cases():
+    rng = np.random.default_rng(8)
+    n = rng.normal
+    return {
+        "custom-ndim2": (
+            lambda m: m.basis.CustomBasis(
+                [lambda x: x.sum(axis=1), lambda x: x[:, 0]], ndim_input=2
+            ),
+            [n(size=(20, 3, 2))],
+        ),
+        "custom-output-shape": (
+            lambda m: m.basis.CustomBasis([lambda x: np.stack([x, x**2], axis=1)]),
+            [n(size=(20, 3))],
+        ),
+        "custom-two-inputs-kwargs-bounds": (
+            lambda m: m.basis.CustomBasis(
+                [lambda x, y, a=1.0: a * x * y], basis_kwargs={"a": 3.0}, bounds=(-1, 1)
+            ),
+            [n(size=20), n(size=20)],
+        ),
+        "zero-product": (
+            lambda m: m.basis.Zero() * m.basis.BSplineEval(3, order=2),
+            [n(size=10), n(size=10)],
+        ),
+        "fourier-2d-mask": (
+            lambda m: m.basis.FourierEval(
+                [2, 3], ndim=2, frequency_mask=np.array([[0, 1, 1], [1, 0, 1]])
+            ),
+            [n(size=10), n(size=10)],
+        ),
+        "fourier-callable-mask": (
+            lambda m: m.basis.FourierEval(4, ndim=2, frequency_mask=lambda a, b: a + b < 3),
+            [n(size=10), n(size=10)],
+        ),
+        "fourier-times-spline-2d": (
+            lambda m: m.basis.FourierEval(3) * m.basis.BSplineEval(4),
+            [n(size=(10, 2)), n(size=(10, 2))],
+        ),
+        "power": (lambda m: m.basis.BSplineEval(4) ** 2, [n(size=10), n(size=10)]),
+        "integer-multiple": (
+            lambda m: m.basis.HistoryConv(3) * 2,
+            [rng.poisson(1, size=(10, 2)), rng.poisson(1, size=10)],
+        ),
+        "sum-times-identity": (
+            lambda m: (
+                (m.basis.BSplineEval(3, order=2) + m.basis.MSplineEval(3, order=2))
+                * m.basis.IdentityEval()
+            ),
+            [n(size=10), n(size=10), n(size=10)],
+        ),
+        "nested-labels": (
+            lambda m: (
+                m.basis.BSplineEval(4)
+                + m.basis.BSplineEval(3, order=3) * m.basis.BSplineEval(5)
+                + m.basis.HistoryConv(3, label="h")
+            ),
+            [n(size=12), n(size=12), n(size=12), rng.poisson(1, size=(12, 2))],
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", list(_cases()))
+def test_more_bases_match(name):
+    make, inputs = _cases()[name]
+    theirs_basis, ours_basis = make(nemos), make(popglm)
+    theirs = np.asarray(theirs_basis.compute_features(*inputs))
+    ours = ours_basis.compute_features(*inputs)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12, equal_nan=True)
+    assert ours_basis.n_output_features == theirs_basis.n_output_features
+    assert ours_basis.label == theirs_basis.label
+    assert [b.label for b in ours_basis] == [b.label for b in theirs_basis]
+    split_theirs = theirs_basis.split_by_feature(theirs)
+    split_ours = ours_basis.split_by_feature(ours)
+    assert {k: v.shape for k, v in split_ours.items()} == {
+        k: np.shape(v) for k, v in split_theirs.items()
+    }
