@@ -403,3 +403,8 @@ def test_non_finite_dense_input_spreads_nan_only_where_it_reaches():
     expected = direct_convolution(x, kernels, -1)
     np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
     np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_a_convolution_basis_takes_one_input():
+    with pytest.raises(ValueError, match="requires 1 input"):
+        nmo.basis.HistoryConv(3).compute_features(np.ones(10), np.ones(10))

@@ -143,7 +143,7 @@ class _ConvBasis(Basis):
         return _alignment(self.window_size, causality, self._conv_kwargs.get("shift"))
 
     # -- features -----------------------------------------------------------------------------
-    def compute_features(self, xi: ArrayLike) -> NDArray:
+    def compute_features(self, *xi: ArrayLike) -> NDArray:
         """Convolve the input with every basis function.
 
         With the default ``conv_kwargs`` the feature at sample ``t`` uses only samples
@@ -171,7 +171,7 @@ class _ConvBasis(Basis):
         >>> basis.compute_features(np.array([0.0, 1.0, 0.0, 0.0, 2.0]))[:, 0]
         array([nan,  0.,  0.,  2., nan])
         """
-        return super().compute_features(xi)
+        return super().compute_features(*xi)
 
     def _features(self, arrays: list[NDArray], epochs: list) -> NDArray:
         x = arrays[0]
