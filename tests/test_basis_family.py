@@ -408,3 +408,13 @@ def test_non_finite_dense_input_spreads_nan_only_where_it_reaches():
 def test_a_convolution_basis_takes_one_input():
     with pytest.raises(ValueError, match="requires 1 input"):
         nmo.basis.HistoryConv(3).compute_features(np.ones(10), np.ones(10))
+
+
+def test_product_of_two_complex_bases_is_refused_as_in_nemos():
+    with pytest.raises(ValueError, match="two complex bases"):
+        nmo.basis.FourierEval(3) * nmo.basis.FourierEval(2)
+    with pytest.raises(ValueError, match="two complex bases"):
+        (nmo.basis.FourierEval(3) * nmo.basis.BSplineEval(4)) * nmo.basis.CustomBasis(
+            [np.sin], is_complex=True
+        )
+    assert (nmo.basis.FourierEval(3) * nmo.basis.BSplineEval(4)).n_basis_funcs == 16

@@ -43,6 +43,13 @@ class _CompositeBasis(Basis):
     def _default_label(self) -> str:
         return f"({self.basis1.label} {self._symbol} {self.basis2.label})"
 
+    @property
+    def is_complex(self) -> bool:
+        """True if a component is complex (Fourier), as in NeMoS: such bases do not multiply."""
+        return bool(
+            getattr(self.basis1, "is_complex", False) or getattr(self.basis2, "is_complex", False)
+        )
+
     def _all_nodes(self):
         yield from self.basis1._all_nodes()
         yield from self.basis2._all_nodes()
@@ -187,6 +194,11 @@ class MultiplicativeBasis(_CompositeBasis):
     _symbol = "*"
 
     def __init__(self, basis1: Basis, basis2: Basis, label: str | None = None) -> None:
+        if getattr(basis1, "is_complex", False) and getattr(basis2, "is_complex", False):
+            raise ValueError(
+                "Invalid multiplication between two complex bases (FourierEval, or CustomBasis "
+                "with is_complex=True): their cosine and sine columns would be mixed as if real"
+            )
         shapes = [s if s is not None else () for s in basis1.input_shape + basis2.input_shape]
         if len(set(shapes)) > 1:
             basis1 = copy.deepcopy(basis1)

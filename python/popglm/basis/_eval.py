@@ -561,6 +561,7 @@ class FourierEval(_EvalBasis):
     """
 
     _fill_out_of_bounds = False
+    is_complex = True  # cosine and sine columns: a product of two Fourier bases is refused
 
     def __init__(
         self,
