@@ -202,7 +202,7 @@ def test_bad_inputs():
 
 @pytest.mark.parametrize("n_threads", [1, 2])
 def test_features_do_not_depend_on_threads(n_threads, monkeypatch):
-    from popglm import basis as basis_module
+    from popglm.basis import _conv as basis_module
 
     x = np.random.default_rng(1).poisson(0.3, size=(2000, 7))
     basis = nmo.basis.RaisedCosineLogConv(5, window_size=25)

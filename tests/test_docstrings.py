@@ -8,6 +8,12 @@ import pytest
 
 import popglm
 import popglm.basis
+import popglm.basis._base
+import popglm.basis._composite
+import popglm.basis._conv
+import popglm.basis._coupling
+import popglm.basis._eval
+import popglm.basis._transformer
 import popglm.glm
 import popglm.inference
 import popglm.observation_models
@@ -17,6 +23,13 @@ import popglm.simulation
 
 MODULES = [
     popglm.basis,
+    # doctest only visits objects defined in the module it is given: list the submodules.
+    popglm.basis._base,
+    popglm.basis._composite,
+    popglm.basis._conv,
+    popglm.basis._coupling,
+    popglm.basis._eval,
+    popglm.basis._transformer,
     popglm.glm,
     popglm.inference,
     popglm.observation_models,

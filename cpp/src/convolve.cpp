@@ -1,8 +1,11 @@
 #include "popglm/convolve.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <complex>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -10,42 +13,160 @@
 
 namespace popglm {
 
-void convolve_history(const Eigen::Ref<const MatrixColMajor>& x,
-                      const Eigen::Ref<const MatrixColMajor>& kernels,
+namespace {
+
+using Complex = std::complex<double>;
+
+// Twiddle factors exp(-2 pi i k / n), k < n / 2, each from its own cos/sin call: no error
+// accumulates from repeated multiplication.
+std::vector<Complex> fft_roots(Index n) {
+  std::vector<Complex> roots(static_cast<std::size_t>(n / 2));
+  constexpr double pi = 3.141592653589793238462643383279502884;
+  const double step = -2.0 * pi / static_cast<double>(n);
+  for (Index k = 0; k < n / 2; ++k)
+    roots[static_cast<std::size_t>(k)] = std::polar(1.0, step * static_cast<double>(k));
+  return roots;
+}
+
+// In-place iterative radix-2 FFT of a power-of-two length; the inverse is unscaled.
+void fft(std::vector<Complex>& a, const std::vector<Complex>& roots, bool inverse) {
+  const std::size_t n = a.size();
+  for (std::size_t i = 1, j = 0; i < n; ++i) {
+    std::size_t bit = n >> 1;
+    for (; j & bit; bit >>= 1) j ^= bit;
+    j ^= bit;
+    if (i < j) std::swap(a[i], a[j]);
+  }
+  for (std::size_t len = 2; len <= n; len <<= 1) {
+    const std::size_t half = len / 2;
+    const std::size_t stride = n / len;
+    for (std::size_t start = 0; start < n; start += len) {
+      for (std::size_t k = 0; k < half; ++k) {
+        const Complex w = inverse ? std::conj(roots[k * stride]) : roots[k * stride];
+        const Complex u = a[start + k];
+        const Complex v = a[start + k + half] * w;
+        a[start + k] = u + v;
+        a[start + k + half] = u - v;
+      }
+    }
+  }
+}
+
+// FFT length for overlap-add with a window: a power of two >= 4 * window, so that each block
+// brings ~3/4 of the length in new samples.
+Index fft_length(Index window) {
+  Index length = 8;
+  while (length < 4 * window) length <<= 1;
+  return length;
+}
+
+}  // namespace
+
+void convolve_aligned(const Eigen::Ref<const MatrixColMajor>& x,
+                      const Eigen::Ref<const MatrixColMajor>& kernels, Index offset,
                       Eigen::Ref<MatrixColMajor> out, int n_threads) {
   const Index n_samples = x.rows();
   const Index n_inputs = x.cols();
   const Index window = kernels.rows();
   const Index n_kernels = kernels.cols();
-  if (window < 1) throw std::invalid_argument("convolve_history: kernels must have >= 1 row");
+  if (window < 1) throw std::invalid_argument("convolve_aligned: kernels must have >= 1 row");
   if (out.rows() != n_samples || out.cols() != n_inputs * n_kernels)
-    throw std::invalid_argument("convolve_history: out must have shape (n_samples, n_inputs * n_kernels)");
+    throw std::invalid_argument(
+        "convolve_aligned: out must have shape (n_samples, n_inputs * n_kernels)");
+  if (offset < -n_samples - window || offset > n_samples + window)
+    throw std::invalid_argument("convolve_aligned: offset out of range");
 
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  const Index n_nan_rows = std::min(window, n_samples);
+  // Row t is defined when all of x(t + offset - window + 1 .. t + offset) exist.
+  const Index first_row = std::max<Index>(0, window - 1 - offset);
+  const Index last_row = std::min<Index>(n_samples - 1, n_samples - 1 - offset);
   const Index n_columns = n_inputs * n_kernels;
+  const int threads = sanitize_threads(n_threads);
 
-  // Each output column is owned by one iteration, so the result does not depend on the
-  // schedule. Spike counts are mostly zero: scattering each non-zero sample into the window
-  // that follows it costs O(nnz * window) instead of O(n_samples * window).
-#pragma omp parallel for schedule(dynamic, 1) num_threads(sanitize_threads(n_threads))
-  for (Index column = 0; column < n_columns; ++column) {
-    const Index input = column / n_kernels;
-    const Index k = column % n_kernels;
-    auto target = out.col(column);
-    target.head(n_nan_rows).setConstant(nan);
-    target.tail(n_samples - n_nan_rows).setZero();
+  // Cost rule, per input: scattering its non-zero samples costs nnz * window multiply-adds
+  // per kernel; FFT overlap-add costs 2 complex FFTs of `length` per block of `block` samples
+  // per kernel, measured at ~15 length log2(length) multiply-add equivalents (radix-2, complex
+  // arithmetic, no SIMD). Spike counts (sparse) scatter; dense covariates convolved with long
+  // windows (a few hundred samples) take the FFT.
+  const Index length = fft_length(window);
+  const Index block = length - window + 1;
+  const Index n_blocks = (n_samples + block - 1) / block;
+  const double fft_cost = 15.0 * static_cast<double>(n_blocks) *
+                          static_cast<double>(length) * std::log2(static_cast<double>(length));
+  std::vector<char> use_fft(static_cast<std::size_t>(n_inputs), 0);
+  for (Index input = 0; input < n_inputs; ++input) {
     const auto source = x.col(input);
-    const auto kernel = kernels.col(k);
-    for (Index s = 0; s + 1 < n_samples; ++s) {
-      const double value = source[s];
-      if (value == 0.0) continue;
-      // Sample s reaches rows t = s + lag, lag = 1..window; rows before `window` stay NaN.
-      const Index first = std::max(s + 1, window);
-      const Index last = std::min(s + window, n_samples - 1);
-      for (Index t = first; t <= last; ++t) target[t] += value * kernel[t - s - 1];
+    const bool finite = source.allFinite();
+    const double nnz = static_cast<double>((source.array() != 0.0).count());
+    use_fft[static_cast<std::size_t>(input)] =
+        finite && first_row <= last_row && nnz * static_cast<double>(window) > fft_cost;
+  }
+  const bool any_fft = std::find(use_fft.begin(), use_fft.end(), 1) != use_fft.end();
+  std::vector<Complex> roots;
+  std::vector<std::vector<Complex>> spectra;  // n_kernels x length: O(window) per kernel
+  if (any_fft) {
+    roots = fft_roots(length);
+    spectra.assign(static_cast<std::size_t>(n_kernels),
+                   std::vector<Complex>(static_cast<std::size_t>(length)));
+    for (Index k = 0; k < n_kernels; ++k) {
+      auto& spectrum = spectra[static_cast<std::size_t>(k)];
+      for (Index m = 0; m < window; ++m) spectrum[static_cast<std::size_t>(m)] = kernels(m, k);
+      fft(spectrum, roots, false);
     }
   }
+
+  // Each output column is owned by one iteration, so the result does not depend on the
+  // schedule; the only memory besides the output is one FFT buffer per thread.
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<Complex> buffer(any_fft ? static_cast<std::size_t>(length) : 0);
+#pragma omp for schedule(dynamic, 1)
+    for (Index column = 0; column < n_columns; ++column) {
+      const Index input = column / n_kernels;
+      const Index k = column % n_kernels;
+      auto target = out.col(column);
+      target.setConstant(nan);
+      if (first_row > last_row) continue;
+      target.segment(first_row, last_row - first_row + 1).setZero();
+      const auto source = x.col(input);
+      if (use_fft[static_cast<std::size_t>(input)]) {
+        // Overlap-add: block b holds x[b * block, (b + 1) * block); its full convolution
+        // y[j] lands on row t = b * block + j - offset.
+        const auto& spectrum = spectra[static_cast<std::size_t>(k)];
+        const double scale = 1.0 / static_cast<double>(length);
+        for (Index start = 0; start < n_samples; start += block) {
+          const Index count = std::min(block, n_samples - start);
+          std::fill(buffer.begin(), buffer.end(), Complex(0.0, 0.0));
+          for (Index s = 0; s < count; ++s)
+            buffer[static_cast<std::size_t>(s)] = source[start + s];
+          fft(buffer, roots, false);
+          for (Index f = 0; f < length; ++f)
+            buffer[static_cast<std::size_t>(f)] *= spectrum[static_cast<std::size_t>(f)];
+          fft(buffer, roots, true);
+          const Index first = std::max(first_row, start - offset);
+          const Index last = std::min(last_row, start + count + window - 2 - offset);
+          for (Index t = first; t <= last; ++t)
+            target[t] += scale * buffer[static_cast<std::size_t>(t + offset - start)].real();
+        }
+        continue;
+      }
+      const auto kernel = kernels.col(k);
+      for (Index s = 0; s < n_samples; ++s) {
+        const double value = source[s];
+        if (value == 0.0) continue;
+        // Sample s reaches rows t = s - offset + m, m = 0..window-1, inside [first_row, last_row].
+        const Index first = std::max(s - offset, first_row);
+        const Index last = std::min(s - offset + window - 1, last_row);
+        for (Index t = first; t <= last; ++t) target[t] += value * kernel[t + offset - s];
+      }
+    }
+  }
+}
+
+void convolve_history(const Eigen::Ref<const MatrixColMajor>& x,
+                      const Eigen::Ref<const MatrixColMajor>& kernels,
+                      Eigen::Ref<MatrixColMajor> out, int n_threads) {
+  convolve_aligned(x, kernels, -1, out, n_threads);
 }
 
 }  // namespace popglm

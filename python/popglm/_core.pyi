@@ -26,6 +26,13 @@ def convolve_history(
     out: NDArray[np.float64],  # (n_samples, n_inputs * n_kernels), Fortran order, written
     n_threads: int,
 ) -> None: ...
+def convolve_aligned(
+    x: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order
+    kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order
+    offset: int,  # out[t] uses x[t + offset - window + 1 .. t + offset]
+    out: NDArray[np.float64],  # (n_samples, n_inputs * n_kernels), Fortran order, written
+    n_threads: int,
+) -> None: ...
 def finite_rows(
     matrix: NDArray[np.float64],  # (n_rows, n_cols), C or Fortran order
     out: NDArray[np.uint8],  # (n_rows,), written
