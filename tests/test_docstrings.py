@@ -8,6 +8,7 @@ import pytest
 
 import popglm
 import popglm.basis
+import popglm.distributed
 import popglm.glm
 import popglm.inference
 import popglm.observation_models
@@ -16,6 +17,7 @@ import popglm.simulation
 
 MODULES = [
     popglm.basis,
+    popglm.distributed,
     popglm.glm,
     popglm.inference,
     popglm.observation_models,
