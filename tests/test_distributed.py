@@ -221,8 +221,10 @@ def test_samples_ridge_mask_and_numpy_counts_match_local_fit(client, counts, his
         )
 
     local = model().fit(X, counts)
-    # Only X is a dask array: the counts are chunked like it.
-    distributed = model().fit(da.from_array(X, chunks=(600, -1)), counts, client=client)
+    # Only X is a dask array: the counts are chunked like it. Neurons 0-3, then 4-5, share passes.
+    distributed = popglm.distributed.fit(
+        model(), da.from_array(X, chunks=(600, -1)), counts, client, neurons_per_pass=4
+    )
     assert_same_fit(distributed, local, atol=1e-8)
     assert np.all(distributed.coef_[mask == 0] == 0)
 
@@ -269,6 +271,10 @@ def test_samples_refuse_what_they_do_not_support(client, counts, history_basis):
 
 
 def test_receivers_validate_before_shipping(client, counts):
+    with pytest.raises(ValueError, match="neurons_per_pass applies to the sample-parallel fit"):
+        popglm.distributed.fit(
+            nmo.glm.PopulationGLM(), counts[:, :2], counts, client, neurons_per_pass=2
+        )
     with pytest.raises(ValueError, match="neurons_per_task must be an integer >= 1, got 0"):
         popglm.distributed.fit(
             nmo.glm.PopulationGLM(), counts[:, :2], counts, client, neurons_per_task=0

@@ -48,6 +48,10 @@ _ARMIJO = 1e-4
 _MAX_HALVINGS = 50
 #: Partial sums combined per task in the tree reduction of the sample chunks.
 _FAN_IN = 8
+#: Default size of one chunk's result in a sample-parallel pass (its Hessians dominate): it sets
+#: how many neurons share a pass, and so the memory each chunk result needs on the workers and
+#: the client.
+_PASS_BYTES = 256 * 2**20
 
 
 def _import_distributed() -> Any:
@@ -82,6 +86,7 @@ def fit(
     init_params: tuple | None = None,
     *,
     neurons_per_task: int | None = None,
+    neurons_per_pass: int | None = None,
     persist: bool = True,
 ) -> Any:
     """Fit ``model`` on the workers of ``client`` (what ``model.fit(X, y, client=client)`` does).
@@ -103,6 +108,11 @@ def fit(
     neurons_per_task : int, optional
         Receiver-parallel only: neurons fitted per task. Default: the neurons split into about
         two tasks per worker thread (at least one neuron per task).
+    neurons_per_pass : int, optional
+        Sample-parallel only: neurons whose gradients and Hessians one pass over the data
+        computes (each chunk's result holds ``8 * neurons_per_pass * (n_features + 1)**2``
+        bytes, on the workers and on the client). Default: as many as fit in 256 MiB. Groups
+        of neurons are fitted one after the other.
     persist : bool
         Sample-parallel only: keep the sample chunks in the workers' memory for the whole fit
         (default). ``False`` recomputes them from their source (e.g. a Zarr store) in every
@@ -148,7 +158,12 @@ def fit(
                 "neurons_per_task applies to the receiver-parallel fit (NumPy X and y); with dask "
                 "arrays the fit is sample-parallel and splits the samples"
             )
-        return _fit_samples(model, X, y, client, init_params, persist)
+        return _fit_samples(model, X, y, client, init_params, neurons_per_pass, persist)
+    if neurons_per_pass is not None:
+        raise ValueError(
+            "neurons_per_pass applies to the sample-parallel fit (dask arrays); with NumPy X and y "
+            "the fit is receiver-parallel: use neurons_per_task"
+        )
     return _fit_receivers(model, X, y, client, init_params, neurons_per_task)
 
 
@@ -556,8 +571,9 @@ def _newton_direction(hessian: NDArray, gradient: NDArray) -> NDArray:
 
 
 def _fit_samples(
-    model: Any, X: Any, y: Any, client: Any, init_params: tuple | None, persist: bool
-) -> Any:
+    model: Any, X: Any, y: Any, client: Any, init_params: tuple | None,
+    neurons_per_pass: int | None, persist: bool,
+) -> Any:  # fmt: skip
     _check_sample_model(model)
     tol, max_iter, _ = model._solver_settings()
     X, Y = _as_sample_dask_arrays(X, y, model._population)
@@ -565,6 +581,9 @@ def _fit_samples(
     if n_neurons == 0:
         raise ValueError(f"y must have at least one neuron (column), got shape {Y.shape}")
     mask = model._population_mask(n_features, n_neurons).astype(bool)
+    if neurons_per_pass is None:
+        neurons_per_pass = max(1, _PASS_BYTES // (8 * (1 + n_features) ** 2))
+    neurons_per_pass = check_positive_int(neurons_per_pass, "neurons_per_pass")
     ridge = model._ridge_matrix(n_features, n_neurons)
     if ridge.size == 0:
         ridge = np.zeros((n_features, n_neurons))
@@ -601,8 +620,8 @@ def _fit_samples(
     n_hessian = np.zeros(n_neurons, dtype=np.int32)
     objective = np.empty(n_neurons)
     gradient_norm = np.empty(n_neurons)
-    gradients: list[NDArray] = [np.empty(0)] * n_neurons
-    hessians: list[NDArray] = [np.empty(0)] * n_neurons
+    gradients: dict[int, NDArray] = {}
+    hessians: dict[int, NDArray] = {}
 
     def theta(j: int) -> NDArray:
         return np.concatenate([[intercept[j]], coef[mask[:, j], j]])
@@ -623,66 +642,70 @@ def _fit_samples(
         hessians[j] = hessian + np.diag(p)
         gradient_norm[j] = np.max(np.abs(gradients[j]))
 
-    everyone = np.arange(n_neurons)
-    no_step = np.zeros((1 + n_features, n_neurons))
-    start = evaluate(everyone, no_step, np.zeros(n_neurons))
-    for j in everyone:
-        record(j, j, start, theta(j))
-    active = list(everyone) if max_iter > 0 else []
-    if not active:
-        status[:] = np.where(gradient_norm <= tol, 0, 1)
-    polishing: set[int] = set()
-    while active:
-        # Newton directions; a neuron already within tol takes one more (polishing) step.
-        polishing.update(j for j in active if gradient_norm[j] <= tol)
-        directions = np.zeros((1 + n_features, n_neurons))
-        for j in active:
-            directions[free[j], j] = _newton_direction(hessians[j], gradients[j])
-        slope = {j: float(gradients[j] @ directions[free[j], j]) for j in active}
-        step = np.ones(n_neurons)
-        pending = list(active)
-        for _ in range(_MAX_HALVINGS):
-            neurons = np.array(pending)
-            moments = evaluate(neurons, directions[:, neurons], step[neurons])
-            rejected = []
-            for position, j in enumerate(pending):
-                s = step[j]
-                d = directions[free[j], j]
-                # Exact change of the objective along the step (no difference of large sums).
-                change = (
-                    s * slope[j]
-                    + moments["curvature"][position] / n_used
-                    + 0.5 * s * s * np.sum(penalty[j] * d**2)
-                )
-                # Within tol, rounding may make a good polishing step look like no progress.
-                accept = change <= _ARMIJO * s * slope[j] or (j in polishing and change <= 0)
-                if np.isfinite(change) and accept:
-                    point = theta(j) + s * d
-                    intercept[j] = point[0]
-                    coef[mask[:, j], j] = point[1:]
-                    record(j, position, moments, point)
-                    n_iter[j] += 1
+    def solve(group: NDArray) -> None:
+        """Newton's method for the neurons ``group``, their passes over the data shared."""
+        start = evaluate(group, np.zeros((1 + n_features, group.size)), np.zeros(group.size))
+        for position, j in enumerate(group):
+            record(j, position, start, theta(j))
+        active = list(group) if max_iter > 0 else []
+        if not active:
+            status[group] = np.where(gradient_norm[group] <= tol, 0, 1)
+        polishing: set[int] = set()
+        while active:
+            # Newton directions; a neuron already within tol takes one more (polishing) step.
+            polishing.update(j for j in active if gradient_norm[j] <= tol)
+            directions = np.zeros((1 + n_features, n_neurons))
+            for j in active:
+                directions[free[j], j] = _newton_direction(hessians[j], gradients[j])
+            slope = {j: float(gradients[j] @ directions[free[j], j]) for j in active}
+            step = np.ones(n_neurons)
+            pending = list(active)
+            for _ in range(_MAX_HALVINGS):
+                neurons = np.array(pending)
+                moments = evaluate(neurons, directions[:, neurons], step[neurons])
+                rejected = []
+                for position, j in enumerate(pending):
+                    s = step[j]
+                    d = directions[free[j], j]
+                    # Exact change of the objective along the step (no difference of large sums).
+                    change = (
+                        s * slope[j]
+                        + moments["curvature"][position] / n_used
+                        + 0.5 * s * s * np.sum(penalty[j] * d**2)
+                    )
+                    # Within tol, rounding may make a good polishing step look like no progress.
+                    accept = change <= _ARMIJO * s * slope[j] or (j in polishing and change <= 0)
+                    if np.isfinite(change) and accept:
+                        point = theta(j) + s * d
+                        intercept[j] = point[0]
+                        coef[mask[:, j], j] = point[1:]
+                        record(j, position, moments, point)
+                        n_iter[j] += 1
+                    elif j not in polishing:  # (a polishing neuron is within tol already)
+                        rejected.append(j)
+                        step[j] = s / 2
+                pending = rejected
+                if not pending:
+                    break
+            failed = set(pending)
+            settled = []
+            for j in active:
+                if j in failed:
+                    status[j] = 2
                 elif j in polishing:
-                    pass  # the point is within tol already: keep it
+                    status[j] = 0
+                elif n_iter[j] >= max_iter:
+                    status[j] = 0 if gradient_norm[j] <= tol else 1
                 else:
-                    rejected.append(j)
-                    step[j] = s / 2
-            pending = rejected
-            if not pending:
-                break
-        failed = set(pending)
-        settled = []
-        for j in active:
-            if j in failed:
-                status[j] = 2
-            elif j in polishing:
-                status[j] = 0
-            elif n_iter[j] >= max_iter:
-                status[j] = 0 if gradient_norm[j] <= tol else 1
-            else:
-                continue
-            settled.append(j)
-        active = [j for j in active if j not in settled]
+                    continue
+                settled.append(j)
+            active = [j for j in active if j not in settled]
+        for j in group:  # only the coefficients stay on the client
+            gradients.pop(j, None)
+            hessians.pop(j, None)
+
+    for first in range(0, n_neurons, neurons_per_pass):
+        solve(np.arange(first, min(first + neurons_per_pass, n_neurons)))
 
     info = {
         "status": status,
