@@ -229,6 +229,29 @@ def test_samples_ridge_mask_and_numpy_counts_match_local_fit(client, counts, his
     assert np.all(distributed.coef_[mask == 0] == 0)
 
 
+@pytest.mark.parametrize("chunk_rows", [4, 137, 2000])  # shorter than the window, longer, all
+def test_compute_features_on_workers_equals_the_basis(client, counts, history_basis, chunk_rows):
+    counts = counts[:50] if chunk_rows < 10 else counts  # tiny chunks: a few suffice
+    X = popglm.distributed.compute_features(
+        history_basis, da.from_array(counts, chunks=(chunk_rows, -1))
+    )
+    assert X.chunks[0] == da.from_array(counts, chunks=(chunk_rows, -1)).chunks[0]
+    expected = history_basis.compute_features(counts)
+    np.testing.assert_array_equal(client.compute(X).result(), expected)
+
+
+def test_samples_from_counts_on_the_workers(client, counts, history_basis):
+    y = da.from_array(counts, chunks=(700, -1))
+    X = popglm.distributed.compute_features(history_basis, y)
+    local = nmo.glm.PopulationGLM(regularizer="Ridge", regularizer_strength=0.02).fit(
+        history_basis.history_features(counts), counts
+    )
+    distributed = nmo.glm.PopulationGLM(regularizer="Ridge", regularizer_strength=0.02).fit(
+        X, y, client=client
+    )
+    assert_same_fit(distributed, local, atol=1e-8)
+
+
 def test_samples_single_neuron_glm_with_missing_rows(client, counts, history_basis):
     X = history_basis.compute_features(counts)
     y = counts[:, 1].copy()
@@ -258,7 +281,7 @@ def test_samples_refuse_what_they_do_not_support(client, counts, history_basis):
         )
     with pytest.raises(NotImplementedError, match=supported + r"; got BernoulliObservations"):
         nmo.glm.PopulationGLM(observation_model="Bernoulli").fit(X, y > 0, client=client)
-    with pytest.raises(NotImplementedError, match="HistoryFeatures is fitted receiver-parallel"):
+    with pytest.raises(NotImplementedError, match=r"popglm\.distributed\.compute_features"):
         nmo.glm.PopulationGLM().fit(history_basis.history_features(counts), y, client=client)
     with pytest.raises(ValueError, match="neurons_per_task applies to the receiver-parallel"):
         popglm.distributed.fit(nmo.glm.PopulationGLM(), X, y, client, neurons_per_task=2)

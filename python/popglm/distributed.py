@@ -40,7 +40,7 @@ from .glm import _RANK_TOLERANCE  # the C++ engine's kRankTolerance: the rank ru
 from .observation_models import PoissonObservations
 from .regularizer import GroupLasso, Ridge, UnRegularized
 
-__all__ = ["fit"]
+__all__ = ["compute_features", "fit"]
 
 #: Sufficient decrease in the line search (the C++ engine's kArmijo).
 _ARMIJO = 1e-4
@@ -165,6 +165,83 @@ def fit(
             "the fit is receiver-parallel: use neurons_per_task"
         )
     return _fit_receivers(model, X, y, client, init_params, neurons_per_task)
+
+
+def compute_features(basis: Any, xi: Any) -> Any:
+    """Return ``basis.compute_features(xi)`` as a dask array, computed chunk by chunk on the workers.
+
+    The input for the sample-parallel fit: only the counts travel to the workers, and each
+    sample chunk of the design is convolved there from its chunk of ``xi`` and the
+    ``window_size`` samples before it. The values are those of ``basis.compute_features``
+    (the first ``window_size`` rows are NaN, and the fit drops them).
+
+    Parameters
+    ----------
+    basis : HistoryConv or RaisedCosineLogConv
+        The convolution basis.
+    xi : dask.array.Array, shape (n_samples,) or (n_samples, n_inputs)
+        The time series (spike counts), chunked along samples.
+
+    Returns
+    -------
+    dask.array.Array, shape (n_samples, n_inputs * n_basis_funcs)
+        Chunked along samples like ``xi``, one chunk along features.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import dask
+    >>> import dask.array as da
+    >>> import popglm as nmo
+    >>> import popglm.distributed
+    >>> counts = np.random.default_rng(0).poisson(0.5, size=(100, 3)).astype(float)
+    >>> basis = nmo.basis.RaisedCosineLogConv(2, window_size=5)
+    >>> X = popglm.distributed.compute_features(basis, da.from_array(counts, chunks=(30, 3)))
+    >>> X.shape, X.chunks[0]
+    ((100, 6), (30, 30, 30, 10))
+    >>> with dask.config.set(scheduler="synchronous"):
+    ...     design = X.compute()
+    >>> np.array_equal(design, basis.compute_features(counts), equal_nan=True)
+    True
+    """
+    import dask.array as da
+
+    if not _is_dask_array(xi):
+        raise TypeError(
+            f"xi must be a dask.array.Array chunked along samples, got {type(xi).__name__}; for "
+            "a NumPy array use basis.compute_features"
+        )
+    if xi.ndim not in (1, 2) or xi.shape[0] == 0:
+        raise ValueError(
+            f"xi must have shape (n_samples,) or (n_samples, n_inputs), got {tuple(xi.shape)}"
+        )
+    if xi.ndim == 1:
+        xi = xi[:, None]
+    xi = xi.rechunk((xi.chunks[0], -1))
+    window = basis.window_size
+    n_features = xi.shape[1] * basis.n_basis_funcs
+    blocks = []
+    start = 0
+    for n_rows in xi.chunks[0]:
+        first = max(0, start - window)  # the history the chunk's first rows look back on
+        piece = xi[first : start + n_rows].rechunk(-1)
+        blocks.append(
+            piece.map_blocks(
+                _features_after,
+                basis,
+                start - first,
+                chunks=((n_rows,), (n_features,)),
+                dtype=np.float64,
+                meta=np.empty((0, 0)),
+            )  # fmt: skip
+        )
+        start += n_rows
+    return da.concatenate(blocks, axis=0)
+
+
+def _features_after(x: NDArray, basis: Any, skip: int) -> NDArray:
+    """``basis.compute_features(x)`` without its first ``skip`` rows (history only)."""
+    return basis.compute_features(x)[skip:]
 
 
 # -- shared -----------------------------------------------------------------------------------
@@ -497,8 +574,9 @@ def _as_sample_dask_arrays(X: Any, y: Any, population: bool) -> tuple[Any, Any]:
     if isinstance(X, HistoryFeatures):
         raise NotImplementedError(
             "the sample-parallel fit (dask arrays) needs X as a dask array of features; "
-            "HistoryFeatures is fitted receiver-parallel: pass NumPy counts and "
-            "basis.history_features(counts)"
+            "HistoryFeatures is fitted receiver-parallel (pass NumPy counts and "
+            "basis.history_features(counts)); for a sample-parallel fit, pass "
+            "popglm.distributed.compute_features(basis, counts) with counts a dask array"
         )
     if not _is_dask_array(X):
         X = as_numeric_array(X, "X")
