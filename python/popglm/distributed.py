@@ -106,8 +106,9 @@ def fit(
     init_params : tuple (coef, intercept), optional
         Starting point, as for ``fit``.
     neurons_per_task : int, optional
-        Receiver-parallel only: neurons fitted per task. Default: the neurons split into about
-        two tasks per worker thread (at least one neuron per task).
+        Receiver-parallel only: neurons fitted per task. Default: the neurons split evenly into
+        one task per worker thread. Smaller tasks balance uneven neurons better but repeat
+        the passes over the design that a task's neurons share.
     neurons_per_pass : int, optional
         Sample-parallel only: neurons whose gradients and Hessians one pass over the data
         computes (each chunk's result holds ``8 * neurons_per_pass * (n_features + 1)**2``
@@ -338,8 +339,11 @@ def _fit_chunk(
 
 
 def _default_neurons_per_task(client: Any, n_neurons: int) -> int:
+    # One task per worker thread: the engine steps a task's neurons in lockstep, sharing each
+    # pass over the design (for HistoryFeatures, its reconvolution) among them, so smaller
+    # tasks repeat that work.
     n_threads = sum(client.nthreads().values()) or 1
-    return max(1, math.ceil(n_neurons / (2 * n_threads)))
+    return max(1, math.ceil(n_neurons / n_threads))
 
 
 def _fit_receivers(
