@@ -354,7 +354,7 @@ def _worker_pids(client: Client) -> set[int]:
 
 def _wait_for_workers(client: Client, n_workers: int) -> None:
     deadline = time.monotonic() + 30
-    while len(client.scheduler_info(n_workers=-1)["workers"]) < n_workers:
+    while len(client.nthreads()) < n_workers:
         assert time.monotonic() < deadline, "the killed worker was not restarted"
         time.sleep(0.1)
 
