@@ -45,6 +45,22 @@ def timed(function):
     return result, time.perf_counter() - start
 
 
+def worker_cpu_seconds() -> float:
+    return time.process_time()  # every thread of the worker process
+
+
+def timed_on(client, function):
+    """Wall seconds of ``function()`` and the CPU seconds each worker process spent meanwhile.
+
+    On a shared machine wall times of 2 workers depend on what else runs; the CPU seconds say
+    how the work was split (the CPU-bound speed-up is total / busiest worker).
+    """
+    before = client.run(worker_cpu_seconds)
+    result, seconds = timed(function)
+    after = client.run(worker_cpu_seconds)
+    return result, seconds, sorted(after[w] - before[w] for w in before)
+
+
 def count_passes():
     """Wrap the sample-parallel reduction to count the passes over the data and the bytes."""
     import popglm.distributed as distributed
@@ -94,9 +110,9 @@ def main() -> None:
 
     rows = []
     local_r, seconds = timed(lambda: model().fit(X_history, counts))
-    rows.append(("receivers", "local, 1 thread", seconds, 0.0, ""))
+    rows.append(("receivers", "local, 1 thread", seconds, 0.0, [], ""))
     local_s, seconds = timed(lambda: model().fit(X_dense, s_counts))
-    rows.append(("samples", "local, 1 thread", seconds, 0.0, ""))
+    rows.append(("samples", "local, 1 thread", seconds, 0.0, [], ""))
     passes = count_passes()
     for n_workers in (1, 2):
         with (
@@ -108,12 +124,15 @@ def main() -> None:
             with warnings.catch_warnings():  # a 500-row fit: some MLEs are at infinity
                 warnings.simplefilter("ignore", nmo.ConvergenceWarning)
                 model().fit(basis.history_features(warm), warm, client=client)  # imports popglm
-            fitted, seconds = timed(lambda: model().fit(X_history, counts, client=client))  # noqa: B023
+            fitted, seconds, cpu = timed_on(
+                client,
+                lambda: model().fit(X_history, counts, client=client),  # noqa: B023
+            )
             error = np.max(np.abs(fitted.coef_ - local_r.coef_))
             assert error <= 1e-10, error
             shipped = n_workers * (counts.nbytes + X_history.kernels.nbytes)
             rows.append(
-                ("receivers", f"dask, {n_workers} worker(s)", seconds, error,
+                ("receivers", f"dask, {n_workers} worker(s)", seconds, error, cpu,
                  f"{shipped / 1e6:.1f} MB of counts+kernels sent once; "
                  f"{fitted.coef_.nbytes / 1e6:.2f} MB of coefficients back"),
             )  # fmt: skip
@@ -121,13 +140,16 @@ def main() -> None:
             yd = da.from_array(s_counts, chunks=(chunk_rows, -1))
             Xd = popglm.distributed.compute_features(s_basis, yd)
             passes["passes"] = 0
-            fitted, seconds = timed(lambda: model().fit(Xd, yd, client=client))  # noqa: B023
+            fitted, seconds, cpu = timed_on(
+                client,
+                lambda: model().fit(Xd, yd, client=client),  # noqa: B023
+            )
             error = np.max(
                 np.abs(fitted.coef_ - local_s.coef_) / np.maximum(1.0, np.abs(local_s.coef_))
             )
             assert error <= 1e-8, error
             rows.append(
-                ("samples", f"dask, {n_workers} worker(s)", seconds, error,
+                ("samples", f"dask, {n_workers} worker(s)", seconds, error, cpu,
                  f"{passes['passes']} passes x {passes['chunks']} chunks; "
                  f"{passes['bytes_per_chunk'] / 1e6:.2f} MB per chunk result; "
                  f"{X_dense.nbytes / 1e6:.0f} MB design persisted on the workers"),
@@ -142,12 +164,20 @@ def main() -> None:
         f"{X_history.shape[1]} features; samples: dense {X_dense.shape} design, {s_neurons} "
         f"neurons, chunks of {chunk_rows} rows\n"
     )
-    print("| case | run | fit s | speed-up vs 1 worker | max coef difference vs local | note |")
-    print("|---|---|---|---|---|---|")
-    one_worker = {case: s for case, run, s, _, _ in rows if run.startswith("dask, 1")}
-    for case, run, seconds, error, note in rows:
-        ratio = one_worker[case] / seconds
-        print(f"| {case} | {run} | {seconds:.2f} | {ratio:.2f}x | {error:.1e} | {note} |")
+    print(
+        "| case | run | fit s (wall) | wall speed-up vs 1 worker | worker CPU s | CPU-bound "
+        "speed-up | max coef difference vs local | note |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    one_worker = {case: (s, sum(c)) for case, run, s, _, c, _ in rows if run.startswith("dask, 1")}
+    for case, run, seconds, error, cpu, note in rows:
+        wall = one_worker[case][0] / seconds
+        cpu_text = " + ".join(f"{c:.2f}" for c in cpu) if cpu else ""
+        bound = f"{one_worker[case][1] / max(cpu):.2f}x" if cpu else ""
+        print(
+            f"| {case} | {run} | {seconds:.2f} | {wall:.2f}x | {cpu_text} | {bound} | "
+            f"{error:.1e} | {note} |"
+        )
 
 
 if __name__ == "__main__":
