@@ -263,6 +263,25 @@ def test_samples_single_neuron_glm_with_missing_rows(client, counts, history_bas
     assert_same_fit(distributed, local, atol=1e-8)
 
 
+def test_samples_flag_a_silent_neuron_as_the_local_fit_does(client, counts, history_basis):
+    X = history_basis.compute_features(counts)
+    y = counts.copy()
+    y[:, 1] = 0
+    message = r"maximum-likelihood estimate does not exist for neurons \[1\]"
+    with pytest.warns(nmo.ConvergenceWarning, match=message):
+        local = nmo.glm.PopulationGLM().fit(X, y)
+    with pytest.warns(nmo.ConvergenceWarning, match=message):
+        distributed = nmo.glm.PopulationGLM().fit(
+            da.from_array(X, chunks=(1000, -1)), y, client=client
+        )
+    np.testing.assert_array_equal(distributed.fit_info_["status"], local.fit_info_["status"])
+    assert distributed.fit_info_["status"][1] == 3
+    others = [0, 2, 3, 4, 5]
+    np.testing.assert_allclose(
+        distributed.coef_[:, others], local.coef_[:, others], rtol=1e-8, atol=1e-8
+    )
+
+
 # -- errors ------------------------------------------------------------------------------------
 
 

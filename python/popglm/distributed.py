@@ -138,6 +138,11 @@ def fit(
     ``n_threads`` is None: Dask's worker threads supply the parallelism. The results do not
     depend on either.
 
+    The sample-parallel fit takes exact Newton steps (every pass forms each neuron's float64
+    Hessian on every row) until max |gradient| <= ``tol``, then one more; ``fit_info_`` has the
+    local fit's keys. It flags silent neurons (``status`` 3, with a ``ConvergenceWarning``) but,
+    unlike the local engine, not features that perfectly separate a neuron's spikes.
+
     Examples
     --------
     >>> import numpy as np
@@ -789,6 +794,9 @@ def _fit_samples(
     for first in range(0, n_neurons, neurons_per_pass):
         solve(np.arange(first, min(first + neurons_per_pass, n_neurons)))
 
+    # A silent neuron has no finite MLE (its intercept runs to -inf until the gradient is below
+    # tol), as the local engine reports. Perfect separation by the features is not detected here.
+    status[(summary["count_sum"] == 0) & (status == 0)] = 3
     info = {
         "status": status,
         "n_iter": n_iter,
