@@ -14,6 +14,7 @@ import popglm.basis._conv
 import popglm.basis._coupling
 import popglm.basis._eval
 import popglm.basis._transformer
+import popglm.distributed
 import popglm.glm
 import popglm.inference
 import popglm.observation_models
@@ -30,6 +31,7 @@ MODULES = [
     popglm.basis._coupling,
     popglm.basis._eval,
     popglm.basis._transformer,
+    popglm.distributed,
     popglm.glm,
     popglm.inference,
     popglm.observation_models,

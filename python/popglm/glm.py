@@ -348,7 +348,9 @@ class _BaseGLM(BaseEstimator):
         coef, intercept = self._starting_point(init_params, Y[valid], X.shape[1], Y.shape[1])
         return self._coef_from_population(coef), intercept
 
-    def fit(self, X: ArrayLike, y: ArrayLike, init_params: tuple | None = None) -> _BaseGLM:
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, init_params: tuple | None = None, *, client: Any = None
+    ) -> _BaseGLM:
         """Fit to the exact optimum (maximum likelihood, or maximum penalised likelihood).
 
         Rows with NaN or inf in ``X`` or ``y`` are dropped (the first ``window_size`` rows of
@@ -366,11 +368,21 @@ class _BaseGLM(BaseEstimator):
         init_params : tuple (coef, intercept), optional
             Starting point (a warm start), shaped like ``coef_`` and ``intercept_``. Default:
             zero coefficients and each neuron's log mean count.
+        client : dask.distributed.Client, optional
+            Fit on this Dask cluster (``pip install popglm[dask]``): receiver-parallel for NumPy
+            inputs (the same answer as the local fit), sample-parallel when ``X`` and ``y`` are
+            dask arrays chunked along samples. A fit argument, not a model parameter, so
+            ``get_params`` and ``clone`` never hold a live connection. See
+            :func:`popglm.distributed.fit`.
 
         Returns
         -------
         self
         """
+        if client is not None:
+            from .distributed import fit as fit_distributed  # dask is imported only here
+
+            return fit_distributed(self, X, y, client, init_params)
         tol, max_iter, n_threads = self._solver_settings()
         user_X = X
         history = isinstance(X, HistoryFeatures)
