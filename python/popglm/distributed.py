@@ -262,7 +262,12 @@ def _store_fit(
     dof_resid: NDArray | None, dof_pending: tuple | None, tol: float, max_iter: int,
 ) -> Any:  # fmt: skip
     """Set the fitted attributes exactly as ``_BaseGLM.fit`` does, and warn about failures."""
+    from .glm import FIT_STATUS
+
     status = info["status"]
+    info["converged"] = status == 0
+    info["reason"] = np.array([FIT_STATUS[int(code)] for code in status])
+    info["n_threads"] = _task_threads(model)  # per task: each worker runs its own solves
     model.coef_ = model._coef_from_population(coef)
     model.intercept_ = intercept
     model.n_iter_ = info["n_iter"] if model._population else int(info["n_iter"][0])
