@@ -69,3 +69,28 @@ def test_eval_features_keep_the_time_index(two_epochs):
     np.testing.assert_array_equal(
         features.values, nmo.basis.BSplineEval(4).compute_features(angle.values)
     )
+
+
+def test_population_fit_and_predict_take_and_give_pynapple_objects():
+    import popglm as nmo
+
+    rng = np.random.default_rng(4)
+    t = np.arange(4000) * 0.01
+    counts = rng.poisson(0.3, size=(4000, 3)).astype(float)
+    epochs = nap.IntervalSet(start=[0.0, 22.0], end=[19.99, 39.99])  # a gap from 20 s to 22 s
+    spikes = nap.TsdFrame(t=t, d=counts, time_support=epochs)
+    basis = nmo.basis.RaisedCosineLogConv(3, window_size=10)
+    X = basis.compute_features(spikes)
+    assert isinstance(X, nap.TsdFrame)
+    model = nmo.glm.PopulationGLM().fit(X, spikes)
+    # The same fit on plain arrays: history never crosses the epoch gap (NaN rows are dropped).
+    plain = nmo.glm.PopulationGLM().fit(np.asarray(X.values), np.asarray(spikes.values))
+    np.testing.assert_allclose(model.coef_, plain.coef_, rtol=0, atol=1e-12)
+    second = np.searchsorted(np.asarray(spikes.t), 22.0)
+    assert np.isnan(np.asarray(X.values)[second : second + 10]).all()
+    rate = model.predict(X)
+    assert isinstance(rate, nap.TsdFrame)
+    np.testing.assert_array_equal(np.asarray(rate.t), np.asarray(X.t))
+    np.testing.assert_allclose(np.asarray(rate.values), plain.predict(np.asarray(X.values)))
+    values = np.asarray(spikes.values)
+    assert model.score(X, spikes) == pytest.approx(plain.score(np.asarray(X.values), values))

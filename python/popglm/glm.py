@@ -26,6 +26,8 @@ from ._threads import resolve_n_threads
 from ._validation import as_numeric_array, check_positive_int, design_for_core
 from ._version import __version__
 from .basis import HistoryFeatures
+from .basis._pynapple import is_tsd
+from .basis._pynapple import wrap as wrap_tsd
 from .exceptions import ConvergenceWarning, NotFittedError
 from .observation_models import (
     BernoulliObservations,
@@ -109,6 +111,11 @@ def _rows_of(counts: NDArray, rows: NDArray) -> NDArray:
     if rows[-1] - rows[0] + 1 == rows.size:
         return counts[rows[0] : rows[-1] + 1]
     return counts[rows]
+
+
+def _plain(x: Any) -> Any:
+    """Return the values of a pynapple Tsd/TsdFrame (unconverted); anything else unchanged."""
+    return np.asarray(x.values) if is_tsd(x) else x
 
 
 def _check_spike_counts(counts: NDArray, block_rows: int = 1 << 16) -> None:
@@ -379,6 +386,7 @@ class _BaseGLM(BaseEstimator):
         -------
         self
         """
+        X, y = _plain(X), _plain(y)  # pynapple Tsd/TsdFrame: their values
         if client is not None:
             from .distributed import fit as fit_distributed  # dask is imported only here
 
@@ -653,19 +661,23 @@ class _BaseGLM(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or HistoryFeatures, shape (n_samples, n_features)
+        X : array-like, HistoryFeatures or pynapple TsdFrame, shape (n_samples, n_features)
 
         Returns
         -------
         ndarray, shape (n_samples,) for GLM or (n_samples, n_neurons) for PopulationGLM
-            ``exp(X @ coef_ + intercept_)``; NaN rows of X give NaN rows.
+            ``exp(X @ coef_ + intercept_)``; NaN rows of X give NaN rows. A pynapple Tsd
+            (GLM) or TsdFrame (PopulationGLM) on X's time index when X is a pynapple object.
         """
         self._check_is_fit()
-        rate = self._mean_response(self._linear_predictor(X, self.coef_, self.intercept_))
-        return rate if self._population else rate[:, 0]
+        time_index = (np.asarray(X.t), X.time_support) if is_tsd(X) else None
+        rate = self._mean_response(self._linear_predictor(_plain(X), self.coef_, self.intercept_))
+        # A pynapple input gives a pynapple output on the same time index, as NeMoS does.
+        return wrap_tsd(rate if self._population else rate[:, 0], time_index)
 
     def _scored_rows(self, X: Any, y: ArrayLike) -> tuple[NDArray, NDArray]:
         """Rates and counts on the rows where X and y are finite (NeMoS drops NaN rows)."""
+        X, y = _plain(X), _plain(y)
         Y = self._as_population_y(y).astype(np.float64)
         rate = self._mean_response(self._linear_predictor(X, self.coef_, self.intercept_))
         if rate.shape[0] != Y.shape[0]:
@@ -752,6 +764,7 @@ class _BaseGLM(BaseEstimator):
             raise ValueError("params must be a tuple (coef, intercept)")
         coef = np.asarray(as_numeric_array(params[0], "params[0]"), dtype=np.float64)
         intercept = np.atleast_1d(np.asarray(as_numeric_array(params[1], "params[1]"), float))
+        X, y = _plain(X), _plain(y)
         eta = self._linear_predictor(X, coef, intercept)
         Y = self._as_population_y(y).astype(np.float64)
         keep = np.isfinite(eta).all(axis=1) & np.isfinite(Y).all(axis=1)
