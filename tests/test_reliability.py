@@ -296,3 +296,27 @@ def test_overflowing_start_and_huge_counts_give_the_mle(coupled_design, coupled_
     plain = nmo.glm.PopulationGLM().fit(coupled_design, coupled_counts)
     np.testing.assert_allclose(model.coef_, plain.coef_, rtol=0, atol=1e-6)
     np.testing.assert_allclose(model.intercept_, plain.intercept_ + np.log(1e6), atol=1e-6)
+
+
+def test_misaligned_float64_inputs_are_copied_before_the_core_reads_them(coupled_counts):
+    """NumPy allows float64 buffers at odd addresses (e.g. unpickled from a network frame, as on
+    Dask workers); C++ may not read doubles there (UBSan: misaligned load). They are copied."""
+    basis = nmo.basis.RaisedCosineLogConv(4, window_size=8)
+    X = basis.compute_features(coupled_counts)
+
+    def misaligned(array):
+        raw = np.empty(array.nbytes + 1, dtype=np.uint8)
+        view = raw[1:].view(np.float64).reshape(array.shape)
+        view[...] = array
+        assert not view.flags.aligned
+        return view
+
+    from popglm._validation import design_for_core, fortran_float64
+
+    assert design_for_core(misaligned(X)).flags.aligned
+    assert fortran_float64(misaligned(X)).flags.aligned
+    reference = nmo.glm.PopulationGLM().fit(X, coupled_counts)
+    model = nmo.glm.PopulationGLM().fit(misaligned(X), misaligned(coupled_counts.astype(float)))
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+    features = basis.compute_features(misaligned(coupled_counts.astype(float)))
+    np.testing.assert_array_equal(features, X)

@@ -11,6 +11,7 @@ __all__ = [
     "as_numeric_array",
     "check_positive_int",
     "design_for_core",
+    "fortran_float64",
 ]
 
 
@@ -42,11 +43,19 @@ def as_numeric_array(x: ArrayLike, name: str) -> NDArray:
 
 
 def design_for_core(x: NDArray) -> NDArray:
-    """Return a float64 2-D array the core can read in place: F- or C-contiguous.
+    """Return a float64 2-D array the core can read in place: F- or C-contiguous, aligned.
 
     A float64 array that is already contiguous in either order is passed through, so a
     large design matrix is never copied; anything else is converted once to Fortran order.
+    Misaligned buffers (NumPy allows them, e.g. arrays unpickled from a network frame, as Dask
+    workers receive them) are copied: reading a double at a misaligned address is undefined
+    behaviour in C++ (found by UndefinedBehaviorSanitizer).
     """
-    if x.dtype == np.float64 and (x.flags.f_contiguous or x.flags.c_contiguous):
+    if x.dtype == np.float64 and (x.flags.f_contiguous or x.flags.c_contiguous) and x.flags.aligned:
         return x
-    return np.asfortranarray(x, dtype=np.float64)
+    return fortran_float64(x)
+
+
+def fortran_float64(x: ArrayLike) -> NDArray:
+    """Return ``x`` as an aligned, Fortran-ordered float64 array, copying only if needed."""
+    return np.require(x, dtype=np.float64, requirements=["F", "A"])

@@ -139,7 +139,7 @@ def fit(
     depend on either.
 
     The sample-parallel fit takes exact Newton steps (every pass forms each neuron's float64
-    Hessian on every row) until max |gradient| <= ``tol``, then one more; ``fit_info_`` has the
+    Hessian on every row) until ``max |gradient| <= tol``, then one more; ``fit_info_`` has the
     local fit's keys. It flags silent neurons (``status`` 3, with a ``ConvergenceWarning``) but,
     unlike the local engine, not features that perfectly separate a neuron's spikes.
 

@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator
 from ._native import core as _core
 from ._progress import FitProgress
 from ._threads import resolve_n_threads
-from ._validation import as_numeric_array, check_positive_int, design_for_core
+from ._validation import as_numeric_array, check_positive_int, design_for_core, fortran_float64
 from ._version import __version__
 from .basis import HistoryFeatures
 from .basis._pynapple import is_tsd
@@ -411,7 +411,7 @@ class _BaseGLM(BaseEstimator):
         ridge = penalty["l2"] if self._regularizer.needs_strength else np.zeros((0, 0), order="F")
 
         # The counts the features were computed from are already float64 in Fortran order.
-        counts = X.inputs if reuse_inputs else np.asfortranarray(Y, dtype=np.float64)
+        counts = X.inputs if reuse_inputs else fortran_float64(Y)
         if history:
             valid = np.ones(n_samples, dtype=np.uint8)
             valid[: X.window_size] = 0
@@ -1043,7 +1043,7 @@ class GLM(_BaseGLM):
     solver_kwargs : dict, optional
         ``tol`` and ``maxiter`` override ``tol`` and ``max_iter``.
     tol : float
-        Stop when max |gradient of the objective| <= tol.
+        Stop when ``max |gradient of the objective| <= tol``.
     max_iter : int
         Newton iterations allowed.
     n_threads : int, optional
@@ -1126,14 +1126,14 @@ class PopulationGLM(_BaseGLM):
     feature_mask : array-like of 0/1, shape (n_features, n_neurons), optional
         Which features enter which neuron's model. Default: all features for all neurons.
     tol : float
-        Stop when max |gradient of the per-neuron objective| <= tol.
+        Stop when ``max |gradient of the per-neuron objective| <= tol``.
     max_iter : int
         Newton iterations allowed per neuron.
     n_threads : int, optional
         Threads for the per-neuron solves; default: all cores this process may use, within
         ``OMP_NUM_THREADS`` and threadpoolctl's limits. The results do not depend on it.
     verbose : bool, optional
-        Show a progress bar (tqdm if installed: neurons done, current largest max |gradient|)
+        Show a progress bar (tqdm if installed: neurons done, current largest ``max |gradient|``)
         for fits longer than a second: ``None`` (default) when stderr is a terminal or in a
         notebook, ``True`` always, ``False`` never.
 
@@ -1152,7 +1152,7 @@ class PopulationGLM(_BaseGLM):
         Per neuron: ``status`` (codes in ``popglm.glm.FIT_STATUS``), ``converged`` (bool),
         ``reason`` (the status as text: "converged", "max_iter_reached", "line_search_failed",
         "mle_at_infinity", "no_valid_rows", "internal_error"), ``n_iter``, ``gradient_norm``
-        (final max |gradient|), ``objective`` (final objective without the log(y!) term),
+        (final ``max |gradient|``), ``objective`` (final objective without the log(y!) term),
         ``n_hessian`` (Hessians formed, the dominant cost), plus ``n_samples_used`` (rows left
         after dropping NaN/inf) and ``n_threads`` (threads the solver used).
 

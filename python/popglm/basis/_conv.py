@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .._native import core as _core
 from .._threads import available_cores
-from .._validation import check_positive_int
+from .._validation import check_positive_int, fortran_float64
 from . import _functions as F
 from ._base import Basis, user_stacklevel
 
@@ -176,7 +176,7 @@ class _ConvBasis(Basis):
     def _features(self, arrays: list[NDArray], epochs: list) -> NDArray:
         x = arrays[0]
         n_samples = x.shape[0]
-        columns = np.asfortranarray(x.reshape(n_samples, -1), dtype=np.float64)
+        columns = fortran_float64(x.reshape(n_samples, -1))
         kernels = np.asfortranarray(self.kernel_, dtype=np.float64)
         n_columns = columns.shape[1] * kernels.shape[1]
         causality = self._conv_kwargs.get("predictor_causality", "causal")
@@ -264,7 +264,7 @@ class _ConvBasis(Basis):
                 f"{x.shape[0]}: every row would be NaN"
             )
         n_samples = x.shape[0]
-        columns = np.asfortranarray(x.reshape(n_samples, -1), dtype=np.float64)
+        columns = fortran_float64(x.reshape(n_samples, -1))
         if not np.isfinite(columns).all():
             raise ValueError(
                 "xi must be finite for history_features; use compute_features for inputs with "
