@@ -8,6 +8,7 @@ import pytest
 
 import popglm
 import popglm.basis
+import popglm.cli
 import popglm.basis._base
 import popglm.basis._composite
 import popglm.basis._conv
@@ -24,6 +25,7 @@ import popglm.simulation
 
 MODULES = [
     popglm.basis,
+    popglm.cli,
     # doctest only visits objects defined in the module it is given: list the submodules.
     popglm.basis._base,
     popglm.basis._composite,

@@ -47,8 +47,9 @@ def parse_basis(spec: str):
 
     Examples
     --------
-    >>> parse_basis("raised-cosine-log:4:20")
-    RaisedCosineLogConv(n_basis_funcs=4, window_size=20, width=2.0, time_scaling=50.0, enforce_decay_to_zero=True)
+    >>> basis = parse_basis("raised-cosine-log:4:20")
+    >>> type(basis).__name__, basis.n_basis_funcs, basis.window_size
+    ('RaisedCosineLogConv', 4, 20)
     """
     name, *numbers = spec.strip().split(":")
     try:
