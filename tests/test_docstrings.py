@@ -8,13 +8,13 @@ import pytest
 
 import popglm
 import popglm.basis
-import popglm.cli
 import popglm.basis._base
 import popglm.basis._composite
 import popglm.basis._conv
 import popglm.basis._coupling
 import popglm.basis._eval
 import popglm.basis._transformer
+import popglm.cli
 import popglm.distributed
 import popglm.glm
 import popglm.inference

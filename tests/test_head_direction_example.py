@@ -11,9 +11,13 @@ import sys
 EXAMPLE = pathlib.Path(__file__).resolve().parents[1] / "examples" / "head_direction.py"
 
 
-def test_head_direction_example_recovers_tuning_and_coupling():
+def test_head_direction_example_recovers_tuning_and_coupling(tmp_path):
     argv, stdout = sys.argv, io.StringIO()
-    sys.argv = [str(EXAMPLE), "15000"]  # half the example's data: quicker, still identifiable
+    sys.argv = [
+        str(EXAMPLE),
+        "15000",
+        str(tmp_path),
+    ]  # half the example's data: quicker, still identifiable
     try:
         with contextlib.redirect_stdout(stdout):
             namespace = runpy.run_path(str(EXAMPLE), run_name="__main__")
@@ -28,3 +32,4 @@ def test_head_direction_example_recovers_tuning_and_coupling():
     # the mask keeps absent couplings at exactly zero
     masked = namespace["masked"]
     assert (masked.coef_[namespace["mask"] == 0] == 0).all()
+    assert (tmp_path / "head_direction_tuning.png").stat().st_size > 1000
