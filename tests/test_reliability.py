@@ -320,3 +320,12 @@ def test_misaligned_float64_inputs_are_copied_before_the_core_reads_them(coupled
     np.testing.assert_array_equal(model.coef_, reference.coef_)
     features = basis.compute_features(misaligned(coupled_counts.astype(float)))
     np.testing.assert_array_equal(features, X)
+    # History features as a Dask worker rebuilds them, from unpickled (possibly odd) buffers.
+    from popglm.basis import HistoryFeatures
+
+    history = HistoryFeatures(
+        misaligned(np.asfortranarray(coupled_counts, dtype=float)), misaligned(basis.kernel_)
+    )
+    assert history.inputs.flags.aligned and history.kernels.flags.aligned
+    from_history = nmo.glm.PopulationGLM().fit(history, coupled_counts)
+    np.testing.assert_allclose(from_history.coef_, reference.coef_, rtol=0, atol=1e-10)

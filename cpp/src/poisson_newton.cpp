@@ -258,12 +258,13 @@ class PopulationSolver {
     const int max_rounds = kRoundsPerIteration * (options_.max_iter + kPolishSteps) + 16;
     for (int round = 0; round < max_rounds; ++round) {
       running.clear();
-      double largest_gradient = 0.0;
+      // NaN until some neuron has a gradient (the first rounds): progress reports it as pending.
+      double largest_gradient = std::numeric_limits<double>::quiet_NaN();
       for (auto& state : states)
         if (state.stage != Stage::kDone) {
           running.push_back(&state);
-          if (std::isfinite(state.result.gradient_norm))
-            largest_gradient = std::max(largest_gradient, state.result.gradient_norm);
+          if (std::isfinite(state.result.gradient_norm) && !(state.result.gradient_norm <= largest_gradient))
+            largest_gradient = state.result.gradient_norm;
         }
       if (running.empty()) return;
       if (options_.progress)

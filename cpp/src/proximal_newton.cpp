@@ -297,12 +297,13 @@ class SparseSolver {
     const Index n_neurons = static_cast<Index>(states.size());
     for (int round = 0; round < options_.max_iter + kExtraRounds; ++round) {
       std::vector<SparseState*> running, needing, stepping;
-      double largest_gradient = 0.0;
+      // NaN until some neuron has a gradient (the first rounds): progress reports it as pending.
+      double largest_gradient = std::numeric_limits<double>::quiet_NaN();
       for (auto& state : states)
         if (!state.done) {
           running.push_back(&state);
-          if (std::isfinite(state.gradient_norm))
-            largest_gradient = std::max(largest_gradient, state.gradient_norm);
+          if (std::isfinite(state.gradient_norm) && !(state.gradient_norm <= largest_gradient))
+            largest_gradient = state.gradient_norm;
         }
       if (running.empty()) break;
       if (options_.progress)

@@ -37,7 +37,8 @@ class FitProgress:
         if now - self._start < self._delay:
             return
         self._total = total
-        status = f"max |gradient| {max_gradient:.2e}"
+        # NaN: no neuron has a gradient yet (the solvers' first rounds).
+        status = "max |gradient| pending" if max_gradient != max_gradient else f"max |gradient| {max_gradient:.2e}"
         if self._bar is None and self._last_line == 0.0:
             self._bar = _make_bar(self._description, total)
         if self._bar is not None:

@@ -25,7 +25,7 @@ struct NewtonOptions {
   /// Checked between rounds and row blocks; when it fires, unfinished neurons end `interrupted`.
   const StopToken* stop = nullptr;
   /// Called by the calling thread between rounds with (neurons done, neurons, largest max
-  /// |gradient| among the running ones); may be empty.
+  /// |gradient| among the running ones, NaN before any is known); may be empty.
   std::function<void(Index, Index, double)> progress;
 };
 

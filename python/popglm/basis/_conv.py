@@ -680,8 +680,10 @@ class HistoryFeatures:
     dtype = np.dtype(np.float64)
 
     def __init__(self, inputs: NDArray, kernels: NDArray, source: object = None) -> None:
-        self.inputs = inputs
-        self.kernels = kernels
+        # A Dask worker rebuilds these from unpickled buffers, which may be misaligned: the core
+        # must never read a double at a misaligned address (UBSan finding), so those are copied.
+        self.inputs = fortran_float64(inputs)
+        self.kernels = fortran_float64(kernels)
         # The caller's array: when the same array is passed as y, the fit reuses `inputs`.
         self._source = source
 
