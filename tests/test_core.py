@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -95,14 +99,15 @@ def test_fit_reports_status_codes():
     assert (n_iter > 0).all() and (gradient_norm <= 1e-8).all()
 
 
-def test_isa_builds_agree():
-    """_core (any CPU) and _core_v3 (AVX2/FMA) compute the same fit up to rounding."""
-    v3 = pytest.importorskip("popglm._core_v3")
-    if not _core.cpu_supports_x86_64_v3():
-        pytest.skip("this CPU cannot run the x86-64-v3 build")
-    assert v3.isa == "x86-64-v3" and _core.isa == "baseline"
+@pytest.mark.parametrize("level", ["v3", "v4"])
+def test_isa_builds_agree(level):
+    """_core (any CPU), _core_v3 (AVX2/FMA) and _core_v4 (AVX-512) fit alike up to rounding."""
+    other = pytest.importorskip(f"popglm._core_{level}")
+    if not getattr(_core, f"cpu_supports_x86_64_{level}")():
+        pytest.skip(f"this CPU cannot run the x86-64-{level} build")
+    assert other.isa == f"x86-64-{level}" and _core.isa == "baseline"
     results = []
-    for module in (_core, v3):
+    for module in (_core, other):
         args = fit_args(n_samples=400, n_features=6, n_neurons=3)
         module.fit_poisson_population(*args, 1e-8, 100, 2)
         results.append((args[5], args[6]))
@@ -113,13 +118,39 @@ def test_isa_builds_agree():
 def test_package_uses_the_fastest_supported_build():
     from popglm._native import core
 
-    expected = "x86-64-v3" if _core.cpu_supports_x86_64_v3() and _has_v3() else "baseline"
+    if _core.cpu_supports_x86_64_v4() and _built("v4"):
+        expected = "x86-64-v4"
+    elif _core.cpu_supports_x86_64_v3() and _built("v3"):
+        expected = "x86-64-v3"
+    else:
+        expected = "baseline"
     assert core.isa == expected
 
 
-def _has_v3() -> bool:
+@pytest.mark.parametrize("cap", ["baseline", "x86-64-v3", "x86-64-v4"])
+def test_popglm_isa_caps_the_build(cap):
+    code = "from popglm._native import core; print(core.isa)"
+    env = {**os.environ, "POPGLM_ISA": cap}
+    chosen = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    levels = ["baseline", "x86-64-v3", "x86-64-v4"]
+    assert levels.index(chosen) <= levels.index(cap)
+    if cap == "baseline":
+        assert chosen == "baseline"
+
+
+def test_popglm_isa_rejects_unknown_levels():
+    env = {**os.environ, "POPGLM_ISA": "avx9000"}
+    result = subprocess.run(
+        [sys.executable, "-c", "import popglm"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "POPGLM_ISA must be one of" in result.stderr
+
+
+def _built(level: str) -> bool:
     try:
-        import popglm._core_v3  # noqa: F401
+        __import__(f"popglm._core_{level}")
     except ImportError:
         return False
     return True

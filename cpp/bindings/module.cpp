@@ -22,6 +22,18 @@ bool cpu_supports_x86_64_v3() {
 #endif
 }
 
+/// True when this CPU runs x86-64-v4 code (AVX-512 F/BW/CD/DQ/VL), i.e. popglm._core_v4 is usable.
+bool cpu_supports_x86_64_v4() {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+  __builtin_cpu_init();
+  return cpu_supports_x86_64_v3() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512cd") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
+#else
+  return false;
+#endif
+}
+
 /// Threads an OpenMP region started by the calling thread would get: OMP_NUM_THREADS, or what
 /// threadpoolctl's threadpool_limits set through omp_set_num_threads.
 int openmp_max_threads() {
@@ -39,6 +51,7 @@ PYBIND11_MODULE(POPGLM_MODULE_NAME, m) {
   popglm::bindings::register_convolve(m);
   popglm::bindings::register_glm(m);
   m.def("cpu_supports_x86_64_v3", &cpu_supports_x86_64_v3);
+  m.def("cpu_supports_x86_64_v4", &cpu_supports_x86_64_v4);
   m.def("openmp_max_threads", &openmp_max_threads);
   m.attr("isa") = POPGLM_ISA;
 #ifdef _OPENMP

@@ -1,4 +1,4 @@
-"""Type stubs for popglm's private C++ extension (also describes popglm._core_v3)."""
+"""Type stubs for popglm's private C++ extension (also describes popglm._core_v3 and _core_v4)."""
 
 import enum
 from collections.abc import Callable
@@ -19,6 +19,7 @@ class FitStatus(enum.IntEnum):
     interrupted = 6
 
 def cpu_supports_x86_64_v3() -> bool: ...
+def cpu_supports_x86_64_v4() -> bool: ...
 def openmp_max_threads() -> int: ...
 def convolve_history(
     x: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order

@@ -1,7 +1,9 @@
 """Pick the fastest build of the C++ core this CPU can run.
 
-``_core`` runs on any CPU; ``_core_v3`` (x86-64 only) is the same code compiled for x86-64-v3
-(AVX2 + FMA), about twice as fast in the Hessian kernel. ``POPGLM_ISA=baseline`` forces ``_core``.
+``_core`` runs on any CPU; on x86-64, ``_core_v3`` is the same code compiled for x86-64-v3
+(AVX2 + FMA, about twice as fast in the Hessian kernel) and ``_core_v4`` for x86-64-v4
+(AVX-512, about 1.8x faster again in the matrix products). ``POPGLM_ISA`` set to ``baseline``,
+``x86-64-v3`` or ``x86-64-v4`` caps the choice.
 """
 
 from __future__ import annotations
@@ -12,18 +14,26 @@ from . import _core as baseline
 
 __all__ = ["core"]
 
+_LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
+
 
 def _select():
-    if (
-        os.environ.get("POPGLM_ISA", "").lower() == "baseline"
-        or not baseline.cpu_supports_x86_64_v3()
-    ):
-        return baseline
-    try:
-        from . import _core_v3
-    except ImportError:  # not built on this platform
-        return baseline
-    return _core_v3
+    requested = os.environ.get("POPGLM_ISA", "").lower() or _LEVELS[-1]
+    if requested not in _LEVELS:
+        raise ValueError(f"POPGLM_ISA must be one of {', '.join(_LEVELS)}, got {requested!r}")
+    cap = _LEVELS.index(requested)
+    candidates = [
+        ("_core_v4", 2, baseline.cpu_supports_x86_64_v4),
+        ("_core_v3", 1, baseline.cpu_supports_x86_64_v3),
+    ]
+    for module_name, level, supported in candidates:
+        if level > cap or not supported():
+            continue
+        try:
+            return __import__(f"{__package__}.{module_name}", fromlist=["isa"])
+        except ImportError:  # not built on this platform
+            continue
+    return baseline
 
 
 core = _select()
