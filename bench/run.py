@@ -94,6 +94,19 @@ def build_features(spec, counts):
     return make_basis(spec).compute_features(counts)
 
 
+def best_of(fit, min_total: float = 1.0, max_repeats: int = 30):
+    """(result, best seconds, repeats) of ``fit()``, repeated until ``min_total`` seconds are spent
+    or ``max_repeats`` runs are done, as timeit does: a fit of a millisecond timed once measures
+    the machine's noise more than the fit. Every peer's timed fit goes through here."""
+    times = []
+    while True:
+        start = time.perf_counter()
+        result = fit()
+        times.append(time.perf_counter() - start)
+        if sum(times) >= min_total or len(times) >= max_repeats:
+            return result, min(times), len(times)
+
+
 def warm_up_popglm(spec, counts, n_rows: int = 2000) -> None:
     """One small fit before the timed one, as NeMoS gets a warm (second) fit: it starts OpenMP's
     thread pool and loads the code, one-time costs of a process, not of a fit."""
@@ -141,9 +154,14 @@ def kernel_rates(X, n_neurons: int) -> dict:
     coefs = np.asfortranarray(np.random.default_rng(1).normal(size=(X.shape[1], n_neurons)))
     out = np.empty((rows.size, n_neurons), order="F")
     offsets = np.zeros(n_neurons)
-    start = time.perf_counter()
+    # Best of three after a first call (which page-faults `out` in), as for the Hessians' warm-up.
     core.design_multiply(X, rows, coefs, offsets, out, os.cpu_count() or 1)
-    rates["product"] = 2 * rows.size * X.shape[1] * n_neurons / (time.perf_counter() - start) / 1e9
+    seconds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        core.design_multiply(X, rows, coefs, offsets, out, os.cpu_count() or 1)
+        seconds.append(time.perf_counter() - start)
+    rates["product"] = 2 * rows.size * X.shape[1] * n_neurons / min(seconds) / 1e9
     return rates
 
 
@@ -195,19 +213,21 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
         basis = getattr(nemos.basis, basis_name)(**basis_kwargs)
         t0 = time.perf_counter()
         X = np.asarray(basis.compute_features(counts))
-        t1 = time.perf_counter()
-        np.asarray(basis.compute_features(counts))
-        record["features_s"] = time.perf_counter() - t1
-        record["features_cold_s"] = t1 - t0
+        record["features_cold_s"] = time.perf_counter() - t0
+        _, record["features_s"], _ = best_of(
+            lambda: np.asarray(basis.compute_features(counts)), min_total=0.5
+        )
         y = counts.astype(np.float64)
         t0 = time.perf_counter()
         model = nemos.glm.PopulationGLM().fit(X, y)
         np.asarray(model.coef_)
         record["fit_cold_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        model = nemos.glm.PopulationGLM().fit(X, y)
-        coef, intercept = np.asarray(model.coef_), np.asarray(model.intercept_)
-        record["fit_s"] = time.perf_counter() - t0
+
+        def fit_nemos():
+            model = nemos.glm.PopulationGLM().fit(X, y)
+            return np.asarray(model.coef_), np.asarray(model.intercept_)
+
+        (coef, intercept), record["fit_s"], record["fit_repeats"] = best_of(fit_nemos)
         record["neurons_fitted"] = n_neurons
     elif peer == "popglm" and case in HISTORY_ONLY_CASES:
         import popglm as nmo
@@ -220,9 +240,9 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
         t0 = time.perf_counter()
         features = make_basis(spec).history_features(y)
         record["features_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        model = nmo.glm.PopulationGLM().fit(features, y)
-        record["fit_s"] = time.perf_counter() - t0
+        model, record["fit_s"], record["fit_repeats"] = best_of(
+            lambda: nmo.glm.PopulationGLM().fit(features, y)
+        )
         coef, intercept = model.coef_, model.intercept_
         record.update(
             neurons_fitted=n_neurons, newton_iterations=int(model.n_iter_.sum()),
@@ -232,20 +252,18 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
     else:
         import popglm  # noqa: F401  (import time is not feature time)
 
-        # Warm timing, as for NeMoS above: the second call, after the first touched the pages.
+        # Warm timing, as for NeMoS above: calls after the first, which touched the pages.
         build_features(spec, counts)
-        t0 = time.perf_counter()
-        X = build_features(spec, counts)
-        record["features_s"] = time.perf_counter() - t0
+        X, record["features_s"], _ = best_of(lambda: build_features(spec, counts), min_total=0.5)
         y = counts.astype(np.float64)
         if peer == "popglm":
             import popglm as nmo
             from popglm._native import core
 
             warm_up_popglm(spec, y)
-            t0 = time.perf_counter()
-            model = nmo.glm.PopulationGLM().fit(X, y)
-            record["fit_s"] = time.perf_counter() - t0
+            model, record["fit_s"], record["fit_repeats"] = best_of(
+                lambda: nmo.glm.PopulationGLM().fit(X, y)
+            )
             coef, intercept = model.coef_, model.intercept_
             record["neurons_fitted"] = n_neurons
             record["newton_iterations"] = int(model.n_iter_.sum())
@@ -261,8 +279,10 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
                 m.fit(Xv, yj)
                 return m.coef_, m.intercept_
 
-            coef, intercept, done, seconds = per_neuron(fit_one, X, y, range(n_neurons), budget)
-            record.update(fit_s=seconds, neurons_fitted=done)
+            (coef, intercept, done, _), seconds, repeats = best_of(
+                lambda: per_neuron(fit_one, X, y, range(n_neurons), budget)
+            )
+            record.update(fit_s=seconds, neurons_fitted=done, fit_repeats=repeats)
         elif peer == "statsmodels":
             import statsmodels.api as sm
 
@@ -271,8 +291,10 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
                 params = sm.GLM(yj, design, family=sm.families.Poisson()).fit().params
                 return params[1:], params[0]
 
-            coef, intercept, done, seconds = per_neuron(fit_one, X, y, range(n_neurons), budget)
-            record.update(fit_s=seconds, neurons_fitted=done)
+            (coef, intercept, done, _), seconds, repeats = best_of(
+                lambda: per_neuron(fit_one, X, y, range(n_neurons), budget)
+            )
+            record.update(fit_s=seconds, neurons_fitted=done, fit_repeats=repeats)
         elif peer == "glum":
             from glum import GeneralizedLinearRegressor
 
@@ -281,8 +303,10 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
                 m.fit(Xv, yj)
                 return m.coef_, m.intercept_
 
-            coef, intercept, done, seconds = per_neuron(fit_one, X, y, range(n_neurons), budget)
-            record.update(fit_s=seconds, neurons_fitted=done)
+            (coef, intercept, done, _), seconds, repeats = best_of(
+                lambda: per_neuron(fit_one, X, y, range(n_neurons), budget)
+            )
+            record.update(fit_s=seconds, neurons_fitted=done, fit_repeats=repeats)
         else:
             raise ValueError(peer)
     record.setdefault("peak_rss_mb", peak_rss_mb())
@@ -464,6 +488,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
         note = []
         if r.get("extrapolated"):
             note.append(f"{r['neurons_fitted']} of {r['n_neurons']} neurons, extrapolated")
+        if r.get("fit_repeats", 1) > 1:
+            note.append(f"best of {r['fit_repeats']}")
         if "fit_cold_s" in r:
             note.append(
                 f"cold fit {r['fit_cold_s']:.2f} s (JIT), features cold {r['features_cold_s']:.2f} s"
