@@ -318,6 +318,7 @@ class NeuronRows {
     const Index q = n_params();
     hessian.setZero(q, q);
     block_.resize(block_rows_, q);
+    root_weights_.resize(block_rows_);
     if (single_precision) {
       block_single_.resize(block_rows_, q);
       hessian_single_.resize(q, q);
@@ -326,14 +327,19 @@ class NeuronRows {
       if (stop_requested(stop)) break;
       const Index len = std::min(block_rows_, n_rows() - start);
       gather(start, len);
-      auto rows_block = block_.topRows(len);
-      rows_block.array().colwise() *= weights.segment(start, len).array().sqrt();
+      // Square roots once per row (not once per element), then one pass per column that scales
+      // and, for float32, converts: at Hessian sizes these passes cost as much as the product.
+      auto root = root_weights_.head(len);
+      root = weights.segment(start, len).array().sqrt();
       if (single_precision) {
-        block_single_.topRows(len) = rows_block.template cast<float>();
+        for (Index a = 0; a < q; ++a)
+          block_single_.col(a).head(len) = (block_.col(a).head(len).array() * root.array()).template cast<float>();
         hessian_single_.setZero();
         hessian_single_.selfadjointView<Eigen::Lower>().rankUpdate(block_single_.topRows(len).transpose());
         hessian.template triangularView<Eigen::Lower>() += hessian_single_.template cast<double>();
       } else {
+        auto rows_block = block_.topRows(len);
+        for (Index a = 0; a < q; ++a) rows_block.col(a).array() *= root.array();
         hessian.selfadjointView<Eigen::Lower>().rankUpdate(rows_block.transpose());
       }
     }
@@ -354,6 +360,7 @@ class NeuronRows {
   bool contiguous_;
   Index block_rows_;
   MatrixColMajor block_;
+  VectorXd root_weights_;
   Eigen::MatrixXf block_single_;
   Eigen::MatrixXf hessian_single_;
 };
