@@ -215,8 +215,10 @@ def test_population_fit_is_the_mle_or_a_clear_error(case):
         slack = 1e-9 * (1.0 + abs(best))
         if model.fit_info_["reason"][j] == "mle_at_infinity":
             # The infimum is approached along a ray, where the objective's excess is about the
-            # gradient norm, which the fit drives below tol (1e-8).
-            slack += 2e-8
+            # gradient norm: below tol (1e-8), or the norm reported where a late divergence check
+            # (from iteration 20 on) stopped the fit before tol (found by the thorough profile:
+            # 2 samples, excess 2.45e-8 at a reported gradient norm of 2.45e-8).
+            slack += 2 * max(1e-8, float(model.fit_info_["gradient_norm"][j]))
         assert ours <= best + slack, (j, ours, best, model.fit_info_["reason"][j])
         if model.fit_info_["reason"][j] == "converged":
             gradient = poisson_gradient(active, counts[:, j], theta)

@@ -37,6 +37,9 @@ constexpr double kVanishingRate = 1e-6;
 // ... and, before the gradient is within tol, only from this many iterations on, repeated every
 // kRecheckInterval iterations after a check that found no divergence.
 constexpr int kLateIteration = 20;
+// At the end of polishing the check also runs below this fraction of the mean count when that is
+// under 10 n tol (see rates_at_tol_floor).
+constexpr double kTolFloorRate = 1e-4;
 constexpr int kRecheckInterval = 10;
 constexpr int kDivergentConfirmations = 3;
 // A Hessian factor is reused while each step it gives cuts the max |gradient| at least by this
@@ -207,6 +210,7 @@ struct NeuronState {
   double previous_norm = 0.0;
   double polish_step = 0.0;
   int divergent_confirmations = 0;
+  bool checked_after_polish = false;  // the end-of-polish divergence check has run
   int polish_count = 0;
   int approximation_misses = 0;
   int next_divergence_check = kLateIteration;
@@ -427,6 +431,15 @@ class PopulationSolver {
            std::exp(eta_.col(state.neuron).minCoeff()) < kVanishingRate * state.mean_count;
   }
 
+  /// rates_reach_zero, or some rate so small that its row's share of the mean gradient is near
+  /// tol (rate < 10 n tol) while far below the mean count: where a ray towards an MLE at infinity
+  /// can end within tol without its rates ever looking vanishing against the mean.
+  bool rates_at_tol_floor(const NeuronState& state) const {
+    const double floor = std::min(10.0 * static_cast<double>(rows_.size()) * options_.tol,
+                                  kTolFloorRate * state.mean_count);
+    return rates_reach_zero(state) || std::exp(eta_.col(state.neuron).minCoeff()) < floor;
+  }
+
   void set_point(NeuronState& state, const VectorXd& eta) { eta_.col(state.neuron) = eta; }
 
   void move(NeuronState& state, double step) {
@@ -523,7 +536,7 @@ class PopulationSolver {
     }
     if (state.within_tol) {
       newton_direction(state);
-      start_polish(state);
+      start_polish(state, /*may_check=*/true);
       return;
     }
     if (state.result.n_iter >= options_.max_iter) {
@@ -573,7 +586,8 @@ class PopulationSolver {
           state.theta = state.theta_before_polish;
           const VectorXd eta = eta_.col(state.neuron) - state.polish_step * step_eta_.col(state.batch_column);
           set_point(state, eta);
-          finish(state, FitStatus::converged);
+          state.gradient = state.gradient_before_move;  // the gradient at that point
+          finish_converged(state, /*may_check=*/true);
           return false;
         }
         const double previous_norm = state.result.gradient_norm;
@@ -582,11 +596,11 @@ class PopulationSolver {
         ++state.polish_count;
         remember_curvature(state);
         if (norm > kPolishContraction * previous_norm || state.polish_count >= kPolishSteps) {
-          finish(state, FitStatus::converged);
+          finish_converged(state, /*may_check=*/true);
           return false;
         }
         newton_direction(state);
-        plan_polish_step(state);
+        plan_polish_step(state, /*may_check=*/true);
         return false;
       }
       case Stage::kIterate:
@@ -611,22 +625,42 @@ class PopulationSolver {
     return false;
   }
 
-  void start_polish(NeuronState& state) {
+  /// `may_check`: called while planning (not while advancing), when a divergence check can
+  /// still be scheduled for this round's products.
+  void start_polish(NeuronState& state, bool may_check) {
     state.result.status = FitStatus::converged;
     state.polish_count = 0;
-    plan_polish_step(state);
+    plan_polish_step(state, may_check);
+  }
+
+  /// Within tol at the end of polishing. Polishing can drive a rate to zero that was not
+  /// vanishing when the gradient first reached tol: a single separated row's rate is only ~n tol
+  /// there. So once, if some rate now vanishes, an exact Newton step decides whether this is an
+  /// MLE at infinity approached along a ray (see advance).
+  void finish_converged(NeuronState& state, bool may_check) {
+    if (!may_check || state.checked_after_polish || !rates_at_tol_floor(state)) {
+      finish(state, FitStatus::converged);
+      return;
+    }
+    state.checked_after_polish = true;
+    state.stage = Stage::kIterate;
+    // Polishing moves without clearing factor_is_fresh: the factor in hand may predate the move
+    // that made the rates vanish, so the Hessian is always formed at this point.
+    refresh_hessian(state, kFullDouble);
+    state.system.solve(state.gradient, state.direction);
+    state.pending = Pending::kDivergenceCheck;
   }
 
   /// Within tol, more steps with the factor in hand (exact or approximate) take the gradient
   /// towards rounding level, so the coefficients are exact even where the Hessian is small. Each
   /// costs two products, not a Hessian; they stop once progress stalls.
-  void plan_polish_step(NeuronState& state) {
+  void plan_polish_step(NeuronState& state, bool may_check) {
     // The remaining step bounds the coefficients' error: stop once it is negligible.
     const double scale = 1.0 + state.theta.cwiseAbs().maxCoeff();
     state.slope = state.gradient.dot(state.direction);
     if (state.direction.cwiseAbs().maxCoeff() <= kPolishStep * options_.tol * scale ||
         !(state.slope < 0.0) || !state.direction.allFinite()) {
-      finish(state, FitStatus::converged);
+      finish_converged(state, may_check);
       return;
     }
     state.stage = Stage::kPolish;
@@ -648,7 +682,7 @@ class PopulationSolver {
         }
         ++state.divergent_confirmations;
       } else if (state.within_tol) {
-        start_polish(state);  // with this direction, whose X d is already in hand
+        start_polish(state, /*may_check=*/false);  // with this direction, whose X d is in hand
         if (state.stage == Stage::kDone) return;
       } else if (state.result.n_iter >= options_.max_iter) {
         finish(state, FitStatus::max_iter_reached);

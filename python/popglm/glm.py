@@ -1154,7 +1154,11 @@ class PopulationGLM(_BaseGLM):
         "mle_at_infinity", "no_valid_rows", "internal_error"), ``n_iter``, ``gradient_norm``
         (final ``max |gradient|``), ``objective`` (final objective without the log(y!) term),
         ``n_hessian`` (Hessians formed, the dominant cost), plus ``n_samples_used`` (rows left
-        after dropping NaN/inf) and ``n_threads`` (threads the solver used).
+        after dropping NaN/inf) and ``n_threads`` (threads the solver used). A neuron whose MLE
+        does not exist ("mle_at_infinity": silent, or perfectly separated) returns a finite
+        point along the diverging direction, where the objective exceeds its infimum by about
+        ``gradient_norm``; that norm may be above ``tol`` when the divergence was confirmed
+        first.
 
     Examples
     --------
