@@ -279,10 +279,6 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
                 m.fit(Xv, yj)
                 return m.coef_, m.intercept_
 
-            (coef, intercept, done, _), seconds, repeats = best_of(
-                lambda: per_neuron(fit_one, X, y, range(n_neurons), budget)
-            )
-            record.update(fit_s=seconds, neurons_fitted=done, fit_repeats=repeats)
         elif peer == "statsmodels":
             import statsmodels.api as sm
 
@@ -291,10 +287,6 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
                 params = sm.GLM(yj, design, family=sm.families.Poisson()).fit().params
                 return params[1:], params[0]
 
-            (coef, intercept, done, _), seconds, repeats = best_of(
-                lambda: per_neuron(fit_one, X, y, range(n_neurons), budget)
-            )
-            record.update(fit_s=seconds, neurons_fitted=done, fit_repeats=repeats)
         elif peer == "glum":
             from glum import GeneralizedLinearRegressor
 
@@ -303,12 +295,13 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
                 m.fit(Xv, yj)
                 return m.coef_, m.intercept_
 
+        else:
+            raise ValueError(peer)
+        if peer != "popglm":
             (coef, intercept, done, _), seconds, repeats = best_of(
                 lambda: per_neuron(fit_one, X, y, range(n_neurons), budget)
             )
             record.update(fit_s=seconds, neurons_fitted=done, fit_repeats=repeats)
-        else:
-            raise ValueError(peer)
     record.setdefault("peak_rss_mb", peak_rss_mb())
     out = pathlib.Path(data_path).with_name(f"{pathlib.Path(data_path).stem}.{peer}.npz")
     np.savez(

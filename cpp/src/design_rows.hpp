@@ -36,6 +36,12 @@ inline double expm1_minus_identity(double z) {
   return std::expm1(z) - z;
 }
 
+/// largest = max(largest, value) over finite values, with NaN meaning "none yet" (the progress
+/// report's largest max |gradient| before any neuron has a gradient).
+inline void keep_largest_finite(double& largest, double value) {
+  if (std::isfinite(value) && !(value <= largest)) largest = value;
+}
+
 inline Index block_rows_for(Index n_columns, Index n_rows) {
   const Index rows = std::clamp<Index>(kBlockElements / std::max<Index>(n_columns, 1), 64, 8192);
   return std::max<Index>(std::min(rows, n_rows), 1);

@@ -267,8 +267,7 @@ class PopulationSolver {
       for (auto& state : states)
         if (state.stage != Stage::kDone) {
           running.push_back(&state);
-          if (std::isfinite(state.result.gradient_norm) && !(state.result.gradient_norm <= largest_gradient))
-            largest_gradient = state.result.gradient_norm;
+          keep_largest_finite(largest_gradient, state.result.gradient_norm);
         }
       if (running.empty()) return;
       if (options_.progress)
@@ -435,9 +434,10 @@ class PopulationSolver {
   /// tol (rate < 10 n tol) while far below the mean count: where a ray towards an MLE at infinity
   /// can end within tol without its rates ever looking vanishing against the mean.
   bool rates_at_tol_floor(const NeuronState& state) const {
-    const double floor = std::min(10.0 * static_cast<double>(rows_.size()) * options_.tol,
-                                  kTolFloorRate * state.mean_count);
-    return rates_reach_zero(state) || std::exp(eta_.col(state.neuron).minCoeff()) < floor;
+    const double floor = std::max(
+        kVanishingRate * state.mean_count,
+        std::min(10.0 * static_cast<double>(rows_.size()) * options_.tol, kTolFloorRate * state.mean_count));
+    return state.mean_count == 0.0 || std::exp(eta_.col(state.neuron).minCoeff()) < floor;
   }
 
   void set_point(NeuronState& state, const VectorXd& eta) { eta_.col(state.neuron) = eta; }

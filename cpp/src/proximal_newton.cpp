@@ -302,8 +302,7 @@ class SparseSolver {
       for (auto& state : states)
         if (!state.done) {
           running.push_back(&state);
-          if (std::isfinite(state.gradient_norm) && !(state.gradient_norm <= largest_gradient))
-            largest_gradient = state.gradient_norm;
+          keep_largest_finite(largest_gradient, state.gradient_norm);
         }
       if (running.empty()) break;
       if (options_.progress)

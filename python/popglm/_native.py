@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 
 from . import _core as baseline
@@ -21,16 +22,13 @@ def _select():
     requested = os.environ.get("POPGLM_ISA", "").lower() or _LEVELS[-1]
     if requested not in _LEVELS:
         raise ValueError(f"POPGLM_ISA must be one of {', '.join(_LEVELS)}, got {requested!r}")
-    cap = _LEVELS.index(requested)
-    candidates = [
-        ("_core_v4", 2, baseline.cpu_supports_x86_64_v4),
-        ("_core_v3", 1, baseline.cpu_supports_x86_64_v3),
-    ]
-    for module_name, level, supported in candidates:
-        if level > cap or not supported():
+    # The best level first: x86-64-v4 is _core_v4, checked by cpu_supports_x86_64_v4, and so on.
+    for level in reversed(_LEVELS[1 : _LEVELS.index(requested) + 1]):
+        suffix = level.rsplit("-", 1)[1]
+        if not getattr(baseline, f"cpu_supports_x86_64_{suffix}")():
             continue
         try:
-            return __import__(f"{__package__}.{module_name}", fromlist=["isa"])
+            return importlib.import_module(f"{__package__}._core_{suffix}")
         except ImportError:  # not built on this platform
             continue
     return baseline

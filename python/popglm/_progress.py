@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -38,7 +39,11 @@ class FitProgress:
             return
         self._total = total
         # NaN: no neuron has a gradient yet (the solvers' first rounds).
-        status = "max |gradient| pending" if max_gradient != max_gradient else f"max |gradient| {max_gradient:.2e}"
+        status = (
+            "max |gradient| pending"
+            if math.isnan(max_gradient)
+            else f"max |gradient| {max_gradient:.2e}"
+        )
         if self._bar is None and self._last_line == 0.0:
             self._bar = _make_bar(self._description, total)
         if self._bar is not None:
