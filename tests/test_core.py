@@ -184,6 +184,58 @@ def test_weighted_gram_rejects_bad_rows():
         _core.weighted_gram(X, np.array([0, 1], dtype=np.int64), np.ones(3), False)
 
 
+def _runnable_builds():
+    """Every core build this CPU can run: the product kernels have register tiles per ISA."""
+    builds = [_core]
+    for level in ("v3", "v4"):
+        if _built(level) and getattr(_core, f"cpu_supports_x86_64_{level}")():
+            builds.append(__import__(f"popglm._core_{level}", fromlist=["isa"]))
+    return builds
+
+
+# Row counts around the register tiles (2-24 rows) and blocks (256-1024 rows), feature and
+# column counts below, at and past the tiles (up to 8 columns) so every edge path runs.
+@pytest.mark.parametrize("order", ["F", "C"])
+@pytest.mark.parametrize("n_rows", [1, 7, 25, 263, 2100])
+@pytest.mark.parametrize("n_features, m", [(1, 1), (3, 5), (17, 9), (40, 21)])
+def test_thin_products_match_numpy_on_every_build(order, n_rows, n_features, m):
+    rng = np.random.default_rng(n_rows * 100 + n_features + m)
+    X = np.asarray(rng.normal(size=(n_rows + 11, n_features)), order=order)
+    coefs = np.asfortranarray(rng.normal(size=(n_features, m)))
+    offsets = rng.normal(size=m)
+    residual = np.asfortranarray(rng.normal(size=(n_rows, m)))
+    for contiguous in (True, False):
+        rows = (
+            np.arange(5, 5 + n_rows)
+            if contiguous
+            else np.sort(rng.choice(n_rows + 11, n_rows, replace=False))
+        )
+        rows = rows.astype(np.int64)
+        A = np.column_stack([np.ones(n_rows), X[rows]])
+        for build in _runnable_builds():
+            out = np.empty((n_rows, m), order="F")
+            build.design_multiply(X, rows, coefs, offsets, out, 2)
+            np.testing.assert_allclose(
+                out, X[rows] @ coefs + offsets, rtol=1e-12, atol=1e-12, err_msg=build.isa
+            )
+            gradient = build.design_transpose_multiply(X, rows, residual, 2)
+            np.testing.assert_allclose(
+                gradient, A.T @ residual / n_rows, rtol=1e-12, atol=1e-12, err_msg=build.isa
+            )
+
+
+def test_design_transpose_multiply_rejects_bad_rows():
+    X = np.ones((10, 2))
+    with pytest.raises(ValueError, match="out of range"):
+        _core.design_transpose_multiply(
+            X, np.array([0, 10], dtype=np.int64), np.ones((2, 1), order="F"), 1
+        )
+    with pytest.raises(ValueError, match="differ in length"):
+        _core.design_transpose_multiply(
+            X, np.array([0, 1], dtype=np.int64), np.ones((3, 1), order="F"), 1
+        )
+
+
 @pytest.mark.parametrize("order", ["F", "C"])
 @pytest.mark.parametrize("contiguous", [True, False])
 def test_design_multiply_matches_numpy(order, contiguous):

@@ -49,6 +49,15 @@ void def_kernels(py::module_& m) {
       py::arg("offsets").noconvert(), py::arg("out").noconvert(), py::arg("n_threads"),
       py::call_guard<py::gil_scoped_release>(),
       "out = X[rows] @ coefs + offsets: the batched step product.");
+  m.def(
+      "design_transpose_multiply",
+      [](const Eigen::Ref<const Design>& design, const Eigen::Ref<const IndexVector>& rows,
+         const Eigen::Ref<const MatrixColMajor>& residual, int n_threads) {
+        return popglm::design_transpose_multiply(design, rows, residual, n_threads);
+      },
+      py::arg("design").noconvert(), py::arg("rows").noconvert(), py::arg("residual").noconvert(),
+      py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+      "[1, X[rows]]^T @ residual / len(rows): the batched gradient product.");
 }
 
 template <class Design>

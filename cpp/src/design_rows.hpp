@@ -9,6 +9,7 @@
 
 #include "popglm/stop_token.hpp"
 #include "popglm/types.hpp"
+#include "thin_products.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -27,7 +28,8 @@ constexpr Index kMinChunkRows = 4096;
 // Rows per block of the Hessian pass and of the shared products: a block (rows x features)
 // stays ~2 MB.
 constexpr Index kBlockElements = Index{1} << 18;
-// Rows per block of the products shared by all neurons (tall blocks keep the GEMMs efficient).
+// Rows per block of the products shared by all neurons (one block per task of X D; X^T R sums
+// blocks of up to 4x this many rows while the block stays under kBlockElements / 2).
 constexpr Index kProductBlockRows = 256;
 
 /// exp(z) - 1 - z without cancellation: the curvature part of the Poisson objective along a line.
@@ -234,15 +236,17 @@ class SharedDesign {
         const Index start = b * block_rows_;
         const Index len = std::min(block_rows_, n_rows() - start);
         auto out_rows = out.block(start, 0, len, m);
+        bool done = false;
         if constexpr (Source::kHasViews) {
           if (contiguous_) {
-            out_rows.noalias() = design_.view(rows_[0] + start, len) * coefs;
-            out_rows.rowwise() += offsets.transpose();
-            continue;
+            multiply_rows(design_.view(rows_[0] + start, len), coefs, out_rows);
+            done = true;
           }
         }
-        gather(start, len, buffer);
-        out_rows.noalias() = buffer * coefs;
+        if (!done) {
+          gather(start, len, buffer);
+          multiply_rows(buffer.topRows(len), coefs, out_rows);
+        }
         out_rows.rowwise() += offsets.transpose();
       }
     }
@@ -256,6 +260,10 @@ class SharedDesign {
     const Index n = n_rows();
     const Index p = n_features();
     const Index n_chunks = row_chunks(n);
+    // Longer blocks sum more rows per register tile of the dot-product kernel; the block of the
+    // design (when gathered) and of R stay within kBlockElements / 2.
+    const Index block_rows =
+        std::clamp<Index>(kBlockElements / 2 / std::max<Index>(std::max(p, m), 1), block_rows_, 4 * block_rows_);
     std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks));
 #pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_chunks > 1)
     {
@@ -265,20 +273,24 @@ class SharedDesign {
         MatrixColMajor& sum = partial[static_cast<std::size_t>(c)];
         sum.setZero(p + 1, m);
         const Index chunk_end = n * (c + 1) / n_chunks;
-        for (Index start = n * c / n_chunks; start < chunk_end; start += block_rows_) {
+        for (Index start = n * c / n_chunks; start < chunk_end; start += block_rows) {
           if (stop_requested(stop_)) break;
-          const Index len = std::min(block_rows_, chunk_end - start);
+          const Index len = std::min(block_rows, chunk_end - start);
           residual.resize(len, m);
           fill_residual(start, len, residual);
           sum.row(0) += residual.colwise().sum();
+          auto gradients = sum.bottomRows(p);
+          bool done = false;
           if constexpr (Source::kHasViews) {
             if (contiguous_) {
-              sum.bottomRows(p).noalias() += design_.view(rows_[0] + start, len).transpose() * residual;
-              continue;
+              add_transpose_product(design_.view(rows_[0] + start, len), residual, gradients);
+              done = true;
             }
           }
-          gather(start, len, buffer);
-          sum.bottomRows(p).noalias() += buffer.transpose() * residual;
+          if (!done) {
+            gather(start, len, buffer);
+            add_transpose_product(buffer.topRows(len), residual, gradients);
+          }
         }
       }
     }
@@ -288,6 +300,35 @@ class SharedDesign {
   }
 
  private:
+  /// out = rows coefs, for a block of rows stored by columns or by rows.
+  template <class Rows, class Out>
+  static void multiply_rows(const Rows& rows, const Eigen::Ref<const MatrixColMajor>& coefs, Out& out) {
+    const Index len = rows.rows(), p = rows.cols(), m = coefs.cols();
+    if constexpr (Rows::IsRowMajor) {
+      // out(t, k) = <row t, column k of coefs>: both contiguous.
+      dot_product_sum(p, len, m, rows.data(), rows.outerStride(), coefs.data(), coefs.outerStride(),
+                      out.data(), out.outerStride(), false);
+    } else {
+      outer_product_sum(len, p, m, rows.data(), rows.outerStride(), coefs.data(), 1, coefs.outerStride(),
+                        out.data(), out.outerStride(), false);
+    }
+  }
+
+  /// out += rows^T residual, for a block of rows stored by columns or by rows.
+  template <class Rows, class Out>
+  static void add_transpose_product(const Rows& rows, const MatrixColMajor& residual, Out& out) {
+    const Index len = rows.rows(), p = rows.cols(), m = residual.cols();
+    if constexpr (Rows::IsRowMajor) {
+      // A sum of outer products, row t of X with row t of R.
+      outer_product_sum(p, len, m, rows.data(), rows.outerStride(), residual.data(), 1,
+                        residual.outerStride(), out.data(), out.outerStride(), true);
+    } else {
+      // out(a, k) = <column a of X, column k of R>: both contiguous.
+      dot_product_sum(len, p, m, rows.data(), rows.outerStride(), residual.data(), residual.outerStride(),
+                      out.data(), out.outerStride(), true);
+    }
+  }
+
   void gather(Index start, Index len, MatrixColMajor& buffer) const {
     buffer.resize(len, n_features());
     design_.gather(rows_, start, len, contiguous_, nullptr, 0, buffer);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <functional>
 #include <limits>
+#include <map>
 #include <utility>
 #include <stdexcept>
 #include <vector>
@@ -254,6 +255,7 @@ class PopulationSolver {
     eta_.resize(n, n_neurons);
     step_eta_.resize(n, n_neurons);
 
+    cache_sampled_designs(states);
     std::vector<NeuronState*> running;
     for (auto& state : states) running.push_back(&state);
     linear_predictors(running, /*of_theta=*/true);
@@ -372,7 +374,24 @@ class PopulationSolver {
     MatrixColMajor hessian;
     const VectorXd mu = eta_.col(state.neuron).array().exp();
     const double n = static_cast<double>(rows_.size());
-    if (state.factor_level == kSampledSingle) {
+    const auto cached = sampled_designs_.find(state.hessian_stride);
+    if (state.factor_level == kSampledSingle && cached != sampled_designs_.end()) {
+      // The same rows and weights as below, in two parts: the grid rows from the compact copy,
+      // then the heavy rows off the grid from the design.
+      VectorXd grid_weights, heavy_weights;
+      IndexVector heavy_rows;
+      split_hessian_sample(mu, state.hessian_stride, grid_weights, heavy_rows, heavy_weights);
+      const DenseRows<MatrixColMajor> grid_source(cached->second);
+      const IndexVector grid_positions = IndexVector::LinSpaced(grid_weights.size(), 0, grid_weights.size() - 1);
+      NeuronRows<DenseRows<MatrixColMajor>>(grid_source, grid_positions, state.active)
+          .hessian(grid_weights, n, hessian, true, options_.stop);
+      if (heavy_rows.size() > 0) {
+        MatrixColMajor heavy_part;
+        NeuronRows<Source>(design_, heavy_rows, state.active)
+            .hessian(heavy_weights, n, heavy_part, true, options_.stop);
+        hessian += heavy_part;
+      }
+    } else if (state.factor_level == kSampledSingle) {
       IndexVector sampled_rows;
       VectorXd weights;
       sample_hessian_rows(mu, state.hessian_stride, sampled_rows, weights);
@@ -388,12 +407,54 @@ class PopulationSolver {
     ++state.result.n_hessian;
   }
 
-  /// Rows and weights of a sub-sampled Hessian: every row whose rate is heavy (above
-  /// kHeavyRate times the mean, at most n / stride of them) with its own weight, and every
-  /// stride-th of the others with stride times its weight. Spiking data put much of the Hessian
-  /// on a few rows (bursts, post-spike rates); uniform sampling alone would miss them.
-  void sample_hessian_rows(const Eigen::Ref<const VectorXd>& mu, Index stride,
-                           IndexVector& sampled_rows, VectorXd& weights) const {
+  /// For dense designs, a compact copy of the sub-sampled Hessians' grid rows (every stride-th
+  /// valid row) for each stride in use. Read in place, those rows are strided through the
+  /// whole design: every sub-sampled Hessian touched every cache line of X (its gather took
+  /// 12% of the S bench fit). Strides whose copies would exceed half the design are not copied.
+  void cache_sampled_designs(const std::vector<NeuronState>& states) {
+    if constexpr (Source::kHasViews) {
+      const Index n = rows_.size();
+      Index budget = n * design_.cols() / 2;
+      for (const auto& state : states) {
+        const Index stride = state.hessian_stride;
+        if (state.stage == Stage::kDone || state.level != kSampledSingle || stride < 2 ||
+            sampled_designs_.count(stride) > 0)
+          continue;
+        const Index grid_rows = (n + stride - 1) / stride;
+        if (grid_rows * design_.cols() > budget) continue;
+        budget -= grid_rows * design_.cols();
+        IndexVector grid(grid_rows);
+        for (Index k = 0; k < grid_rows; ++k) grid[k] = rows_[k * stride];
+        MatrixColMajor& copy = sampled_designs_[stride];
+        copy.resize(grid_rows, design_.cols());
+        design_.gather(grid, 0, grid_rows, is_contiguous(grid), nullptr, 0, copy);
+      }
+    }
+  }
+
+  /// sample_hessian_rows split for the compact grid copy: the weight of every grid row (its own
+  /// rate if heavy, else stride times it) and the heavy rows off the grid with their weights.
+  void split_hessian_sample(const Eigen::Ref<const VectorXd>& mu, Index stride, VectorXd& grid_weights,
+                            IndexVector& heavy_rows, VectorXd& heavy_weights) const {
+    const Index n = mu.size();
+    const double threshold = heavy_threshold(mu, stride);
+    grid_weights.resize((n + stride - 1) / stride);
+    for (Index k = 0; k < grid_weights.size(); ++k) {
+      const double rate = mu[k * stride];
+      grid_weights[k] = rate > threshold ? rate : static_cast<double>(stride) * rate;
+    }
+    std::vector<Index> heavy;
+    for (Index i = 0; i < n; ++i)
+      if (mu[i] > threshold && i % stride != 0) heavy.push_back(rows_[i]);
+    heavy_rows = Eigen::Map<const IndexVector>(heavy.data(), static_cast<Index>(heavy.size()));
+    heavy_weights.resize(heavy_rows.size());
+    for (Index k = 0, i = 0; i < n; ++i)
+      if (mu[i] > threshold && i % stride != 0) heavy_weights[k++] = mu[i];
+  }
+
+  /// The rate above which a row is heavy: kHeavyRate times the mean, raised so that at most
+  /// n / stride rows are.
+  static double heavy_threshold(const Eigen::Ref<const VectorXd>& mu, Index stride) {
     const Index n = mu.size();
     const Index budget = std::max<Index>(n / stride, 1);
     double threshold = kHeavyRate * mu.mean();
@@ -402,8 +463,19 @@ class PopulationSolver {
       std::nth_element(sorted.begin(), sorted.begin() + budget, sorted.end(), std::greater<>());
       threshold = sorted[static_cast<std::size_t>(budget)];
     }
+    return threshold;
+  }
+
+  /// Rows and weights of a sub-sampled Hessian: every row whose rate is heavy (above
+  /// kHeavyRate times the mean, at most n / stride of them) with its own weight, and every
+  /// stride-th of the others with stride times its weight. Spiking data put much of the Hessian
+  /// on a few rows (bursts, post-spike rates); uniform sampling alone would miss them.
+  void sample_hessian_rows(const Eigen::Ref<const VectorXd>& mu, Index stride,
+                           IndexVector& sampled_rows, VectorXd& weights) const {
+    const Index n = mu.size();
+    const double threshold = heavy_threshold(mu, stride);
     std::vector<Index> positions;
-    positions.reserve(static_cast<std::size_t>(2 * budget + 1));
+    positions.reserve(static_cast<std::size_t>(2 * std::max<Index>(n / stride, 1) + 1));
     for (Index i = 0; i < n; ++i)
       if (mu[i] > threshold || i % stride == 0) positions.push_back(i);
     const Index m = static_cast<Index>(positions.size());
@@ -743,6 +815,7 @@ class PopulationSolver {
   // than stored: for long recordings this matrix is the largest allocation of the fit.
   MatrixColMajor eta_;
   MatrixColMajor step_eta_;  // linear predictors of the last batch of directions
+  std::map<Index, MatrixColMajor> sampled_designs_;  // stride -> grid rows (cache_sampled_designs)
 };
 
 /// Gram matrix A^T A / n of A = [1, X] on a list of rows. A fixed partition of the rows (not one
@@ -943,7 +1016,35 @@ void design_multiply_impl(const Matrix& design, const Eigen::Ref<const IndexVect
   SharedDesign<DenseRows<Matrix>>(source, rows).multiply(coefs, offsets, result, n_threads);
   out = result;
 }
+
+template <class Matrix>
+MatrixColMajor design_transpose_multiply_impl(const Matrix& design, const Eigen::Ref<const IndexVector>& rows,
+                                              const Eigen::Ref<const MatrixColMajor>& residual,
+                                              int n_threads) {
+  if (residual.rows() != rows.size())
+    throw std::invalid_argument("design_transpose_multiply: residual and rows differ in length");
+  for (Index i = 0; i < rows.size(); ++i)
+    if (rows[i] < 0 || rows[i] >= design.rows())
+      throw std::invalid_argument("design_transpose_multiply: row index out of range");
+  const DenseRows<Matrix> source(design);
+  MatrixColMajor result;
+  auto fill = [&](Index start, Index len, MatrixColMajor& block) { block = residual.middleRows(start, len); };
+  SharedDesign<DenseRows<Matrix>>(source, rows).transpose_multiply(residual.cols(), fill, result, n_threads);
+  return result;
+}
 }  // namespace
+
+MatrixColMajor design_transpose_multiply(const Eigen::Ref<const MatrixColMajor>& design,
+                                         const Eigen::Ref<const IndexVector>& rows,
+                                         const Eigen::Ref<const MatrixColMajor>& residual, int n_threads) {
+  return design_transpose_multiply_impl(design, rows, residual, n_threads);
+}
+
+MatrixColMajor design_transpose_multiply(const Eigen::Ref<const MatrixRowMajor>& design,
+                                         const Eigen::Ref<const IndexVector>& rows,
+                                         const Eigen::Ref<const MatrixColMajor>& residual, int n_threads) {
+  return design_transpose_multiply_impl(design, rows, residual, n_threads);
+}
 
 MatrixColMajor weighted_gram(const Eigen::Ref<const MatrixColMajor>& design,
                              const Eigen::Ref<const IndexVector>& rows,

@@ -145,6 +145,12 @@ def design_multiply(
     out: NDArray[np.float64],  # (n_rows, m), Fortran order, written
     n_threads: int,
 ) -> None: ...
+def design_transpose_multiply(
+    design: NDArray[np.float64],  # (n_samples, n_features), C or Fortran order
+    rows: NDArray[np.int64],  # (n_rows,)
+    residual: NDArray[np.float64],  # (n_rows, m), Fortran order
+    n_threads: int,
+) -> NDArray[np.float64]: ...  # (n_features + 1, m): [1, X[rows]]^T residual / n_rows
 def simulate_recurrent(
     coupling: NDArray[np.float64],  # (n_neurons, n_neurons * n_basis), Fortran order
     basis: NDArray[np.float64],  # (window_size, n_basis), Fortran order

@@ -112,4 +112,12 @@ void design_multiply(const Eigen::Ref<const MatrixRowMajor>& design,
                      const Eigen::Ref<const Eigen::VectorXd>& offsets,
                      Eigen::Ref<MatrixColMajor> out, int n_threads);
 
+/// [1, X[rows]]^T residual / n_rows: the product that forms every neuron's gradient at once.
+MatrixColMajor design_transpose_multiply(const Eigen::Ref<const MatrixColMajor>& design,
+                                         const Eigen::Ref<const IndexVector>& rows,
+                                         const Eigen::Ref<const MatrixColMajor>& residual, int n_threads);
+MatrixColMajor design_transpose_multiply(const Eigen::Ref<const MatrixRowMajor>& design,
+                                         const Eigen::Ref<const IndexVector>& rows,
+                                         const Eigen::Ref<const MatrixColMajor>& residual, int n_threads);
+
 }  // namespace popglm
