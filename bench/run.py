@@ -162,6 +162,15 @@ def kernel_rates(X, n_neurons: int) -> dict:
         core.design_multiply(X, rows, coefs, offsets, out, os.cpu_count() or 1)
         seconds.append(time.perf_counter() - start)
     rates["product"] = 2 * rows.size * X.shape[1] * n_neurons / min(seconds) / 1e9
+    # The gradient product [1, X]^T R, R with one column per neuron, timed the same way.
+    residual = np.asfortranarray(np.random.default_rng(2).normal(size=(rows.size, n_neurons)))
+    core.design_transpose_multiply(X, rows, residual, os.cpu_count() or 1)
+    seconds = []
+    for _ in range(3):
+        start = time.perf_counter()
+        core.design_transpose_multiply(X, rows, residual, os.cpu_count() or 1)
+        seconds.append(time.perf_counter() - start)
+    rates["gradient_product"] = 2 * rows.size * X.shape[1] * n_neurons / min(seconds) / 1e9
     return rates
 
 
@@ -471,7 +480,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             kernel_lines.append(
                 f"| {r['case']} | {r['hessian_f64_gflops']:.1f} ({100 * r['hessian_f64_gflops'] / dgemm:.0f}%) | "
                 f"{r['hessian_f32_gflops']:.1f} ({100 * r['hessian_f32_gflops'] / dgemm:.0f}%) | "
-                f"{r['product_gflops']:.1f} ({100 * r['product_gflops'] / dgemm:.0f}%) |"
+                f"{r['product_gflops']:.1f} ({100 * r['product_gflops'] / dgemm:.0f}%) | "
+                f"{r['gradient_product_gflops']:.1f} ({100 * r['gradient_product_gflops'] / dgemm:.0f}%) |"
             )
         if "error" in r:
             lines.append(f"| {r['case']} | {r['peer']} | failed | | | | | | | {r['error'][:80]} |")
@@ -505,8 +515,8 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             f"popglm's dense kernels timed alone on each case's design (GFLOP/s, % of the same run's "
             f"DGEMM {meta['dgemm_gflops']:.1f}):",
             "",
-            "| case | Hessian float64 | Hessian float32 | step product X @ D |",
-            "|---|---|---|---|",
+            "| case | Hessian float64 | Hessian float32 | step product X @ D | gradient product X^T R |",
+            "|---|---|---|---|---|",
             *kernel_lines,
         ]
     return "\n".join(lines)
