@@ -28,14 +28,28 @@ constexpr Index kMinChunkRows = 4096;
 // Rows per block of the Hessian pass and of the shared products: a block (rows x features)
 // stays ~2 MB.
 constexpr Index kBlockElements = Index{1} << 18;
-// Rows per block of the products shared by all neurons (one block per task of X D; X^T R sums
-// blocks of up to 4x this many rows while the block stays under kBlockElements / 2).
+// Rows per block of the products shared by all neurons (one block per task of X D).
 constexpr Index kProductBlockRows = 256;
+// Rows per block of X^T R: a register tile's columns of X and of R (4 + 4 here) stay in L1.
+constexpr Index kTransposeBlockRows = 256;
 
-/// exp(z) - 1 - z without cancellation: the curvature part of the Poisson objective along a line.
-inline double expm1_minus_identity(double z) {
-  if (std::abs(z) < 1e-3) return z * z * 0.5 * (1.0 + z / 3.0 * (1.0 + z / 4.0 * (1.0 + z / 5.0)));
-  return std::expm1(z) - z;
+// Rows per vectorised chunk of the line search (the temporaries stay in the L1 cache).
+constexpr Index kLineSearchChunk = 256;
+
+/// sum_i exp(eta_i) (exp(z_i) - 1 - z_i), z = step * step_eta, over rows start..start+len (at
+/// most kLineSearchChunk): the curvature part of the Poisson objective along a line, without
+/// cancellation. Near 0, where exp(z) - 1 - z cancels, a series (relative truncation error
+/// < 3e-15 for |z| < 1e-3); elsewhere the formula. Both are evaluated as packets and selected per
+/// row (a scalar libm expm1 per row took half of the line search's time).
+inline double expm1_minus_identity_sum(const Eigen::Ref<const VectorXd>& eta,
+                                       const Eigen::Ref<const VectorXd>& step_eta, double step,
+                                       Index start, Index len) {
+  using Chunk = Eigen::Array<double, Eigen::Dynamic, 1, 0, kLineSearchChunk, 1>;  // on the stack
+  const Chunk z = step * step_eta.segment(start, len).array();
+  const Chunk series = z * z * 0.5 * (1.0 + z / 3.0 * (1.0 + z / 4.0 * (1.0 + z / 5.0)));
+  const Chunk formula = z.exp() - 1.0 - z;
+  const Chunk curvature = (z.abs() < 1e-3).select(series, formula);
+  return (eta.segment(start, len).array().exp() * curvature).sum();
 }
 
 /// largest = max(largest, value) over finite values, with NaN meaning "none yet" (the progress
@@ -260,10 +274,7 @@ class SharedDesign {
     const Index n = n_rows();
     const Index p = n_features();
     const Index n_chunks = row_chunks(n);
-    // Longer blocks sum more rows per register tile of the dot-product kernel; the block of the
-    // design (when gathered) and of R stay within kBlockElements / 2.
-    const Index block_rows =
-        std::clamp<Index>(kBlockElements / 2 / std::max<Index>(std::max(p, m), 1), block_rows_, 4 * block_rows_);
+    const Index block_rows = kTransposeBlockRows;
     std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks));
 #pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_chunks > 1)
     {

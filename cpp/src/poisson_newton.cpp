@@ -159,11 +159,11 @@ double backtrack(const Eigen::Ref<const VectorXd>& eta, const Eigen::Ref<const V
   // + s^2 * penalty_curvature, x = A d, penalty_curvature = 0.5 * sum(ridge * d^2). Written this way the change is computed without cancellation, so the search still
   // works when the change is far below the objective's own rounding error.
   const Index n = eta.size();
-  const VectorXd mu = eta.array().exp();
   double step = 1.0;
   for (int halving = 0; halving <= kMaxHalvings; ++halving, step *= 0.5) {
     double curvature = 0.0;
-    for (Index i = 0; i < n; ++i) curvature += mu[i] * expm1_minus_identity(step * step_eta[i]);
+    for (Index start = 0; start < n; start += kLineSearchChunk)
+      curvature += expm1_minus_identity_sum(eta, step_eta, step, start, std::min(kLineSearchChunk, n - start));
     curvature /= static_cast<double>(n);
     curvature += step * step * penalty_curvature;
     if (std::isfinite(curvature) && curvature <= -(1.0 - kArmijo) * step * slope) return step;
