@@ -80,6 +80,27 @@ def test_results_identical_for_one_to_twice_the_cores(coupled_counts, n_threads,
         np.testing.assert_array_equal(model.fit_info_["n_iter"], reference.fit_info_["n_iter"])
 
 
+@pytest.mark.parametrize("regularizer", ["UnRegularized", "Lasso"])
+def test_a_neuron_fitted_alone_does_not_depend_on_threads(regularizer):
+    # 20,000 rows: float64 Hessians are summed over 4 fixed row chunks, which run on parallel
+    # threads when a neuron is fitted alone. A near-duplicate column makes the design too
+    # ill-conditioned for float32 or sub-sampled Hessians, so the unpenalised fit uses them too.
+    counts = simulate_coupled(20_000, 2, 6, seed=11)
+    X = nmo.basis.RaisedCosineLogConv(3, window_size=6).compute_features(counts)
+    noise = np.random.default_rng(0).normal(size=X.shape[0])
+    X = np.column_stack([X, X[:, 0] + 1e-5 * noise])
+    strength = None if regularizer == "UnRegularized" else 1e-4
+    fits = [
+        nmo.glm.GLM(regularizer=regularizer, regularizer_strength=strength, n_threads=n).fit(
+            X, counts[:, 0]
+        )
+        for n in (1, 2)
+    ]
+    assert fits[0].fit_info_["n_hessian"].sum() > 0
+    np.testing.assert_array_equal(fits[1].coef_, fits[0].coef_)
+    np.testing.assert_array_equal(fits[1].intercept_, fits[0].intercept_)
+
+
 def test_concurrent_fits_of_different_models_match_serial_fits():
     jobs = []
     for seed, regularizer in enumerate(["UnRegularized", "Ridge", "Lasso", "GroupLasso"]):

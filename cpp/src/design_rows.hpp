@@ -58,6 +58,14 @@ inline void keep_largest_finite(double& largest, double value) {
   if (std::isfinite(value) && !(value <= largest)) largest = value;
 }
 
+inline bool inside_parallel_region() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
+
 inline Index block_rows_for(Index n_columns, Index n_rows) {
   const Index rows = std::clamp<Index>(kBlockElements / std::max<Index>(n_columns, 1), 64, 8192);
   return std::max<Index>(std::min(rows, n_rows), 1);
@@ -369,47 +377,67 @@ class NeuronRows {
   Index n_params() const { return static_cast<Index>(active_.size()) + 1; }
 
   /// hessian = A^T diag(weights) A / normaliser, A = [1, X_active]; with `single_precision` each
-  /// block's product is formed in float32 (twice the throughput) and summed in float64. Stops
-  /// early, leaving a partial sum, when `stop` fires.
+  /// block's product is formed in float32 (twice the throughput) and summed in float64. The rows
+  /// are summed in fixed chunks (row_chunks), in order, so the result does not depend on the
+  /// thread count; the chunks run on up to n_threads threads when called outside a parallel
+  /// region (a neuron finishing alone, e.g. a divergence check's float64 Hessian, then uses every
+  /// core). Stops early, leaving a partial sum, when `stop` fires.
   void hessian(const Eigen::Ref<const VectorXd>& weights, double normaliser,
-               MatrixColMajor& hessian, bool single_precision, const StopToken* stop = nullptr) {
-    const Index q = n_params();
-    hessian.setZero(q, q);
-    block_.resize(block_rows_, q);
-    root_weights_.resize(block_rows_);
-    if (single_precision) {
-      block_single_.resize(block_rows_, q);
-      hessian_single_.resize(q, q);
-    }
-    for (Index start = 0; start < n_rows(); start += block_rows_) {
-      if (stop_requested(stop)) break;
-      const Index len = std::min(block_rows_, n_rows() - start);
-      gather(start, len);
-      // Square roots once per row (not once per element), then one pass per column that scales
-      // and, for float32, converts: at Hessian sizes these passes cost as much as the product.
-      auto root = root_weights_.head(len);
-      root = weights.segment(start, len).array().sqrt();
-      if (single_precision) {
-        for (Index a = 0; a < q; ++a)
-          block_single_.col(a).head(len) = (block_.col(a).head(len).array() * root.array()).template cast<float>();
-        hessian_single_.setZero();
-        hessian_single_.selfadjointView<Eigen::Lower>().rankUpdate(block_single_.topRows(len).transpose());
-        hessian.template triangularView<Eigen::Lower>() += hessian_single_.template cast<double>();
-      } else {
-        auto rows_block = block_.topRows(len);
-        for (Index a = 0; a < q; ++a) rows_block.col(a).array() *= root.array();
-        hessian.selfadjointView<Eigen::Lower>().rankUpdate(rows_block.transpose());
-      }
-    }
+               MatrixColMajor& hessian, bool single_precision, const StopToken* stop = nullptr,
+               int n_threads = 1) const {
+    const Index n = n_rows();
+    const Index n_chunks = row_chunks(n);
+    std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks));
+#pragma omp parallel for schedule(static, 1) num_threads(sanitize_threads(n_threads)) \
+    if (n_chunks > 1 && n_threads > 1 && !inside_parallel_region())
+    for (Index c = 0; c < n_chunks; ++c)
+      chunk_hessian(n * c / n_chunks, n * (c + 1) / n_chunks, weights, single_precision, stop,
+                    partial[static_cast<std::size_t>(c)]);
+    hessian = std::move(partial[0]);
+    for (std::size_t c = 1; c < partial.size(); ++c) hessian += partial[c];
     hessian = hessian.selfadjointView<Eigen::Lower>();
     if (normaliser > 0.0) hessian /= normaliser;
   }
 
  private:
-  void gather(Index start, Index len) {
-    block_.col(0).head(len).setOnes();
+  /// The lower triangle of A^T diag(weights) A over rows [first, last).
+  void chunk_hessian(Index first, Index last, const Eigen::Ref<const VectorXd>& weights,
+                     bool single_precision, const StopToken* stop, MatrixColMajor& hessian) const {
+    const Index q = n_params();
+    hessian.setZero(q, q);
+    MatrixColMajor block(block_rows_, q);
+    VectorXd root_weights(block_rows_);
+    Eigen::MatrixXf block_single, hessian_single;
+    if (single_precision) {
+      block_single.resize(block_rows_, q);
+      hessian_single.resize(q, q);
+    }
+    for (Index start = first; start < last; start += block_rows_) {
+      if (stop_requested(stop)) break;
+      const Index len = std::min(block_rows_, last - start);
+      gather(start, len, block);
+      // Square roots once per row (not once per element), then one pass per column that scales
+      // and, for float32, converts: at Hessian sizes these passes cost as much as the product.
+      auto root = root_weights.head(len);
+      root = weights.segment(start, len).array().sqrt();
+      if (single_precision) {
+        for (Index a = 0; a < q; ++a)
+          block_single.col(a).head(len) = (block.col(a).head(len).array() * root.array()).template cast<float>();
+        hessian_single.setZero();
+        hessian_single.selfadjointView<Eigen::Lower>().rankUpdate(block_single.topRows(len).transpose());
+        hessian.template triangularView<Eigen::Lower>() += hessian_single.template cast<double>();
+      } else {
+        auto rows_block = block.topRows(len);
+        for (Index a = 0; a < q; ++a) rows_block.col(a).array() *= root.array();
+        hessian.selfadjointView<Eigen::Lower>().rankUpdate(rows_block.transpose());
+      }
+    }
+  }
+
+  void gather(Index start, Index len, MatrixColMajor& block) const {
+    block.col(0).head(len).setOnes();
     const bool all_features = static_cast<Index>(active_.size()) == design_.cols();
-    design_.gather(rows_, start, len, contiguous_, all_features ? nullptr : &active_, 1, block_);
+    design_.gather(rows_, start, len, contiguous_, all_features ? nullptr : &active_, 1, block);
   }
 
   const Source& design_;
@@ -417,10 +445,6 @@ class NeuronRows {
   const std::vector<Index>& active_;
   bool contiguous_;
   Index block_rows_;
-  MatrixColMajor block_;
-  VectorXd root_weights_;
-  Eigen::MatrixXf block_single_;
-  Eigen::MatrixXf hessian_single_;
 };
 
 /// The rows and columns of the Gram matrix of [1, X] that belong to [1, X_active].

@@ -384,11 +384,11 @@ class PopulationSolver {
       const DenseRows<MatrixColMajor> grid_source(cached->second);
       const IndexVector grid_positions = IndexVector::LinSpaced(grid_weights.size(), 0, grid_weights.size() - 1);
       NeuronRows<DenseRows<MatrixColMajor>>(grid_source, grid_positions, state.active)
-          .hessian(grid_weights, n, hessian, true, options_.stop);
+          .hessian(grid_weights, n, hessian, true, options_.stop, n_threads_);
       if (heavy_rows.size() > 0) {
         MatrixColMajor heavy_part;
         NeuronRows<Source>(design_, heavy_rows, state.active)
-            .hessian(heavy_weights, n, heavy_part, true, options_.stop);
+            .hessian(heavy_weights, n, heavy_part, true, options_.stop, n_threads_);
         hessian += heavy_part;
       }
     } else if (state.factor_level == kSampledSingle) {
@@ -396,10 +396,10 @@ class PopulationSolver {
       VectorXd weights;
       sample_hessian_rows(mu, state.hessian_stride, sampled_rows, weights);
       NeuronRows<Source>(design_, sampled_rows, state.active)
-          .hessian(weights, n, hessian, true, options_.stop);
+          .hessian(weights, n, hessian, true, options_.stop, n_threads_);
     } else {
       NeuronRows<Source>(design_, rows_, state.active)
-          .hessian(mu, n, hessian, state.factor_level == kFullSingle, options_.stop);
+          .hessian(mu, n, hessian, state.factor_level == kFullSingle, options_.stop, n_threads_);
     }
     add_ridge(state, hessian);
     state.system.factorize(hessian);
@@ -818,29 +818,17 @@ class PopulationSolver {
   std::map<Index, MatrixColMajor> sampled_designs_;  // stride -> grid rows (cache_sampled_designs)
 };
 
-/// Gram matrix A^T A / n of A = [1, X] on a list of rows. A fixed partition of the rows (not one
-/// per thread) keeps the sum, and so every decision based on it, thread-independent.
+/// Gram matrix A^T A / n of A = [1, X] on a list of rows (summed in fixed row chunks, so it and
+/// every decision based on it are thread-independent).
 template <class Source>
 MatrixColMajor design_gram(const Source& design, const Eigen::Ref<const IndexVector>& rows,
                            int n_threads) {
-  const Index n = rows.size();
-  const Index q = design.cols() + 1;
   std::vector<Index> all_features(static_cast<std::size_t>(design.cols()));
   for (Index p = 0; p < design.cols(); ++p) all_features[static_cast<std::size_t>(p)] = p;
-  const Index n_chunks = row_chunks(n);
-  std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks), MatrixColMajor::Zero(q, q));
-#pragma omp parallel for schedule(static, 1) num_threads(sanitize_threads(n_threads)) if (n_chunks > 1)
-  for (Index c = 0; c < n_chunks; ++c) {
-    const Index start = n * c / n_chunks;
-    const Index len = n * (c + 1) / n_chunks - start;
-    if (len == 0) continue;
-    const IndexVector chunk_rows = rows.segment(start, len);
-    NeuronRows<Source>(design, chunk_rows, all_features)
-        .hessian(VectorXd::Ones(len), 1.0, partial[static_cast<std::size_t>(c)], false);
-  }
-  MatrixColMajor gram = MatrixColMajor::Zero(q, q);
-  for (const auto& block : partial) gram += block;
-  return n > 0 ? MatrixColMajor(gram / static_cast<double>(n)) : gram;
+  MatrixColMajor gram;
+  NeuronRows<Source>(design, rows, all_features)
+      .hessian(VectorXd::Ones(rows.size()), static_cast<double>(rows.size()), gram, false, nullptr, n_threads);
+  return gram;
 }
 
 /// True when a neuron's masked design is well enough conditioned for float32 Hessians: the

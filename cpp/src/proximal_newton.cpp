@@ -406,7 +406,7 @@ class SparseSolver {
     for (Index i = 0; i < eta.size(); ++i) weights[i] = observation_.second(eta[i], count(i, state.neuron));
     MatrixColMajor hessian;
     NeuronRows<Source>(design_, rows_, state.active)
-        .hessian(weights, static_cast<double>(rows_.size()), hessian, false, options_.stop);
+        .hessian(weights, static_cast<double>(rows_.size()), hessian, false, options_.stop, n_threads_);
     hessian.diagonal() += state.l2;
     ++state.n_hessian;
     state.direction = solve_model(state, hessian);
