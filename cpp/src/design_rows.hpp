@@ -387,14 +387,24 @@ class NeuronRows {
                int n_threads = 1) const {
     const Index n = n_rows();
     const Index n_chunks = row_chunks(n);
-    std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks));
-#pragma omp parallel for schedule(static, 1) num_threads(sanitize_threads(n_threads)) \
-    if (n_chunks > 1 && n_threads > 1 && !inside_parallel_region())
-    for (Index c = 0; c < n_chunks; ++c)
-      chunk_hessian(n * c / n_chunks, n * (c + 1) / n_chunks, weights, single_precision, stop,
-                    partial[static_cast<std::size_t>(c)]);
-    hessian = std::move(partial[0]);
-    for (std::size_t c = 1; c < partial.size(); ++c) hessian += partial[c];
+    auto chunk = [&](Index c, MatrixColMajor& out) {
+      chunk_hessian(n * c / n_chunks, n * (c + 1) / n_chunks, weights, single_precision, stop, out);
+    };
+    if (n_chunks > 1 && n_threads > 1 && !inside_parallel_region()) {
+      std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks));
+#pragma omp parallel for schedule(static, 1) num_threads(sanitize_threads(n_threads))
+      for (Index c = 0; c < n_chunks; ++c) chunk(c, partial[static_cast<std::size_t>(c)]);
+      hessian = std::move(partial[0]);
+      for (std::size_t c = 1; c < partial.size(); ++c) hessian += partial[c];
+    } else {
+      // The same sums in the same order, holding one chunk at a time (on L a chunk is 5 MB).
+      chunk(0, hessian);
+      MatrixColMajor next;
+      for (Index c = 1; c < n_chunks; ++c) {
+        chunk(c, next);
+        hessian += next;
+      }
+    }
     hessian = hessian.selfadjointView<Eigen::Lower>();
     if (normaliser > 0.0) hessian /= normaliser;
   }
