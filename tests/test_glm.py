@@ -246,12 +246,22 @@ def test_predict(howto_design, howto_counts):
     np.testing.assert_allclose(rate[20], np.exp(howto_design[20] @ model.coef_ + model.intercept_))
 
 
+def _with(y, index, value):
+    y = np.array(y, dtype=float)
+    y[index] = value
+    return y
+
+
 BAD_FITS = [
     (lambda X, y: (X[:, 0], y), ValueError, r"X must be 2-D with shape \(n_samples, n_features\)"),
     (lambda X, y: (X, y[:, 0]), ValueError, r"y must be 2-D with shape \(n_samples, n_neurons\)"),
     (lambda X, y: (X[:-1], y), ValueError, "same number of samples"),
     (lambda X, y: (X, -y), ValueError, "non-negative"),
     (lambda X, y: (X, y + 0.5), ValueError, "integer spike counts"),
+    (lambda X, y: (X, _with(y, (5, 1), -1.0)), ValueError, "non-negative"),
+    # a row dropped for NaN features (the first window) is checked too
+    (lambda X, y: (X, _with(y, (0, 0), 0.5)), ValueError, "integer spike counts"),
+    (lambda X, y: (X, _with(y, (40, 3), 2.25)), ValueError, "integer spike counts"),
     (lambda X, y: (X[:10], y[:10]), ValueError, "no valid samples"),
     (lambda X, y: (X.astype(str), y), TypeError, "X must be a real numeric array"),
     (lambda X, y: (X, y[:, :0]), ValueError, "at least one neuron"),
@@ -263,6 +273,14 @@ def test_bad_fit_inputs(howto_design, howto_counts, make, error, match):
     X, y = make(howto_design, howto_counts)
     with pytest.raises(error, match=match):
         nmo.glm.PopulationGLM().fit(X, y)
+
+
+def test_non_finite_counts_drop_their_rows(howto_design, howto_counts):
+    # inf, -inf and NaN counts are not negative or fractional counts: their rows are dropped.
+    y = np.array(howto_counts, dtype=float)
+    y[30, 2], y[40, 0], y[50, 1] = np.inf, -np.inf, np.nan
+    model = nmo.glm.PopulationGLM().fit(howto_design, y)
+    assert model.fit_info_["n_samples_used"] == np.isfinite(howto_design).all(axis=1).sum() - 3
 
 
 def test_bad_masks(howto_design, howto_counts):

@@ -126,10 +126,14 @@ def _check_spike_counts(counts: NDArray, block_rows: int = 1 << 16) -> None:
     """
     for start in range(0, counts.shape[0], block_rows):
         block = counts[start : start + block_rows]
-        block = block[np.isfinite(block)]
-        if np.any(block < 0):
+        # Two passes for clean data; the finiteness mask only when something looks wrong (NaN
+        # compares False; fmod gives NaN for NaN and inf, and NaN != 0).
+        negative = block < 0
+        if negative.any() and (negative & np.isfinite(block)).any():
             raise ValueError("y must contain non-negative spike counts, found negative values")
-        if np.any(block != np.round(block)):
+        with np.errstate(invalid="ignore"):
+            fractional = np.fmod(block, 1.0) != 0
+        if fractional.any() and (fractional & np.isfinite(block)).any():
             raise ValueError("y must contain integer spike counts, found non-integer values")
 
 
