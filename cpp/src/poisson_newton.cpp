@@ -894,6 +894,9 @@ void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColM
   const MatrixColMajor gram = design_gram(design, gram_rows, n_threads);
 
   std::vector<NeuronState> states(static_cast<std::size_t>(n_neurons));
+  // Neurons with the same active features share the conditioning verdict (without a mask, all
+  // do): one factorisation per distinct feature set.
+  std::map<std::vector<Index>, bool> conditioning;
   for (Index neuron = 0; neuron < n_neurons; ++neuron) {
     NeuronState& state = states[static_cast<std::size_t>(neuron)];
     state.neuron = neuron;
@@ -910,7 +913,10 @@ void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColM
         state.ridge[static_cast<Index>(a) + 1] = ridge(state.active[a], neuron);
       if (state.ridge.isZero(0.0)) state.ridge.resize(0);
     }
-    state.well_conditioned = well_conditioned(gram, state.active);
+    const auto known = conditioning.find(state.active);
+    state.well_conditioned = known != conditioning.end()
+                                 ? known->second
+                                 : (conditioning[state.active] = well_conditioned(gram, state.active));
     state.at_flat_start = state.theta.tail(q - 1).isZero(0.0);
     state.hessian_stride = hessian_stride(n, q);
     state.level = !state.well_conditioned ? kFullDouble
