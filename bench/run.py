@@ -156,23 +156,21 @@ def kernel_rates(X, n_neurons: int) -> dict:
     coefs = np.asfortranarray(np.random.default_rng(1).normal(size=(X.shape[1], n_neurons)))
     out = np.empty((rows.size, n_neurons), order="F")
     offsets = np.zeros(n_neurons)
-    # Best of three after a first call (which page-faults `out` in), as for the Hessians' warm-up.
-    core.design_multiply(X, rows, coefs, offsets, out, os.cpu_count() or 1)
-    seconds = []
-    for _ in range(3):
-        start = time.perf_counter()
-        core.design_multiply(X, rows, coefs, offsets, out, os.cpu_count() or 1)
-        seconds.append(time.perf_counter() - start)
-    rates["product"] = 2 * rows.size * X.shape[1] * n_neurons / min(seconds) / 1e9
-    # The gradient product [1, X]^T R, R with one column per neuron, timed the same way.
     residual = np.asfortranarray(np.random.default_rng(2).normal(size=(rows.size, n_neurons)))
-    core.design_transpose_multiply(X, rows, residual, os.cpu_count() or 1)
-    seconds = []
-    for _ in range(3):
-        start = time.perf_counter()
-        core.design_transpose_multiply(X, rows, residual, os.cpu_count() or 1)
-        seconds.append(time.perf_counter() - start)
-    rates["gradient_product"] = 2 * rows.size * X.shape[1] * n_neurons / min(seconds) / 1e9
+    n_threads = os.cpu_count() or 1
+    products = {
+        "product": lambda: core.design_multiply(X, rows, coefs, offsets, out, n_threads),
+        "gradient_product": lambda: core.design_transpose_multiply(X, rows, residual, n_threads),
+    }
+    for name, product in products.items():
+        # Best of three after a first call (which page-faults its output in), as for the Hessians.
+        product()
+        seconds = []
+        for _ in range(3):
+            start = time.perf_counter()
+            product()
+            seconds.append(time.perf_counter() - start)
+        rates[name] = 2 * rows.size * X.shape[1] * n_neurons / min(seconds) / 1e9
     return rates
 
 
@@ -479,12 +477,11 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             continue
         if "product_gflops" in r:
             dgemm = meta["dgemm_gflops"]
-            kernel_lines.append(
-                f"| {r['case']} | {r['hessian_f64_gflops']:.1f} ({100 * r['hessian_f64_gflops'] / dgemm:.0f}%) | "
-                f"{r['hessian_f32_gflops']:.1f} ({100 * r['hessian_f32_gflops'] / dgemm:.0f}%) | "
-                f"{r['product_gflops']:.1f} ({100 * r['product_gflops'] / dgemm:.0f}%) | "
-                f"{r['gradient_product_gflops']:.1f} ({100 * r['gradient_product_gflops'] / dgemm:.0f}%) |"
-            )
+            kernels = ("hessian_f64", "hessian_f32", "product", "gradient_product")
+            cells = [
+                f"{r[k + '_gflops']:.1f} ({100 * r[k + '_gflops'] / dgemm:.0f}%)" for k in kernels
+            ]
+            kernel_lines.append(f"| {r['case']} | " + " | ".join(cells) + " |")
         if "error" in r:
             lines.append(f"| {r['case']} | {r['peer']} | failed | | | | | | | {r['error'][:80]} |")
             continue

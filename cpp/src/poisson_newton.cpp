@@ -374,29 +374,28 @@ class PopulationSolver {
     MatrixColMajor hessian;
     const VectorXd mu = eta_.col(state.neuron).array().exp();
     const double n = static_cast<double>(rows_.size());
-    const auto cached = sampled_designs_.find(state.hessian_stride);
-    if (state.factor_level == kSampledSingle && cached != sampled_designs_.end()) {
-      // The same rows and weights as below, in two parts: the grid rows from the compact copy,
-      // then the heavy rows off the grid from the design.
+    if (state.factor_level == kSampledSingle) {
+      // Grid rows (every stride-th valid row, from the compact copy when there is one), then
+      // the heavy rows off the grid.
       VectorXd grid_weights, heavy_weights;
       IndexVector heavy_rows;
-      split_hessian_sample(mu, state.hessian_stride, grid_weights, heavy_rows, heavy_weights);
-      const DenseRows<MatrixColMajor> grid_source(cached->second);
-      const IndexVector grid_positions = IndexVector::LinSpaced(grid_weights.size(), 0, grid_weights.size() - 1);
-      NeuronRows<DenseRows<MatrixColMajor>>(grid_source, grid_positions, state.active)
-          .hessian(grid_weights, n, hessian, true, options_.stop, n_threads_);
+      sample_hessian_rows(mu, state.hessian_stride, grid_weights, heavy_rows, heavy_weights);
+      const auto cached = sampled_designs_.find(state.hessian_stride);
+      if (cached != sampled_designs_.end()) {
+        const DenseRows<MatrixColMajor> grid_source(cached->second);
+        const IndexVector positions = IndexVector::LinSpaced(grid_weights.size(), 0, grid_weights.size() - 1);
+        NeuronRows<DenseRows<MatrixColMajor>>(grid_source, positions, state.active)
+            .hessian(grid_weights, n, hessian, true, options_.stop, n_threads_);
+      } else {
+        NeuronRows<Source>(design_, grid_rows(state.hessian_stride), state.active)
+            .hessian(grid_weights, n, hessian, true, options_.stop, n_threads_);
+      }
       if (heavy_rows.size() > 0) {
         MatrixColMajor heavy_part;
         NeuronRows<Source>(design_, heavy_rows, state.active)
             .hessian(heavy_weights, n, heavy_part, true, options_.stop, n_threads_);
         hessian += heavy_part;
       }
-    } else if (state.factor_level == kSampledSingle) {
-      IndexVector sampled_rows;
-      VectorXd weights;
-      sample_hessian_rows(mu, state.hessian_stride, sampled_rows, weights);
-      NeuronRows<Source>(design_, sampled_rows, state.active)
-          .hessian(weights, n, hessian, true, options_.stop, n_threads_);
     } else {
       NeuronRows<Source>(design_, rows_, state.active)
           .hessian(mu, n, hessian, state.factor_level == kFullSingle, options_.stop, n_threads_);
@@ -420,22 +419,31 @@ class PopulationSolver {
         if (state.stage == Stage::kDone || state.level != kSampledSingle || stride < 2 ||
             sampled_designs_.count(stride) > 0)
           continue;
-        const Index grid_rows = (n + stride - 1) / stride;
-        if (grid_rows * design_.cols() > budget) continue;
-        budget -= grid_rows * design_.cols();
-        IndexVector grid(grid_rows);
-        for (Index k = 0; k < grid_rows; ++k) grid[k] = rows_[k * stride];
+        const Index copy_size = (n + stride - 1) / stride * design_.cols();
+        if (copy_size > budget) continue;
+        budget -= copy_size;
+        const IndexVector grid = grid_rows(stride);
         MatrixColMajor& copy = sampled_designs_[stride];
-        copy.resize(grid_rows, design_.cols());
-        design_.gather(grid, 0, grid_rows, is_contiguous(grid), nullptr, 0, copy);
+        copy.resize(grid.size(), design_.cols());
+        design_.gather(grid, 0, grid.size(), is_contiguous(grid), nullptr, 0, copy);
       }
     }
   }
 
-  /// sample_hessian_rows split for the compact grid copy: the weight of every grid row (its own
-  /// rate if heavy, else stride times it) and the heavy rows off the grid with their weights.
-  void split_hessian_sample(const Eigen::Ref<const VectorXd>& mu, Index stride, VectorXd& grid_weights,
-                            IndexVector& heavy_rows, VectorXd& heavy_weights) const {
+  /// The design rows of the sub-sampled Hessians' grid: every stride-th valid row.
+  IndexVector grid_rows(Index stride) const {
+    IndexVector grid((rows_.size() + stride - 1) / stride);
+    for (Index k = 0; k < grid.size(); ++k) grid[k] = rows_[k * stride];
+    return grid;
+  }
+
+  /// Rows and weights of a sub-sampled Hessian: every stride-th row (the grid) with stride times
+  /// its weight, and every row whose rate is heavy (above kHeavyRate times the mean, at most
+  /// n / stride of them) with its own weight, on the grid or off it (heavy_rows). Spiking data
+  /// put much of the Hessian on a few rows (bursts, post-spike rates); uniform sampling alone
+  /// would miss them.
+  void sample_hessian_rows(const Eigen::Ref<const VectorXd>& mu, Index stride, VectorXd& grid_weights,
+                           IndexVector& heavy_rows, VectorXd& heavy_weights) const {
     const Index n = mu.size();
     const double threshold = heavy_threshold(mu, stride);
     grid_weights.resize((n + stride - 1) / stride);
@@ -443,13 +451,15 @@ class PopulationSolver {
       const double rate = mu[k * stride];
       grid_weights[k] = rate > threshold ? rate : static_cast<double>(stride) * rate;
     }
-    std::vector<Index> heavy;
+    std::vector<Index> rows;
+    std::vector<double> weights;
     for (Index i = 0; i < n; ++i)
-      if (mu[i] > threshold && i % stride != 0) heavy.push_back(rows_[i]);
-    heavy_rows = Eigen::Map<const IndexVector>(heavy.data(), static_cast<Index>(heavy.size()));
-    heavy_weights.resize(heavy_rows.size());
-    for (Index k = 0, i = 0; i < n; ++i)
-      if (mu[i] > threshold && i % stride != 0) heavy_weights[k++] = mu[i];
+      if (mu[i] > threshold && i % stride != 0) {
+        rows.push_back(rows_[i]);
+        weights.push_back(mu[i]);
+      }
+    heavy_rows = Eigen::Map<const IndexVector>(rows.data(), static_cast<Index>(rows.size()));
+    heavy_weights = Eigen::Map<const VectorXd>(weights.data(), static_cast<Index>(weights.size()));
   }
 
   /// The rate above which a row is heavy: kHeavyRate times the mean, raised so that at most
@@ -464,28 +474,6 @@ class PopulationSolver {
       threshold = sorted[static_cast<std::size_t>(budget)];
     }
     return threshold;
-  }
-
-  /// Rows and weights of a sub-sampled Hessian: every row whose rate is heavy (above
-  /// kHeavyRate times the mean, at most n / stride of them) with its own weight, and every
-  /// stride-th of the others with stride times its weight. Spiking data put much of the Hessian
-  /// on a few rows (bursts, post-spike rates); uniform sampling alone would miss them.
-  void sample_hessian_rows(const Eigen::Ref<const VectorXd>& mu, Index stride,
-                           IndexVector& sampled_rows, VectorXd& weights) const {
-    const Index n = mu.size();
-    const double threshold = heavy_threshold(mu, stride);
-    std::vector<Index> positions;
-    positions.reserve(static_cast<std::size_t>(2 * std::max<Index>(n / stride, 1) + 1));
-    for (Index i = 0; i < n; ++i)
-      if (mu[i] > threshold || i % stride == 0) positions.push_back(i);
-    const Index m = static_cast<Index>(positions.size());
-    sampled_rows.resize(m);
-    weights.resize(m);
-    for (Index k = 0; k < m; ++k) {
-      const Index i = positions[static_cast<std::size_t>(k)];
-      sampled_rows[k] = rows_[i];
-      weights[k] = mu[i] > threshold ? mu[i] : static_cast<double>(stride) * mu[i];
-    }
   }
 
   static void add_ridge(const NeuronState& state, MatrixColMajor& hessian) {
