@@ -25,9 +25,11 @@ using popglm::stop_requested;
 // rows, summed in order: the result does not depend on the thread count.
 constexpr Index kRowChunks = 8;
 constexpr Index kMinChunkRows = 4096;
-// Rows per block of the Hessian pass and of the shared products: a block (rows x features)
-// stays ~2 MB.
-constexpr Index kBlockElements = Index{1} << 18;
+// Rows per block of the Hessian pass: a float64 block (rows x features) of 512 KB stays in a
+// core's L2 cache while it is scaled, converted and fed to the rank update. 2 MB blocks (from
+// L3) ran the Hessian 20-30% slower at 121-209 features on a Zen 3 core (bench S and real).
+constexpr Index kBlockElements = Index{1} << 16;
+constexpr Index kMinBlockRows = 128;
 // Rows per block of the products shared by all neurons (one block per task of X D).
 constexpr Index kProductBlockRows = 256;
 // Rows per block of X^T R: a register tile's columns of X and of R (4 + 4 here) stay in L1.
@@ -67,7 +69,7 @@ inline bool inside_parallel_region() {
 }
 
 inline Index block_rows_for(Index n_columns, Index n_rows) {
-  const Index rows = std::clamp<Index>(kBlockElements / std::max<Index>(n_columns, 1), 64, 8192);
+  const Index rows = std::clamp<Index>(kBlockElements / std::max<Index>(n_columns, 1), kMinBlockRows, 8192);
   return std::max<Index>(std::min(rows, n_rows), 1);
 }
 
@@ -482,6 +484,12 @@ void batched_linear_predictors(const SharedDesign<Source>& shared, const std::ve
     offsets[k] = v[0];
     for (std::size_t a = 0; a < state.active.size(); ++a) coefs(state.active[a], k) = v[static_cast<Index>(a) + 1];
     state.batch_column = k;
+  }
+  if (coefs.isZero(0.0)) {
+    // Intercept-only (every fit's default start): the product is exactly the offsets on the
+    // valid (finite) rows, and a pass over X saved.
+    for (Index k = 0; k < m; ++k) out.col(k).head(shared.n_rows()).setConstant(offsets[k]);
+    return;
   }
   shared.multiply(coefs, offsets, out, n_threads);
 }

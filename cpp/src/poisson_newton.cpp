@@ -425,7 +425,17 @@ class PopulationSolver {
         const IndexVector grid = grid_rows(stride);
         MatrixColMajor& copy = sampled_designs_[stride];
         copy.resize(grid.size(), design_.cols());
-        design_.gather(grid, 0, grid.size(), is_contiguous(grid), nullptr, 0, copy);
+        // By column ranges, one per thread: the strided reads touch every cache line of X.
+        const Index p = design_.cols();
+        const bool contiguous = is_contiguous(grid);
+        const int threads = sanitize_threads(n_threads_);
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1 && p > 1)
+        for (int part = 0; part < threads; ++part) {
+          const Index first = p * part / threads, last = p * (part + 1) / threads;
+          std::vector<Index> columns;
+          for (Index c = first; c < last; ++c) columns.push_back(c);
+          if (!columns.empty()) design_.gather(grid, 0, grid.size(), contiguous, &columns, first, copy);
+        }
       }
     }
   }
