@@ -43,7 +43,9 @@ constexpr Index kLineSearchChunk = 256;
 /// cancellation. Near 0, where exp(z) - 1 - z cancels, a series (relative truncation error
 /// < 3e-15 for |z| < 1e-3); elsewhere the formula. Both are evaluated as packets and selected per
 /// row (a scalar libm expm1 per row took half of the line search's time).
-inline double expm1_minus_identity_sum(const Eigen::Ref<const VectorXd>& eta,
+/// `rates`, when given, holds exp(eta) already (computed with the gradient at this point): the
+/// line search then evaluates one exp per row, not two.
+inline double expm1_minus_identity_sum(const Eigen::Ref<const VectorXd>& eta, const double* rates,
                                        const Eigen::Ref<const VectorXd>& step_eta, double step,
                                        Index start, Index len) {
   using Chunk = Eigen::Array<double, Eigen::Dynamic, 1, 0, kLineSearchChunk, 1>;  // on the stack
@@ -51,6 +53,7 @@ inline double expm1_minus_identity_sum(const Eigen::Ref<const VectorXd>& eta,
   const Chunk series = z * z * 0.5 * (1.0 + z / 3.0 * (1.0 + z / 4.0 * (1.0 + z / 5.0)));
   const Chunk formula = z.exp() - 1.0 - z;
   const Chunk curvature = (z.abs() < 1e-3).select(series, formula);
+  if (rates != nullptr) return (Eigen::Map<const Eigen::ArrayXd>(rates + start, len) * curvature).sum();
   return (eta.segment(start, len).array().exp() * curvature).sum();
 }
 

@@ -73,6 +73,9 @@ constexpr double kHeavyRate = 4.0;
 // Population steps allowed per Newton iteration of the budget: a guard that the loop ends even if
 // a neuron's state machine stopped making progress.
 constexpr int kRoundsPerIteration = 4;
+// The rates exp(eta) computed with the gradients are kept for the line search when the matrix
+// of them (rows x neurons, float64) is at most this large: L's would add 800 MB.
+constexpr Index kRateCacheBytes = Index{256} << 20;
 // Below this many design elements times neurons a fit runs on one thread.
 constexpr Index kSerialWork = Index{1} << 20;
 
@@ -153,8 +156,8 @@ struct NeuronResult {
 
 /// Line search along a direction whose linear predictor is `step_eta`, from the point with linear
 /// predictor `eta`: the largest step 2^-k that satisfies Armijo's condition, or 0 if none does.
-double backtrack(const Eigen::Ref<const VectorXd>& eta, const Eigen::Ref<const VectorXd>& step_eta,
-                 double slope, double penalty_curvature) {
+double backtrack(const Eigen::Ref<const VectorXd>& eta, const double* rates,
+                 const Eigen::Ref<const VectorXd>& step_eta, double slope, double penalty_curvature) {
   // objective(theta + s d) - objective(theta) = s * slope + mean(mu * (exp(s x) - 1 - s x))
   // + s^2 * penalty_curvature, x = A d, penalty_curvature = 0.5 * sum(ridge * d^2). Written this way the change is computed without cancellation, so the search still
   // works when the change is far below the objective's own rounding error.
@@ -163,7 +166,7 @@ double backtrack(const Eigen::Ref<const VectorXd>& eta, const Eigen::Ref<const V
   for (int halving = 0; halving <= kMaxHalvings; ++halving, step *= 0.5) {
     double curvature = 0.0;
     for (Index start = 0; start < n; start += kLineSearchChunk)
-      curvature += expm1_minus_identity_sum(eta, step_eta, step, start, std::min(kLineSearchChunk, n - start));
+      curvature += expm1_minus_identity_sum(eta, rates, step_eta, step, start, std::min(kLineSearchChunk, n - start));
     curvature /= static_cast<double>(n);
     curvature += step * step * penalty_curvature;
     if (std::isfinite(curvature) && curvature <= -(1.0 - kArmijo) * step * slope) return step;
@@ -254,6 +257,8 @@ class PopulationSolver {
     const Index n_neurons = static_cast<Index>(states.size());
     eta_.resize(n, n_neurons);
     step_eta_.resize(n, n_neurons);
+    rates_current_.assign(static_cast<std::size_t>(n_neurons), 0);
+    if (n * n_neurons <= kRateCacheBytes / Index{sizeof(double)}) rates_.resize(n, n_neurons);
 
     cache_sampled_designs(states);
     std::vector<NeuronState*> running;
@@ -333,10 +338,19 @@ class PopulationSolver {
   void gradients(const std::vector<NeuronState*>& batch) {
     if (batch.empty()) return;
     const Index m = static_cast<Index>(batch.size());
+    const bool keep_rates = rates_.size() > 0;
     auto fill_residual = [&](Index start, Index len, MatrixColMajor& residual) {
       for (Index k = 0; k < m; ++k) {
         const Index neuron = batch[static_cast<std::size_t>(k)]->neuron;
-        if (rows_contiguous_) {
+        if (keep_rates) {
+          auto rates = rates_.col(neuron).segment(start, len);
+          rates = eta_.col(neuron).segment(start, len).array().exp();
+          if (rows_contiguous_) {
+            residual.col(k) = rates - counts_.col(neuron).segment(rows_[0] + start, len);
+          } else {
+            for (Index i = 0; i < len; ++i) residual(i, k) = rates[i] - count(start + i, neuron);
+          }
+        } else if (rows_contiguous_) {
           residual.col(k) = eta_.col(neuron).segment(start, len).array().exp().matrix() -
                             counts_.col(neuron).segment(rows_[0] + start, len);
         } else {
@@ -347,6 +361,8 @@ class PopulationSolver {
     };
     MatrixColMajor full_gradients;
     shared_.transpose_multiply(m, fill_residual, full_gradients, n_threads_);
+    if (keep_rates)
+      for (const NeuronState* state : batch) rates_current_[static_cast<std::size_t>(state->neuron)] = 1;
     for (Index k = 0; k < m; ++k) {
       NeuronState& state = *batch[static_cast<std::size_t>(k)];
       gather_gradient(full_gradients, k, state);
@@ -372,7 +388,9 @@ class PopulationSolver {
       return;
     }
     MatrixColMajor hessian;
-    const VectorXd mu = eta_.col(state.neuron).array().exp();
+    const VectorXd mu = rates_current_[static_cast<std::size_t>(state.neuron)]
+                            ? VectorXd(rates_.col(state.neuron))
+                            : VectorXd(eta_.col(state.neuron).array().exp());
     const double n = static_cast<double>(rows_.size());
     if (state.factor_level == kSampledSingle) {
       // Grid rows (every stride-th valid row, from the compact copy when there is one), then
@@ -510,7 +528,10 @@ class PopulationSolver {
     return state.mean_count == 0.0 || std::exp(eta_.col(state.neuron).minCoeff()) < floor;
   }
 
-  void set_point(NeuronState& state, const VectorXd& eta) { eta_.col(state.neuron) = eta; }
+  void set_point(NeuronState& state, const VectorXd& eta) {
+    eta_.col(state.neuron) = eta;
+    rates_current_[static_cast<std::size_t>(state.neuron)] = 0;
+  }
 
   void move(NeuronState& state, double step) {
     state.at_flat_start = false;
@@ -519,6 +540,7 @@ class PopulationSolver {
     const auto step_eta = step_eta_.col(state.batch_column);
     state.theta.noalias() += step * state.direction;
     eta_.col(state.neuron) += step * step_eta;
+    rates_current_[static_cast<std::size_t>(state.neuron)] = 0;
   }
 
   /// Record the curvature seen along the last move (exact gradients at both ends).
@@ -771,7 +793,9 @@ class PopulationSolver {
 
     const double penalty_curvature =
         state.ridge.size() > 0 ? 0.5 * state.ridge.dot(state.direction.cwiseAbs2()) : 0.0;
-    const double step = backtrack(eta_.col(state.neuron), step_eta, state.slope, penalty_curvature);
+    const double* rates =
+        rates_current_[static_cast<std::size_t>(state.neuron)] ? rates_.col(state.neuron).data() : nullptr;
+    const double step = backtrack(eta_.col(state.neuron), rates, step_eta, state.slope, penalty_curvature);
     if (state.pending == Pending::kPolish) {
       if (step == 0.0) {
         finish(state, FitStatus::converged);
@@ -813,6 +837,10 @@ class PopulationSolver {
   // than stored: for long recordings this matrix is the largest allocation of the fit.
   MatrixColMajor eta_;
   MatrixColMajor step_eta_;  // linear predictors of the last batch of directions
+  // exp(eta_) where rates_current_ says so (the gradient's rates, until the point moves); empty
+  // when too large (kRateCacheBytes).
+  MatrixColMajor rates_;
+  std::vector<char> rates_current_;
   std::map<Index, MatrixColMajor> sampled_designs_;  // stride -> grid rows (cache_sampled_designs)
 };
 
