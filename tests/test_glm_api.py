@@ -253,6 +253,39 @@ def test_save_and_load_round_trip(tmp_path, coupled):
     np.testing.assert_array_equal(back.coef_, single.coef_)
 
 
+def test_loaded_model_scores_and_reports_like_the_fitted_one(tmp_path, coupled):
+    # score and simulate read scale_; fit_info_, n_iter_, converged_ and dof_resid_ describe the
+    # fit. A loaded model used to lack all of them (score raised AttributeError).
+    X, counts = coupled
+    model = nmo.glm.PopulationGLM().fit(X, counts)
+    dof = model.dof_resid_
+    model.save_params(tmp_path / "model.npz")
+    loaded = nmo.load_model(tmp_path / "model.npz")
+    assert loaded.score(X, counts) == model.score(X, counts)
+    np.testing.assert_array_equal(loaded.scale_, model.scale_)
+    np.testing.assert_array_equal(loaded.dof_resid_, dof)
+    np.testing.assert_array_equal(loaded.n_iter_, model.n_iter_)
+    np.testing.assert_array_equal(loaded.converged_, model.converged_)
+    assert loaded.fit_info_.keys() == model.fit_info_.keys()
+    for key, value in model.fit_info_.items():
+        np.testing.assert_array_equal(loaded.fit_info_[key], value, err_msg=key)
+    spikes, _ = loaded.simulate(np.random.default_rng(0), X[-5:])
+    assert spikes.shape == (5, counts.shape[1])
+    single = nmo.glm.GLM(observation_model="Gamma").fit(X, counts[:, 0] + 0.5)
+    single.save_params(tmp_path / "gamma.npz")
+    back = nmo.load_model(tmp_path / "gamma.npz")
+    assert back.scale_ == single.scale_ and back.n_iter_ == single.n_iter_
+    assert back.score(X, counts[:, 0] + 0.5) == single.score(X, counts[:, 0] + 0.5)
+    # A file written before these entries existed: Poisson's scale is fixed, so it still scores.
+    with np.load(tmp_path / "model.npz") as data:
+        old = {key: data[key] for key in data.files if key == "dof_resid_" or "/" not in key}
+    del old["scale_"], old["dof_resid_"]
+    np.savez(tmp_path / "old.npz", **old)
+    older = nmo.load_model(tmp_path / "old.npz")
+    assert older.score(X, counts) == model.score(X, counts)
+    assert not hasattr(older, "fit_info_")
+
+
 def test_load_rejects_foreign_and_damaged_files(tmp_path):
     np.savez(tmp_path / "foreign.npz", a=np.arange(3))
     with pytest.raises(ValueError, match="not a popglm model file"):

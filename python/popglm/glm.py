@@ -939,7 +939,9 @@ class _BaseGLM(BaseEstimator):
     def save_params(self, filename: str | Path) -> None:
         """Save the parameters and fitted coefficients to an ``.npz`` file (no pickle).
 
-        ``popglm.load_model(filename)`` rebuilds the model.
+        ``popglm.load_model(filename)`` rebuilds the model, with ``scale_``, ``n_iter_``,
+        ``converged_``, ``fit_info_`` and (when it was known or its X is still alive)
+        ``dof_resid_``: the loaded model predicts, scores and simulates like the fitted one.
         """
         self._check_is_fit()
         strength = self._regularizer_strength
@@ -978,7 +980,68 @@ class _BaseGLM(BaseEstimator):
             payload["regularizer_ratio"] = np.asarray(strength[1], dtype=np.float64)
         if isinstance(self._regularizer, GroupLasso) and self._regularizer.mask is not None:
             payload["group_mask"] = self._regularizer.mask
+        payload.update(self._fitted_state())
         np.savez(filename, **payload)
+
+    def _fitted_state(self) -> dict[str, NDArray]:
+        """Collect what ``fit`` set besides the coefficients, for ``save_params``.
+
+        That is ``scale_`` (score and simulate need it), the numeric ``fit_info_`` entries and
+        ``dof_resid_`` when known.
+        """
+        state = {}
+        if getattr(self, "scale_", None) is not None:
+            state["scale_"] = np.asarray(self.scale_, dtype=np.float64)
+        for key, value in (getattr(self, "fit_info_", None) or {}).items():
+            value = np.asarray(value)
+            if key not in _DERIVED_FIT_INFO and value.dtype.kind in "biuf":
+                state[_FIT_INFO_PREFIX + key] = value
+        try:
+            state["dof_resid_"] = np.asarray(self.dof_resid_, dtype=np.float64)
+        except (AttributeError, NotFittedError):
+            pass  # never computed, and the X it needs is gone: left out
+        return state
+
+    def _restore_fitted_state(self, contents: dict[str, NDArray]) -> None:
+        """Undo ``_fitted_state`` (files written before it lack some entries)."""
+        n_neurons = self.intercept_.shape[0]
+        if "scale_" in contents:
+            self.scale_ = np.asarray(contents["scale_"], dtype=np.float64)
+        elif isinstance(
+            self._observation_model,
+            (PoissonObservations, BernoulliObservations, NegativeBinomialObservations),
+        ):
+            # A fixed scale, as fit sets it.
+            empty = np.empty((0, n_neurons))
+            self.scale_ = np.asarray(
+                self._observation_model.estimate_scale(empty, None, None), dtype=np.float64
+            )
+        info = {
+            key[len(_FIT_INFO_PREFIX) :]: value
+            for key, value in contents.items()
+            if key.startswith(_FIT_INFO_PREFIX)
+        }
+        if "status" in info and "n_iter" in info:
+            status = info["status"]
+            for key in ("n_samples_used", "n_threads"):
+                if key in info and info[key].ndim == 0:
+                    info[key] = int(info[key])
+            info["converged"] = status == 0
+            info["reason"] = np.array([FIT_STATUS[int(code)] for code in status])
+            self.fit_info_ = info
+            self.n_iter_ = info["n_iter"] if self._population else int(info["n_iter"][0])
+            self.converged_ = status == 0 if self._population else bool(status[0] == 0)
+        self._dof_resid = (
+            np.asarray(contents["dof_resid_"], dtype=np.float64)
+            if "dof_resid_" in contents
+            else None
+        )
+        self._dof_pending = None
+
+
+# fit_info_ entries recomputed on load from "status" rather than stored.
+_DERIVED_FIT_INFO = ("converged", "reason")
+_FIT_INFO_PREFIX = "fit_info/"
 
 
 def _design_rank(X: Any, rows: NDArray) -> int:
@@ -1301,4 +1364,8 @@ def load_model(filename: str | Path) -> GLM | PopulationGLM:
         raise ValueError(f"{filename!s} has coefficients of the wrong shape")
     model.coef_ = coef
     model.intercept_ = intercept
+    try:
+        model._restore_fitted_state(contents)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ValueError(f"{filename!s} has a damaged fit record: {error}") from None
     return model
