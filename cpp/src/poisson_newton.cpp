@@ -342,20 +342,13 @@ class PopulationSolver {
     auto fill_residual = [&](Index start, Index len, MatrixColMajor& residual) {
       for (Index k = 0; k < m; ++k) {
         const Index neuron = batch[static_cast<std::size_t>(k)]->neuron;
-        if (keep_rates) {
-          auto rates = rates_.col(neuron).segment(start, len);
-          rates = eta_.col(neuron).segment(start, len).array().exp();
-          if (rows_contiguous_) {
-            residual.col(k) = rates - counts_.col(neuron).segment(rows_[0] + start, len);
-          } else {
-            for (Index i = 0; i < len; ++i) residual(i, k) = rates[i] - count(start + i, neuron);
-          }
-        } else if (rows_contiguous_) {
-          residual.col(k) = eta_.col(neuron).segment(start, len).array().exp().matrix() -
-                            counts_.col(neuron).segment(rows_[0] + start, len);
+        auto column = residual.col(k);
+        column = eta_.col(neuron).segment(start, len).array().exp();
+        if (keep_rates) rates_.col(neuron).segment(start, len) = column;
+        if (rows_contiguous_) {
+          column -= counts_.col(neuron).segment(rows_[0] + start, len);
         } else {
-          for (Index i = 0; i < len; ++i)
-            residual(i, k) = std::exp(eta_(start + i, neuron)) - count(start + i, neuron);
+          for (Index i = 0; i < len; ++i) column[i] -= count(start + i, neuron);
         }
       }
     };

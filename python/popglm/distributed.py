@@ -262,20 +262,13 @@ def _store_fit(
     dof_resid: NDArray | None, dof_pending: tuple | None, tol: float, max_iter: int,
 ) -> Any:  # fmt: skip
     """Set the fitted attributes exactly as ``_BaseGLM.fit`` does, and warn about failures."""
-    from .glm import FIT_STATUS
-
-    status = info["status"]
-    info["converged"] = status == 0
-    info["reason"] = np.array([FIT_STATUS[int(code)] for code in status])
     info["n_threads"] = _task_threads(model)  # per task: each worker runs its own solves
     model.coef_ = model._coef_from_population(coef)
     model.intercept_ = intercept
-    model.n_iter_ = info["n_iter"] if model._population else int(info["n_iter"][0])
-    model.converged_ = status == 0 if model._population else bool(status[0] == 0)
+    model._record_fit(info)
     model._dof_resid, model._dof_pending = dof_resid, dof_pending
     model.scale_ = np.asarray(scale, dtype=np.float64)
-    model.fit_info_ = info
-    model._warn_about_failures(status, info["gradient_norm"], tol, max_iter)
+    model._warn_about_failures(info["status"], info["gradient_norm"], tol, max_iter)
     return model
 
 

@@ -477,12 +477,8 @@ class _BaseGLM(BaseEstimator):
             progress.close()
         self.coef_ = self._coef_from_population(coef)
         self.intercept_ = intercept
-        self.n_iter_ = n_iter if self._population else int(n_iter[0])
-        self.converged_ = status == 0 if self._population else bool(status[0] == 0)
         needs_rank = self._regularizer.smooth and not self._regularizer.needs_strength
-        fixed_scale = isinstance(
-            observation, (PoissonObservations, BernoulliObservations, NegativeBinomialObservations)
-        )
+        fixed_scale = isinstance(observation, _FIXED_SCALE_FAMILIES)
         self._dof_resid, self._dof_pending = None, None
         if needs_rank and fixed_scale and X is user_X:
             # The rank of X costs a Gram matrix: computed on first access, not in every fit.
@@ -495,17 +491,17 @@ class _BaseGLM(BaseEstimator):
             mean = self._mean_response(self._linear_predictor(X, self.coef_, intercept)[rows])
             scale = observation.estimate_scale(_rows_of(counts, rows), mean, self._dof_resid)
         self.scale_ = np.asarray(scale, dtype=np.float64)  # (n_neurons,), (1,) for GLM as NeMoS
-        self.fit_info_ = {
-            "status": status,
-            "converged": status == 0,
-            "reason": np.array([FIT_STATUS[int(code)] for code in status]),
-            "n_iter": n_iter,
-            "gradient_norm": gradient_norm,
-            "objective": objective,
-            "n_hessian": n_hessian,
-            "n_samples_used": int(rows.size),
-            "n_threads": n_threads,
-        }
+        self._record_fit(
+            {
+                "status": status,
+                "n_iter": n_iter,
+                "gradient_norm": gradient_norm,
+                "objective": objective,
+                "n_hessian": n_hessian,
+                "n_samples_used": int(rows.size),
+                "n_threads": n_threads,
+            }
+        )
         self._warn_about_failures(status, gradient_norm, tol, max_iter)
         return self
 
@@ -983,6 +979,18 @@ class _BaseGLM(BaseEstimator):
         payload.update(self._fitted_state())
         np.savez(filename, **payload)
 
+    def _record_fit(self, info: dict[str, Any]) -> None:
+        """Set ``fit_info_``, ``n_iter_`` and ``converged_`` from a fit's record.
+
+        Adds the entries derived from "status"; used after a local or distributed fit and on load.
+        """
+        status = info["status"]
+        info["converged"] = status == 0
+        info["reason"] = np.array([FIT_STATUS[int(code)] for code in status])
+        self.fit_info_ = info
+        self.n_iter_ = info["n_iter"] if self._population else int(info["n_iter"][0])
+        self.converged_ = status == 0 if self._population else bool(status[0] == 0)
+
     def _fitted_state(self) -> dict[str, NDArray]:
         """Collect what ``fit`` set besides the coefficients, for ``save_params``.
 
@@ -1007,10 +1015,7 @@ class _BaseGLM(BaseEstimator):
         n_neurons = self.intercept_.shape[0]
         if "scale_" in contents:
             self.scale_ = np.asarray(contents["scale_"], dtype=np.float64)
-        elif isinstance(
-            self._observation_model,
-            (PoissonObservations, BernoulliObservations, NegativeBinomialObservations),
-        ):
+        elif isinstance(self._observation_model, _FIXED_SCALE_FAMILIES):
             # A fixed scale, as fit sets it.
             empty = np.empty((0, n_neurons))
             self.scale_ = np.asarray(
@@ -1022,15 +1027,10 @@ class _BaseGLM(BaseEstimator):
             if key.startswith(_FIT_INFO_PREFIX)
         }
         if "status" in info and "n_iter" in info:
-            status = info["status"]
             for key in ("n_samples_used", "n_threads"):
                 if key in info and info[key].ndim == 0:
                     info[key] = int(info[key])
-            info["converged"] = status == 0
-            info["reason"] = np.array([FIT_STATUS[int(code)] for code in status])
-            self.fit_info_ = info
-            self.n_iter_ = info["n_iter"] if self._population else int(info["n_iter"][0])
-            self.converged_ = status == 0 if self._population else bool(status[0] == 0)
+            self._record_fit(info)
         self._dof_resid = (
             np.asarray(contents["dof_resid_"], dtype=np.float64)
             if "dof_resid_" in contents
@@ -1039,6 +1039,8 @@ class _BaseGLM(BaseEstimator):
         self._dof_pending = None
 
 
+# Observation models whose scale fit does not estimate.
+_FIXED_SCALE_FAMILIES = (PoissonObservations, BernoulliObservations, NegativeBinomialObservations)
 # fit_info_ entries recomputed on load from "status" rather than stored.
 _DERIVED_FIT_INFO = ("converged", "reason")
 _FIT_INFO_PREFIX = "fit_info/"
