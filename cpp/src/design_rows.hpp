@@ -422,11 +422,12 @@ class NeuronRows {
                      bool single_precision, const StopToken* stop, MatrixColMajor& hessian) const {
     const Index q = n_params();
     hessian.setZero(q, q);
-    MatrixColMajor block(block_rows_, q);
-    VectorXd root_weights(block_rows_);
+    const Index buffer_rows = std::min(block_rows_, std::max<Index>(last - first, 0));
+    MatrixColMajor block(buffer_rows, q);
+    VectorXd root_weights(buffer_rows);
     Eigen::MatrixXf block_single, hessian_single;
     if (single_precision) {
-      block_single.resize(block_rows_, q);
+      block_single.resize(buffer_rows, q);
       hessian_single.resize(q, q);
     }
     for (Index start = first; start < last; start += block_rows_) {

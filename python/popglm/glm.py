@@ -597,6 +597,9 @@ class _BaseGLM(BaseEstimator):
     def _warn_about_failures(
         status: NDArray, gradient_norm: NDArray, tol: float, max_iter: int
     ) -> None:
+        if not status.any():  # all converged: the common case, kept cheap for small fits
+            return
+
         def neurons(code: int) -> list[int]:
             return np.flatnonzero(status == code).tolist()
 
