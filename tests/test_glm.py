@@ -283,6 +283,22 @@ def test_non_finite_counts_drop_their_rows(howto_design, howto_counts):
     assert model.fit_info_["n_samples_used"] == np.isfinite(howto_design).all(axis=1).sum() - 3
 
 
+def test_count_checks_cover_every_row_block():
+    # 20,000 rows are five blocks of the core's scan (4,096 rows each, scanned in parallel):
+    # a bad count is found in any block, and non-finite counts drop their rows wherever they are.
+    rng = np.random.default_rng(3)
+    y = rng.poisson(0.3, size=(20_000, 3)).astype(float)
+    X = rng.normal(size=(20_000, 2))
+    for row, value, match in [(19_999, -1.0, "non-negative"), (12_345, 0.5, "integer spike")]:
+        bad = y.copy()
+        bad[row, 1] = value
+        with pytest.raises(ValueError, match=match):
+            nmo.glm.PopulationGLM(n_threads=2).fit(X, bad)
+    y[[17, 8_000, 19_000], [0, 1, 2]] = np.nan, np.inf, -np.inf
+    model = nmo.glm.PopulationGLM(n_threads=2).fit(X, y)
+    assert model.fit_info_["n_samples_used"] == 20_000 - 3
+
+
 def test_bad_masks(howto_design, howto_counts):
     with pytest.raises(
         ValueError,

@@ -30,6 +30,11 @@ void register_convolve(py::module_& m) {
         py::arg("matrix").noconvert(), py::arg("out").noconvert(), py::arg("n_threads"),
         py::call_guard<py::gil_scoped_release>(),
         "Set out[t] = 1 where row t of matrix (float64, F- or C-ordered) is all finite, else 0.");
+  m.def("scan_counts", &popglm::scan_counts, py::arg("counts").noconvert(),
+        py::arg("valid").noconvert(), py::arg("drop_nonfinite_rows"), py::arg("n_threads"),
+        py::call_guard<py::gil_scoped_release>(),
+        "One pass over counts (F-ordered float64): valid[t] = 0 for rows with NaN/inf when\n"
+        "drop_nonfinite_rows; returns flags 1 (a finite negative entry) | 2 (a finite non-integer).");
 }
 
 }  // namespace popglm::bindings

@@ -40,6 +40,33 @@ void finite_rows_impl(const Matrix& matrix, Eigen::Ref<MaskVector> out, int n_th
 
 }  // namespace
 
+int scan_counts(const Eigen::Ref<const MatrixColMajor>& counts, Eigen::Ref<MaskVector> valid,
+                bool drop_nonfinite_rows, int n_threads) {
+  const Index n_rows = counts.rows();
+  if (valid.size() != n_rows) throw std::invalid_argument("scan_counts: valid must have n_rows entries");
+  constexpr Index block = 4096;
+  const Index n_blocks = (n_rows + block - 1) / block;
+  int flags = 0;
+#pragma omp parallel for schedule(static) reduction(| : flags) num_threads(sanitize_threads(n_threads)) if (n_blocks > 4)
+  for (Index b = 0; b < n_blocks; ++b) {
+    const Index start = b * block;
+    const Index stop = std::min(n_rows, start + block);
+    for (Index c = 0; c < counts.cols(); ++c) {
+      const double* column = counts.col(c).data();
+      for (Index r = start; r < stop; ++r) {
+        const double value = column[r];
+        if (!std::isfinite(value)) {
+          if (drop_nonfinite_rows) valid[r] = 0;
+          continue;
+        }
+        if (value < 0.0) flags |= kNegativeCount;
+        if (value != std::trunc(value)) flags |= kFractionalCount;
+      }
+    }
+  }
+  return flags;
+}
+
 void finite_rows(const Eigen::Ref<const MatrixColMajor>& matrix, Eigen::Ref<MaskVector> out,
                  int n_threads) {
   finite_rows_impl(matrix, out, n_threads);

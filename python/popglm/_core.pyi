@@ -39,6 +39,12 @@ def finite_rows(
     out: NDArray[np.uint8],  # (n_rows,), written
     n_threads: int,
 ) -> None: ...
+def scan_counts(
+    counts: NDArray[np.float64],  # (n_rows, n_neurons), Fortran order
+    valid: NDArray[np.uint8],  # (n_rows,), rows with NaN/inf set to 0 when drop_nonfinite_rows
+    drop_nonfinite_rows: bool,
+    n_threads: int,
+) -> int: ...  # 1: a finite negative entry, 2: a finite non-integer (or-ed)
 def fit_poisson_population(
     design: NDArray[np.float64],  # (n_samples, n_features), C or Fortran order
     counts: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order

@@ -118,23 +118,16 @@ def _plain(x: Any) -> Any:
     return np.asarray(x.values) if is_tsd(x) else x
 
 
-def _check_spike_counts(counts: NDArray, block_rows: int = 1 << 16) -> None:
-    """Raise unless every finite entry is a non-negative integer (NaN/inf rows are dropped).
+def _raise_on_bad_counts(flags: int) -> None:
+    """Raise for what ``_core.scan_counts`` found: negative or non-integer finite counts.
 
     Rows dropped for NaN or inf in X are checked too: a negative count is a data error wherever
-    it is. Works in row blocks, so no full-size copy is made.
+    it is.
     """
-    for start in range(0, counts.shape[0], block_rows):
-        block = counts[start : start + block_rows]
-        # Two passes for clean data; the finiteness mask only when something looks wrong (NaN
-        # compares False; fmod gives NaN for NaN and inf, and NaN != 0).
-        negative = block < 0
-        if negative.any() and (negative & np.isfinite(block)).any():
-            raise ValueError("y must contain non-negative spike counts, found negative values")
-        with np.errstate(invalid="ignore"):
-            fractional = np.fmod(block, 1.0) != 0
-        if fractional.any() and (fractional & np.isfinite(block)).any():
-            raise ValueError("y must contain integer spike counts, found non-integer values")
+    if flags & 1:
+        raise ValueError("y must contain non-negative spike counts, found negative values")
+    if flags & 2:
+        raise ValueError("y must contain integer spike counts, found non-integer values")
 
 
 class _BaseGLM(BaseEstimator):
@@ -423,8 +416,9 @@ class _BaseGLM(BaseEstimator):
             design = design_for_core(X)
             valid = np.empty(n_samples, dtype=np.uint8)
             _core.finite_rows(design, valid, n_threads)
-        if not reuse_inputs:
-            valid &= np.isfinite(counts).all(axis=1)
+        # Rows with NaN/inf counts are dropped (unless X was built from these counts, whose
+        # NaN rows it already marks); negative or fractional counts are flagged in the same pass.
+        count_flags = _core.scan_counts(counts, valid, not reuse_inputs, n_threads)
         rows = np.flatnonzero(valid).astype(np.int64)
         if rows.size == 0:
             raise ValueError(
@@ -434,7 +428,7 @@ class _BaseGLM(BaseEstimator):
         used_counts = _rows_of(counts, rows)
         observation = self._observation_model
         if isinstance(observation, PoissonObservations):
-            _check_spike_counts(counts)
+            _raise_on_bad_counts(count_flags)
         else:
             observation.check_y(used_counts)
         if init_params is not None and not self._population:
