@@ -81,11 +81,12 @@ constexpr Index kRateCacheBytes = Index{256} << 20;
 constexpr Index kSerialWork = Index{1} << 20;
 
 /// The Cholesky factor L of a symmetric positive definite matrix, for many solves. The
-/// substitutions work on blocks of kSolveBlock unknowns kept in registers: Eigen's triangular
-/// solves (a division and a short dot product per row, a matrix-vector call per panel of 8)
-/// and plain column-by-column substitution (each unknown waits on the store of the previous
-/// column's update) made the steps' and the condition estimate's solves a quarter of a small
-/// fit's time.
+/// substitutions go by blocks of kSolveBlock unknowns, each solved by the inverse of its diagonal
+/// block (a 4 x 4 product, no chain of dependent steps) and applied to the rest of the vector in
+/// one pass. Eigen's triangular solves (a division and a short dot product per row, a
+/// matrix-vector call per panel of 8) and plain column-by-column substitution (each unknown
+/// waiting on the store of the previous column's update) made the solves of the steps and of
+/// the condition estimate a quarter of a small fit's time.
 class CholeskySolver {
  public:
   /// Factorise a (q x q, symmetric); false if it is not numerically positive definite.
@@ -94,6 +95,20 @@ class CholeskySolver {
     Eigen::LLT<Eigen::Ref<MatrixColMajor>> cholesky(lower_);  // in place: lower_ holds L
     if (cholesky.info() != Eigen::Success) return false;
     inverse_diagonal_ = lower_.diagonal().cwiseInverse();
+    // The inverses of L's diagonal blocks turn each block's substitution (a chain of dependent
+    // multiply-adds) into a small matrix-vector product.
+    const Index q = lower_.rows();
+    block_inverses_.assign(static_cast<std::size_t>((q + kSolveBlock - 1) / kSolveBlock) * kBlockSize, 0.0);
+    for (Index low = 0; low < q; low += kSolveBlock) {
+      double* inverse = block_inverses_.data() + (low / kSolveBlock) * kBlockSize;  // row-major
+      const Index width = std::min(kSolveBlock, q - low);
+      for (Index c = 0; c < width; ++c)
+        for (Index r = c; r < width; ++r) {
+          double value = r == c ? 1.0 : 0.0;
+          for (Index k = c; k < r; ++k) value -= lower_(low + r, low + k) * inverse[k * kSolveBlock + c];
+          inverse[r * kSolveBlock + c] = value * inverse_diagonal_[low + r];
+        }
+    }
     return true;
   }
 
@@ -101,36 +116,35 @@ class CholeskySolver {
   void solve_in_place(Eigen::Ref<VectorXd> x) const {
     const Index q = lower_.rows();
     double* values = x.data();
-    const double* reciprocal = inverse_diagonal_.data();
     const double* l = lower_.data();
     // L y = x: solve a block, then subtract its columns from the rows below in one pass.
     for (Index low = 0; low < q; low += kSolveBlock) {
       const Index width = std::min(kSolveBlock, q - low);
-      double block[kSolveBlock] = {};
-      for (Index a = 0; a < width; ++a) {
-        double value = values[low + a];
-        for (Index b = 0; b < a; ++b) value -= l[(low + b) * q + low + a] * block[b];
-        block[a] = value * reciprocal[low + a];
-        values[low + a] = block[a];
-      }
-      subtract_columns(l + low * q, q, block, width, low + width, q, values);
-    }
-    // L^T z = y from the last block up: the block's rows of L^T are columns of L, so the solved
-    // unknowns below enter through independent dot products.
-    for (Index high = q; high > 0;) {
-      const Index width = std::min(kSolveBlock, high);
-      const Index low = high - width;
-      const Index below = q - high;
-      double block[kSolveBlock] = {};
-      for (Index a = 0; a < width; ++a)
-        block[a] = values[low + a] - lower_.col(low + a).tail(below).dot(x.tail(below));
-      for (Index a = width; a-- > 0;) {
-        double value = block[a];
-        for (Index b = a + 1; b < width; ++b) value -= l[(low + a) * q + low + b] * block[b];
-        block[a] = value * reciprocal[low + a];
+      const double* inverse = block_inverses_.data() + (low / kSolveBlock) * kBlockSize;
+      double rhs[kSolveBlock] = {}, block[kSolveBlock] = {};
+      for (Index a = 0; a < width; ++a) rhs[a] = values[low + a];
+      for (Index a = 0; a < kSolveBlock; ++a) {
+        double value = 0.0;
+        for (Index b = 0; b < kSolveBlock; ++b) value += inverse[a * kSolveBlock + b] * rhs[b];
+        block[a] = value;
       }
       for (Index a = 0; a < width; ++a) values[low + a] = block[a];
-      high = low;
+      subtract_columns(l + low * q, q, block, width, low + width, q, values);
+    }
+    // L^T z = y, the same blocks from the last up: the block's rows of L^T are columns of L, so
+    // the solved unknowns below enter through independent dot products.
+    for (Index low = (q - 1) / kSolveBlock * kSolveBlock; low >= 0; low -= kSolveBlock) {
+      const Index width = std::min(kSolveBlock, q - low);
+      const Index below = q - low - width;
+      const double* inverse = block_inverses_.data() + (low / kSolveBlock) * kBlockSize;
+      double rhs[kSolveBlock] = {};
+      for (Index a = 0; a < width; ++a)
+        rhs[a] = values[low + a] - lower_.col(low + a).tail(below).dot(x.tail(below));
+      for (Index a = 0; a < width; ++a) {
+        double value = 0.0;
+        for (Index b = 0; b < kSolveBlock; ++b) value += inverse[b * kSolveBlock + a] * rhs[b];
+        values[low + a] = value;
+      }
     }
   }
 
@@ -155,6 +169,7 @@ class CholeskySolver {
 
  private:
   static constexpr Index kSolveBlock = 4;
+  static constexpr Index kBlockSize = kSolveBlock * kSolveBlock;
 
   /// values[first, last) -= columns[:, 0:width] * block, the columns stored with stride q.
   static void subtract_columns(const double* columns, Index q, const double* block, Index width,
@@ -177,6 +192,7 @@ class CholeskySolver {
 
   MatrixColMajor lower_;  // L in the lower triangle (the upper one is not read)
   VectorXd inverse_diagonal_;
+  std::vector<double> block_inverses_;  // per diagonal block of L, its inverse (row-major)
 };
 
 /// Hager's estimate of ||A^{-1}||_1 with Higham's alternating-sign safeguard (as LAPACK's dpocon
