@@ -92,8 +92,12 @@ class CholeskySolver {
   /// Factorise a (q x q, symmetric); false if it is not numerically positive definite.
   bool compute(const MatrixColMajor& a) {
     lower_ = a;
-    Eigen::LLT<Eigen::Ref<MatrixColMajor>> cholesky(lower_);  // in place: lower_ holds L
-    if (cholesky.info() != Eigen::Success) return false;
+    if (lower_.rows() <= kSmallFactor) {
+      if (!factorize_small()) return false;
+    } else {
+      Eigen::LLT<Eigen::Ref<MatrixColMajor>> cholesky(lower_);  // in place: lower_ holds L
+      if (cholesky.info() != Eigen::Success) return false;
+    }
     inverse_diagonal_ = lower_.diagonal().cwiseInverse();
     // The inverses of L's diagonal blocks turn each block's substitution (a chain of dependent
     // multiply-adds) into a small matrix-vector product.
@@ -170,6 +174,40 @@ class CholeskySolver {
  private:
   static constexpr Index kSolveBlock = 4;
   static constexpr Index kBlockSize = kSolveBlock * kSolveBlock;
+  // Up to this order the factor is computed here, by panels of kSolveBlock columns whose update
+  // of the trailing columns is one fused pass per column; Eigen's blocked LLT spends more on
+  // setting up its panel products than on arithmetic at these sizes, and wins above.
+  static constexpr Index kSmallFactor = 64;
+
+  /// L into the lower triangle of lower_ (which holds A there); false for a pivot that is not
+  /// positive (or NaN).
+  bool factorize_small() {
+    const Index q = lower_.rows();
+    double* l = lower_.data();
+    for (Index low = 0; low < q; low += kSolveBlock) {
+      const Index width = std::min(kSolveBlock, q - low);
+      for (Index a = 0; a < width; ++a) {  // the panel's own columns, left-looking
+        const Index j = low + a;
+        double* __restrict column = l + j * q;
+        for (Index b = 0; b < a; ++b) {
+          const double* __restrict previous = l + (low + b) * q;
+          const double weight = previous[j];
+          for (Index i = j; i < q; ++i) column[i] -= weight * previous[i];
+        }
+        if (!(column[j] > 0.0)) return false;
+        const double root = std::sqrt(column[j]);
+        column[j] = root;
+        const double reciprocal = 1.0 / root;
+        for (Index i = j + 1; i < q; ++i) column[i] *= reciprocal;
+      }
+      for (Index c = low + width; c < q; ++c) {  // trailing columns, lower triangle only
+        double block[kSolveBlock] = {};
+        for (Index b = 0; b < width; ++b) block[b] = l[(low + b) * q + c];
+        subtract_columns(l + low * q, q, block, width, c, q, l + c * q);
+      }
+    }
+    return true;
+  }
 
   /// values[first, last) -= columns[:, 0:width] * block, the columns stored with stride q.
   static void subtract_columns(const double* columns, Index q, const double* block, Index width,
