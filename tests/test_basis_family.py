@@ -42,11 +42,12 @@ def test_convolve_aligned_matches_direct_convolution(n_threads, window, offset):
 
 
 def test_convolve_aligned_refuses_hidden_copies_and_bad_shapes():
-    x = np.ones((10, 2))  # C order
+    x = np.ones((10, 2))  # C order: read in place (test_c_ordered_counts_are_read_in_place)
     kernels = np.asfortranarray(np.ones((3, 2)))
     out = np.empty((10, 4), order="F")
-    with pytest.raises(TypeError):
-        _core.convolve_aligned(x, kernels, 0, out, 1)
+    for needs_a_copy in (np.ones((10, 4))[:, ::2], x.astype(np.int64), x.astype(np.float32)):
+        with pytest.raises(TypeError):
+            _core.convolve_aligned(needs_a_copy, kernels, 0, out, 1)
     with pytest.raises(ValueError, match="out must have shape"):
         _core.convolve_aligned(np.asfortranarray(x), kernels, 0, np.empty((10, 3), order="F"), 1)
 
@@ -67,6 +68,37 @@ def test_conv_kwargs_alignment(conv_kwargs, offset):
     basis = nmo.basis.RaisedCosineLinearConv(3, window_size=5, conv_kwargs=conv_kwargs)
     expected = direct_convolution(x, basis.kernel_, offset)
     np.testing.assert_allclose(basis.compute_features(x), expected, rtol=1e-13, atol=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("conv_kwargs", "offset"),
+    [({}, -1), ({"shift": False}, 0), ({"predictor_causality": "anti-causal"}, 12)],
+)
+def test_c_ordered_counts_are_read_in_place(conv_kwargs, offset):
+    # C-ordered counts (the usual layout) are convolved row by row without a transposed copy,
+    # by blocks of output rows on both cores (30,000 rows x 24 features are three blocks);
+    # Fortran-ordered counts column by column. Same features, bit for bit, and the direct sum.
+    rng = np.random.default_rng(11)
+    counts = rng.poisson(0.05, size=(30_000, 6)).astype(float)
+    counts[[100, 15_000], [2, 4]] = np.nan
+    basis = nmo.basis.RaisedCosineLogConv(4, window_size=12, conv_kwargs=conv_kwargs)
+    from_rows = basis.compute_features(np.ascontiguousarray(counts))
+    from_columns = basis.compute_features(np.asfortranarray(counts))
+    np.testing.assert_array_equal(from_rows, from_columns)
+    head = counts[:400]
+    np.testing.assert_allclose(
+        basis.compute_features(np.ascontiguousarray(head)),
+        direct_convolution(head, basis.kernel_, offset),
+        rtol=1e-13,
+        atol=1e-14,
+    )
+    # Dense inputs with a long window take the FFT path, which reads columns in either order.
+    dense = rng.normal(size=(3_000, 3))
+    long_basis = nmo.basis.RaisedCosineLinearConv(5, window_size=300, conv_kwargs=conv_kwargs)
+    np.testing.assert_array_equal(
+        long_basis.compute_features(np.ascontiguousarray(dense)),
+        long_basis.compute_features(np.asfortranarray(dense)),
+    )
 
 
 def test_bspline_matches_scipy():

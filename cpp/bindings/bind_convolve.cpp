@@ -13,11 +13,19 @@ void register_convolve(py::module_& m) {
         "Causal shifted convolution of each column of x (F-ordered float64) with each kernel;\n"
         "writes out (n_samples, n_inputs * n_kernels), NaN in the first window rows.");
 
-  m.def("convolve_aligned", &popglm::convolve_aligned, py::arg("x").noconvert(),
-        py::arg("kernels").noconvert(), py::arg("offset"), py::arg("out").noconvert(),
-        py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+  m.def("convolve_aligned",
+        py::overload_cast<const Eigen::Ref<const MatrixColMajor>&, const Eigen::Ref<const MatrixColMajor>&,
+                          Index, Eigen::Ref<MatrixColMajor>, int>(&popglm::convolve_aligned),
+        py::arg("x").noconvert(), py::arg("kernels").noconvert(), py::arg("offset"),
+        py::arg("out").noconvert(), py::arg("n_threads"), py::call_guard<py::gil_scoped_release>());
+  m.def("convolve_aligned",
+        py::overload_cast<const Eigen::Ref<const MatrixRowMajor>&, const Eigen::Ref<const MatrixColMajor>&,
+                          Index, Eigen::Ref<MatrixColMajor>, int>(&popglm::convolve_aligned),
+        py::arg("x").noconvert(), py::arg("kernels").noconvert(), py::arg("offset"),
+        py::arg("out").noconvert(), py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
         "out[t, i * n_kernels + k] = sum_m kernels[m, k] * x[t + offset - m, i] where every\n"
-        "index exists, NaN elsewhere (x, kernels, out F-ordered float64).");
+        "index exists, NaN elsewhere (x float64 in F or C order, read in place; kernels and out\n"
+        "F-ordered float64).");
 
   m.def("finite_rows",
         py::overload_cast<const Eigen::Ref<const MatrixColMajor>&, Eigen::Ref<MaskVector>, int>(

@@ -28,7 +28,7 @@ def convolve_history(
     n_threads: int,
 ) -> None: ...
 def convolve_aligned(
-    x: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order
+    x: NDArray[np.float64],  # (n_samples, n_inputs), C or Fortran order (read in place)
     kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order
     offset: int,  # out[t] uses x[t + offset - window + 1 .. t + offset]
     out: NDArray[np.float64],  # (n_samples, n_inputs * n_kernels), Fortran order, written

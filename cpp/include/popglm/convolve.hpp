@@ -13,6 +13,10 @@ namespace popglm {
 void convolve_aligned(const Eigen::Ref<const MatrixColMajor>& x,
                       const Eigen::Ref<const MatrixColMajor>& kernels, Index offset,
                       Eigen::Ref<MatrixColMajor> out, int n_threads);
+/// convolve_aligned for row-major (C-ordered) x, read in place.
+void convolve_aligned(const Eigen::Ref<const MatrixRowMajor>& x,
+                      const Eigen::Ref<const MatrixColMajor>& kernels, Index offset,
+                      Eigen::Ref<MatrixColMajor> out, int n_threads);
 
 /// Causal, shifted convolution of every input column with every kernel column:
 /// out(t, i * n_kernels + k) = sum_{l=1..window} kernels(l - 1, k) * x(t - l, i) for t >= window,

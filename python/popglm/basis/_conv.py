@@ -176,7 +176,13 @@ class _ConvBasis(Basis):
     def _features(self, arrays: list[NDArray], epochs: list) -> NDArray:
         x = arrays[0]
         n_samples = x.shape[0]
-        columns = fortran_float64(x.reshape(n_samples, -1))
+        flat = x.reshape(n_samples, -1)
+        if flat.flags.c_contiguous and flat.shape[1] > 1 and epochs[0] is None:
+            # Counts usually come C-ordered (samples x neurons): the core reads them row by row
+            # in place, no transposed copy.
+            columns = np.require(flat, dtype=np.float64, requirements=["C", "A"])
+        else:
+            columns = fortran_float64(flat)
         kernels = np.asfortranarray(self.kernel_, dtype=np.float64)
         n_columns = columns.shape[1] * kernels.shape[1]
         causality = self._conv_kwargs.get("predictor_causality", "causal")
