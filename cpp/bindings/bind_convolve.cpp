@@ -42,7 +42,10 @@ void register_convolve(py::module_& m) {
         py::arg("valid").noconvert(), py::arg("drop_nonfinite_rows"), py::arg("n_threads"),
         py::call_guard<py::gil_scoped_release>(),
         "One pass over counts (F-ordered float64): valid[t] = 0 for rows with NaN/inf when\n"
-        "drop_nonfinite_rows; returns flags 1 (a finite negative entry) | 2 (a finite non-integer).");
+        "drop_nonfinite_rows; returns NEGATIVE_COUNT | FRACTIONAL_COUNT for what it found among\n"
+        "the finite entries.");
+  m.attr("NEGATIVE_COUNT") = popglm::kNegativeCount;
+  m.attr("FRACTIONAL_COUNT") = popglm::kFractionalCount;
 }
 
 }  // namespace popglm::bindings

@@ -188,12 +188,10 @@ class CholeskySolver {
       const Index width = std::min(kSolveBlock, q - low);
       for (Index a = 0; a < width; ++a) {  // the panel's own columns, left-looking
         const Index j = low + a;
-        double* __restrict column = l + j * q;
-        for (Index b = 0; b < a; ++b) {
-          const double* __restrict previous = l + (low + b) * q;
-          const double weight = previous[j];
-          for (Index i = j; i < q; ++i) column[i] -= weight * previous[i];
-        }
+        double* column = l + j * q;
+        double weights[kSolveBlock] = {};
+        for (Index b = 0; b < a; ++b) weights[b] = l[(low + b) * q + j];  // L(j, low + b)
+        subtract_columns(l + low * q, q, weights, a, j, q, column);
         if (!(column[j] > 0.0)) return false;
         const double root = std::sqrt(column[j]);
         column[j] = root;
@@ -201,9 +199,9 @@ class CholeskySolver {
         for (Index i = j + 1; i < q; ++i) column[i] *= reciprocal;
       }
       for (Index c = low + width; c < q; ++c) {  // trailing columns, lower triangle only
-        double block[kSolveBlock] = {};
-        for (Index b = 0; b < width; ++b) block[b] = l[(low + b) * q + c];
-        subtract_columns(l + low * q, q, block, width, c, q, l + c * q);
+        double weights[kSolveBlock] = {};
+        for (Index b = 0; b < width; ++b) weights[b] = l[(low + b) * q + c];  // L(c, low + b)
+        subtract_columns(l + low * q, q, weights, width, c, q, l + c * q);
       }
     }
     return true;

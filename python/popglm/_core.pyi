@@ -44,7 +44,11 @@ def scan_counts(
     valid: NDArray[np.uint8],  # (n_rows,), rows with NaN/inf set to 0 when drop_nonfinite_rows
     drop_nonfinite_rows: bool,
     n_threads: int,
-) -> int: ...  # 1: a finite negative entry, 2: a finite non-integer (or-ed)
+) -> int: ...  # NEGATIVE_COUNT | FRACTIONAL_COUNT, for the finite entries
+
+NEGATIVE_COUNT: int
+FRACTIONAL_COUNT: int
+
 def fit_poisson_population(
     design: NDArray[np.float64],  # (n_samples, n_features), C or Fortran order
     counts: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order

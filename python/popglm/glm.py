@@ -124,9 +124,9 @@ def _raise_on_bad_counts(flags: int) -> None:
     Rows dropped for NaN or inf in X are checked too: a negative count is a data error wherever
     it is.
     """
-    if flags & 1:
+    if flags & _core.NEGATIVE_COUNT:
         raise ValueError("y must contain non-negative spike counts, found negative values")
-    if flags & 2:
+    if flags & _core.FRACTIONAL_COUNT:
         raise ValueError("y must contain integer spike counts, found non-integer values")
 
 
