@@ -20,8 +20,43 @@ def test_demo_fits_a_simulated_network_and_writes_the_figure(tmp_path, capsys):
     assert code == 0
     assert "converged: 6/6" in out
     assert "recovery: correlation of true and fitted filters" in out
-    assert (tmp_path / "demo_connectivity.png").stat().st_size > 1000
-    assert (tmp_path / "demo_filters.png").stat().st_size > 1000
+    for name in ("connectivity", "true_vs_fitted", "filters"):
+        path = tmp_path / f"demo_{name}.png"
+        assert path.stat().st_size > 1000
+        # Each figure is announced with a caption that says what its marks mean.
+        (line,) = [line for line in out.splitlines() if line.startswith(f"wrote {path}: ")]
+        assert len(line) > len(f"wrote {path}: ") + 40
+    assert "significant at FDR 5%" in out and "true filter dashed" in out
+
+
+def test_demo_filters_figure_draws_the_strongest_true_couplings(tmp_path, monkeypatch):
+    """The demo's filter figure: the six strongest true couplings, fitted and true (dashed)."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import popglm.cli
+    import popglm.plotting
+
+    drawn = {}
+    original = popglm.plotting.plot_coupling_filters
+
+    def spy(model, basis, inference=None, **kwargs):
+        fig = original(model, basis, inference, **kwargs)
+        drawn.update(kwargs, figure=fig)
+        return fig
+
+    monkeypatch.setattr(popglm.plotting, "plot_coupling_filters", spy)
+    assert main(["demo", "--neurons", "12", "--samples", "20000", "--out", str(tmp_path)]) == 0
+    truth = drawn["reference"]
+    strength = np.abs(truth.sum(axis=1))
+    np.fill_diagonal(strength, -np.inf)
+    expected = np.sort(strength, axis=None)[::-1][:6]
+    pairs = drawn["pairs"]
+    np.testing.assert_array_equal(strength[pairs[:, 0], pairs[:, 1]], expected)
+    axes = [ax for ax in drawn["figure"].axes if ax.get_visible()]
+    assert len(axes) == 6
+    for ax, (s, r) in zip(axes, pairs):
+        dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+        np.testing.assert_allclose(dashed[0].get_ydata(), truth[s, :, r])
 
 
 def test_fit_command_saves_the_same_model_as_the_api(tmp_path, coupled_counts, capsys):

@@ -23,6 +23,9 @@ import popglm as nmo
 import popglm.distributed
 from popglm.regularizer import GroupLasso
 
+# Dask clusters start and stop in every test: outside the default run, in `.ci/run`'s second pass.
+pytestmark = pytest.mark.slow
+
 # The helpers below run on the workers, which cannot import this test module: send them by value.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 

@@ -10,6 +10,8 @@ import pytest
 sphinx_cmd = pytest.importorskip("sphinx.cmd.build")
 pytest.importorskip("myst_parser")
 
+pytestmark = pytest.mark.slow  # a full Sphinx build
+
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 
 

@@ -107,3 +107,41 @@ def test_basis_kernels_are_the_basis_columns():
     assert len(lines) == 5
     for k, line in enumerate(lines):
         np.testing.assert_array_equal(line.get_ydata(), basis.kernel_[:, k])
+
+
+def test_coupling_filters_of_chosen_pairs_with_a_reference(fitted):
+    basis, X, model = fitted
+    inference = model.inference(X)
+    pairs = np.array([[0, 1], [3, 3], [4, 2], [1, 0], [2, 4]])
+    reference = numpy_filters(model, basis) * 0.5
+    fig = plot_coupling_filters(model, basis, inference, pairs=pairs, reference=reference)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 8 and len(visible) == 5  # rows of four, the spare axes hidden
+    expected = numpy_filters(model, basis)
+    for ax, (s, r) in zip(visible, pairs):
+        np.testing.assert_allclose(ax.lines[-1].get_ydata(), expected[s, :, r], atol=1e-12)
+        (dashed,) = [line for line in ax.lines if line.get_linestyle() == "--"]
+        np.testing.assert_allclose(dashed.get_ydata(), reference[s, :, r])
+        assert ax.get_title() == f"{s} \u2192 {r}"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"pairs": [[0, 5]]}, "pairs must hold integer"),
+        ({"pairs": [[0.0, 1.0]]}, "pairs must hold integer"),
+        ({"pairs": [0, 1]}, "pairs must have shape"),
+        ({"reference": np.zeros((2, 8, 5))}, "reference must have shape"),
+    ],
+)
+def test_coupling_filter_arguments_are_checked(fitted, kwargs, message):
+    basis, _, model = fitted
+    with pytest.raises(ValueError, match=message):
+        plot_coupling_filters(model, basis, **kwargs)
+
+
+def test_connectivity_colour_scale_can_be_shared():
+    fig = plot_connectivity(np.array([[-0.2, 0.1], [0.0, 0.3]]), vmax=2.0)
+    assert fig.axes[0].images[0].get_clim() == (-2.0, 2.0)
+    with pytest.raises(ValueError, match="vmax must be"):
+        plot_connectivity(np.eye(2), vmax=0.0)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import sys
+import types
+
 import numpy as np
 import pytest
 
@@ -111,3 +115,17 @@ def test_progress_before_any_gradient_says_pending(monkeypatch, capsys):
     progress(0, 3, float("nan"))  # what the solvers pass before any gradient is known
     err = capsys.readouterr().err
     assert "0/3 neurons done" in err and "pending" in err and "nan" not in err
+
+
+def test_notebooks_get_a_tqdm_auto_bar_by_default(monkeypatch):
+    """verbose=None shows progress in a notebook (ipykernel loaded), through tqdm.auto."""
+    tqdm_auto = pytest.importorskip("tqdm.auto")
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    assert FitProgress(None, "fit").callback is None
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    progress = FitProgress(None, "fit", delay=0.0)
+    assert progress.callback is progress
+    progress(1, 4, 1e-3)
+    assert isinstance(progress._bar, tqdm_auto.tqdm)
+    progress.close()

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")
+# Thousands of fits: outside the default run, in `.ci/run`'s second pass (`pytest -m slow`).
+pytestmark = pytest.mark.slow
 from hypothesis import event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 

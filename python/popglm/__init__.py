@@ -1,6 +1,6 @@
 """popglm: fully coupled Poisson GLMs for neural populations, on an exact C++ Newton core."""
 
-from __future__ import annotations
+import importlib as _importlib
 
 from . import basis, glm, inference, observation_models, regularizer, simulation
 from ._version import __version__
@@ -19,3 +19,17 @@ __all__ = [
     "regularizer",
     "simulation",
 ]
+
+# Imported on first access (and left out of `import *`): they need optional dependencies
+# (matplotlib, dask) that most sessions never load.
+_LAZY_SUBMODULES = frozenset({"distributed", "plotting"})
+
+
+def __getattr__(name: str):
+    if name in _LAZY_SUBMODULES:
+        return _importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*__all__, *_LAZY_SUBMODULES])

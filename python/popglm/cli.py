@@ -141,8 +141,13 @@ def _summary_table(model: PopulationGLM, counts: np.ndarray, bin_size: float | N
 
 
 def _save_figures(
-    model, basis, X, out_dir: pathlib.Path, names: str, inference=None
-) -> list[pathlib.Path]:
+    model, basis, X, out_dir: pathlib.Path, names: str, inference=None, truth=None
+) -> list[tuple[pathlib.Path, str]]:
+    """Write the figures of a fit; return each file with a caption saying what its marks mean.
+
+    ``truth`` (sender, lag, receiver), a simulated network's filters, adds a true-vs-fitted map and
+    draws the strongest true couplings (else the strongest fitted ones) with the truth dashed.
+    """
     try:
         import matplotlib
 
@@ -152,7 +157,7 @@ def _save_figures(
         print("matplotlib is not installed: no figures (pip install 'popglm[plot]')")
         return []
     from .inference import benjamini_hochberg
-    from .plotting import plot_connectivity, plot_coupling_filters
+    from .plotting import coupling_filters_of, plot_connectivity, plot_coupling_filters
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if inference is None:
@@ -160,16 +165,59 @@ def _save_figures(
     _, p_values = inference.coupling_test(basis.n_basis_funcs)
     off_diagonal = ~np.eye(p_values.shape[0], p_values.shape[1], dtype=bool)
     found = benjamini_hochberg(np.where(off_diagonal, p_values, np.nan), fdr=0.05)
+    fitted = coupling_filters_of(model, basis).sum(axis=1)  # (sender, receiver)
     written = []
-    fig = plot_connectivity(model, basis, found)
-    written.append(out_dir / f"{names}_connectivity.png")
-    fig.savefig(written[-1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    if model.coef_.shape[1] <= 8:
-        fig = plot_coupling_filters(model, basis, inference)
-        written.append(out_dir / f"{names}_filters.png")
-        fig.savefig(written[-1], dpi=120, bbox_inches="tight")
+
+    def save(fig, suffix: str, caption: str) -> None:
+        path = out_dir / f"{names}_{suffix}.png"
+        fig.savefig(path, dpi=120, bbox_inches="tight")
         plt.close(fig)
+        written.append((path, caption))
+
+    save(
+        plot_connectivity(fitted, significant=found),
+        "connectivity",
+        "fitted coupling strength of each sender (row) on each receiver (column): its filter "
+        "summed over lags, the log-rate change one spike causes (red excitatory, blue "
+        "inhibitory; the diagonal is each neuron's own history); black dots: pairs significant "
+        "at FDR 5% (Wald chi-square per pair, Benjamini-Hochberg, diagonal excluded)",
+    )
+    if truth is not None:
+        true_strength = truth.sum(axis=1)
+        limit = float(max(np.abs(true_strength).max(), np.abs(fitted).max())) or 1.0
+        fig, (left, right) = plt.subplots(1, 2, figsize=(11.0, 4.8))
+        plot_connectivity(true_strength, ax=left, vmax=limit)
+        plot_connectivity(fitted, significant=found, ax=right, vmax=limit)
+        left.set_title("True connectivity")
+        right.set_title("Fitted connectivity")
+        fig.tight_layout()
+        save(
+            fig,
+            "true_vs_fitted",
+            "true (left) and fitted (right) coupling strength on one colour scale (sum over "
+            "lags); black dots on the right: pairs significant at FDR 5%",
+        )
+    n_neurons = fitted.shape[0]
+    band = "its pointwise 95% Wald band (shaded)"
+    if truth is None and n_neurons <= 8:
+        fig = plot_coupling_filters(model, basis, inference)
+        caption = (
+            f"every coupling filter, sender (row) by receiver (column), lag 1 first: fitted "
+            f"(line, red on the diagonal: the neuron's own history) with {band}"
+        )
+    else:
+        strength = np.abs(truth.sum(axis=1) if truth is not None else fitted)
+        strength = np.where(off_diagonal, strength, -np.inf)
+        order = np.argsort(strength, axis=None)[::-1][: min(6, int(off_diagonal.sum()))]
+        pairs = np.column_stack(np.unravel_index(order, strength.shape))
+        fig = plot_coupling_filters(model, basis, inference, pairs=pairs, reference=truth)
+        which = "true" if truth is not None else "fitted"
+        caption = (
+            f"the {len(pairs)} strongest {which} couplings (sender \u2192 receiver), lag 1 "
+            f"first: fitted filter (line) with {band}"
+            + ("; the true filter dashed" if truth is not None else "")
+        )
+    save(fig, "filters", caption)
     return written
 
 
@@ -244,8 +292,9 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{int((~connected & off_diagonal).sum())} absent pairs"
     )
     if args.out is not None:
-        for path in _save_figures(model, basis, X, pathlib.Path(args.out), "demo", inference):
-            print(f"wrote {path}")
+        figures = _save_figures(model, basis, X, pathlib.Path(args.out), "demo", inference, truth)
+        for path, caption in figures:
+            print(f"wrote {path}: {caption}")
     print(f"total {time.perf_counter() - start:.2f} s")
     return 0
 
@@ -284,8 +333,8 @@ def run_fit(args: argparse.Namespace) -> int:
             model.save_params(args.out)
             print(f"wrote {args.out}")
         if args.figures:
-            for path in _save_figures(model, basis, X, pathlib.Path(args.figures), "fit"):
-                print(f"wrote {path}")
+            for path, caption in _save_figures(model, basis, X, pathlib.Path(args.figures), "fit"):
+                print(f"wrote {path}: {caption}")
     except OSError as error:
         print(f"error: could not write output: {error}", file=sys.stderr)
         return 1

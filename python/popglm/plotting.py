@@ -70,8 +70,13 @@ def plot_coupling_filters(
     bin_size: float | None = None,
     neuron_names: list[str] | None = None,
     figsize: tuple[float, float] | None = None,
+    pairs: ArrayLike | None = None,
+    reference: ArrayLike | None = None,
 ):
     """Draw the coupling filters, sender (rows) by receiver (columns), with confidence bands.
+
+    With ``pairs``, only the listed (sender, receiver) pairs are drawn, one axes each, in rows of
+    at most four: a population of 100+ neurons never builds its full grid.
 
     Parameters
     ----------
@@ -86,11 +91,16 @@ def plot_coupling_filters(
         Seconds per bin: the x axis is then in seconds, else in bins.
     neuron_names : list of str, optional
     figsize : (float, float), optional
+    pairs : array_like of int, shape (n_pairs, 2), optional
+        (sender, receiver) pairs to draw instead of the full grid.
+    reference : ndarray, shape (n_senders, window_size, n_receivers), optional
+        Filters drawn dashed beside the fitted ones, e.g. a simulated network's true filters.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes per (sender, receiver) pair; all share x and y.
+        One axes per (sender, receiver) pair (row-major over senders and receivers, or in the
+        order of ``pairs``); all share x and y.
 
     Examples
     --------
@@ -116,23 +126,53 @@ def plot_coupling_filters(
     n_senders, window, n_receivers = filters.shape
     names = _names(neuron_names, max(n_senders, n_receivers))
     lags = np.arange(1, window + 1) * (bin_size if bin_size else 1.0)
-    size = figsize or (1.6 * n_receivers + 1.0, 1.2 * n_senders + 1.0)
-    fig, axes = plt.subplots(
-        n_senders, n_receivers, sharex=True, sharey=True, squeeze=False, figsize=size
-    )
-    for s in range(n_senders):
-        for r in range(n_receivers):
-            ax = axes[s, r]
-            ax.axhline(0.0, color="0.7", linewidth=0.6)
-            color = "tab:red" if s == r else "tab:blue"  # self-coupling: the history filter
-            if lower is not None:
-                ax.fill_between(lags, lower[s, :, r], upper[s, :, r], color=color, alpha=0.25,
-                                linewidth=0)  # fmt: skip
-            ax.plot(lags, filters[s, :, r], color=color, linewidth=1.2)
+    if reference is not None:
+        reference = np.asarray(reference, dtype=np.float64)
+        if reference.shape != filters.shape:
+            raise ValueError(
+                f"reference must have shape {filters.shape} like the filters, got {reference.shape}"
+            )
+    if pairs is None:
+        chosen = [(s, r) for s in range(n_senders) for r in range(n_receivers)]
+        n_rows, n_cols = n_senders, n_receivers
+    else:
+        chosen_array = np.asarray(pairs)
+        if chosen_array.ndim != 2 or chosen_array.shape[1] != 2 or len(chosen_array) == 0:
+            raise ValueError(
+                f"pairs must have shape (n_pairs, 2) with n_pairs >= 1, got {chosen_array.shape}"
+            )
+        if not np.issubdtype(chosen_array.dtype, np.integer) or (chosen_array < 0).any() or (
+            chosen_array[:, 0] >= n_senders).any() or (chosen_array[:, 1] >= n_receivers).any():  # fmt: skip
+            raise ValueError(
+                f"pairs must hold integer (sender, receiver) indices below ({n_senders}, "
+                f"{n_receivers})"
+            )
+        chosen = [(int(s), int(r)) for s, r in chosen_array]
+        n_cols = min(len(chosen), 4)
+        n_rows = -(-len(chosen) // n_cols)
+    size = figsize or (1.6 * n_cols + 1.0, 1.2 * n_rows + 1.0)
+    fig, axes = plt.subplots(n_rows, n_cols, sharex=True, sharey=True, squeeze=False, figsize=size)
+    for ax in axes.flat[len(chosen) :]:
+        ax.set_visible(False)
+    for k, (s, r) in enumerate(chosen):
+        ax = axes.flat[k]
+        ax.axhline(0.0, color="0.7", linewidth=0.6)
+        color = "tab:red" if s == r else "tab:blue"  # self-coupling: the history filter
+        if reference is not None:
+            ax.plot(lags, reference[s, :, r], color="black", linestyle="--", linewidth=1.0)
+        if lower is not None:
+            ax.fill_between(lags, lower[s, :, r], upper[s, :, r], color=color, alpha=0.25,
+                            linewidth=0)  # fmt: skip
+        ax.plot(lags, filters[s, :, r], color=color, linewidth=1.2)
+        if pairs is None:
             if s == n_senders - 1:
                 ax.set_xlabel(f"to {names[r]}\nlag ({'s' if bin_size else 'bins'})")
             if r == 0:
                 ax.set_ylabel(f"from {names[s]}")
+        else:
+            ax.set_title(f"{names[s]} \u2192 {names[r]}", fontsize="small")
+            if k >= len(chosen) - n_cols:
+                ax.set_xlabel(f"lag ({'s' if bin_size else 'bins'})")
     fig.suptitle("Coupling filters (log-rate change per spike)")
     fig.tight_layout()
     return fig
@@ -145,6 +185,7 @@ def plot_connectivity(
     *,
     neuron_names: list[str] | None = None,
     ax: Any = None,
+    vmax: float | None = None,
 ):
     """Draw coupling strength as a sender x receiver heatmap, marking significant pairs.
 
@@ -161,6 +202,9 @@ def plot_connectivity(
     neuron_names : list of str, optional
     ax : matplotlib Axes, optional
         Draw here instead of in a new figure.
+    vmax : float, optional
+        The colour scale's limit (strengths from -vmax to vmax), e.g. to draw two maps on one
+        scale; by default the largest absolute strength.
 
     Returns
     -------
@@ -191,7 +235,12 @@ def plot_connectivity(
         fig, ax = plt.subplots(figsize=(1.0 + 0.45 * matrix.shape[1], 0.8 + 0.45 * matrix.shape[0]))
     else:
         fig = ax.figure
-    limit = float(np.nanmax(np.abs(matrix))) if np.isfinite(matrix).any() else 1.0
+    if vmax is not None:
+        if not (np.isfinite(vmax) and vmax > 0):
+            raise ValueError(f"vmax must be a finite number > 0, got {vmax!r}")
+        limit = float(vmax)
+    else:
+        limit = float(np.nanmax(np.abs(matrix))) if np.isfinite(matrix).any() else 1.0
     image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit or -1.0, vmax=limit or 1.0)
     fig.colorbar(image, ax=ax, label="coupling strength (sum over lags)")
     if significant is not None:
