@@ -255,7 +255,7 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
         coef, intercept = model.coef_, model.intercept_
         record.update(
             neurons_fitted=n_neurons, newton_iterations=int(model.n_iter_.sum()),
-            hessians=int(model.fit_info_["n_hessian"].sum()), isa=core.isa,
+            hessians=int(model.fit_info_["n_hessian"].sum()), isa=core.active_isa(),
             design="history_features (not formed)",
         )  # fmt: skip
     else:
@@ -277,7 +277,7 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
             record["neurons_fitted"] = n_neurons
             record["newton_iterations"] = int(model.n_iter_.sum())
             record["hessians"] = int(model.fit_info_["n_hessian"].sum())
-            record["isa"] = core.isa
+            record["isa"] = core.active_isa()
             record["peak_rss_mb"] = peak_rss_mb()  # before the kernel timings below
             record.update({f"{k}_gflops": v for k, v in kernel_rates(X, n_neurons).items()})
         elif peer == "sklearn":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import platform
 import subprocess
 import sys
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from popglm import _core
+from popglm._native import LEVELS, runnable_levels, use_level
 
 
 def test_convolve_requires_fortran_float64():
@@ -100,46 +102,54 @@ def test_fit_reports_status_codes():
     assert (n_iter > 0).all() and (gradient_norm <= 1e-8).all()
 
 
-@pytest.mark.parametrize("level", ["v3", "v4"])
+@pytest.mark.parametrize("level", ["x86-64-v3", "x86-64-v4"])
 def test_isa_builds_agree(level):
-    """_core (any CPU), _core_v3 (AVX2/FMA) and _core_v4 (AVX-512) fit alike up to rounding."""
-    # The CPU first: importing a build this CPU cannot run dies of SIGILL in its initialisers.
-    if not getattr(_core, f"cpu_supports_x86_64_{level}")():
-        pytest.skip(f"this CPU cannot run the x86-64-{level} build")
-    other = pytest.importorskip(f"popglm._core_{level}")
-    assert other.isa == f"x86-64-{level}" and _core.isa == "baseline"
+    """The baseline kernels (any CPU), x86-64-v3's (AVX2/FMA) and x86-64-v4's (AVX-512) fit alike
+    up to rounding."""
+    if level not in runnable_levels():
+        pytest.skip(f"this CPU cannot run the {level} kernels")
     results = []
-    for module in (_core, other):
-        args = fit_args(n_samples=400, n_features=6, n_neurons=3)
-        module.fit_poisson_population(*args, 1e-8, 100, 2)
+    for build in ("baseline", level):
+        with use_level(build):
+            assert _core.active_isa() == build
+            args = fit_args(n_samples=400, n_features=6, n_neurons=3)
+            _core.fit_poisson_population(*args, 1e-8, 100, 2)
         results.append((args[5], args[6]))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-9, atol=1e-12)
 
 
-def test_package_uses_the_fastest_supported_build():
-    from popglm._native import core
+def test_x86_64_builds_exist_and_this_cpu_runs_one():
+    """On x86-64 both kernel modules are built (a build that silently dropped them would pass
+    every other test on the baseline kernels)."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the x86-64-v3/v4 kernel modules are built on x86-64 only")
+    for suffix in ("v3", "v4"):
+        assert importlib.util.find_spec(f"popglm._kernels_{suffix}") is not None
+    expected = ["baseline"]
+    expected += ["x86-64-v3"] if _core.cpu_supports_x86_64_v3() else []
+    expected += ["x86-64-v4"] if _core.cpu_supports_x86_64_v4() else []
+    assert runnable_levels() == expected
 
-    if _core.cpu_supports_x86_64_v4() and _built("v4"):
-        expected = "x86-64-v4"
-    elif _core.cpu_supports_x86_64_v3() and _built("v3"):
-        expected = "x86-64-v3"
-    else:
-        expected = "baseline"
-    assert core.isa == expected
+
+def test_package_uses_the_fastest_supported_build():
+    code = "from popglm._native import core; print(core.active_isa())"
+    env = {key: value for key, value in os.environ.items() if key != "POPGLM_ISA"}
+    chosen = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert chosen == runnable_levels()[-1]
 
 
 @pytest.mark.parametrize("cap", ["baseline", "x86-64-v3", "x86-64-v4"])
 def test_popglm_isa_caps_the_build(cap):
-    code = "from popglm._native import core; print(core.isa)"
+    code = "from popglm._native import core; print(core.active_isa())"
     env = {**os.environ, "POPGLM_ISA": cap}
     chosen = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout.strip()
-    levels = ["baseline", "x86-64-v3", "x86-64-v4"]
-    assert levels.index(chosen) <= levels.index(cap)
-    if cap == "baseline":
-        assert chosen == "baseline"
+    allowed = [level for level in runnable_levels() if LEVELS.index(level) <= LEVELS.index(cap)]
+    assert chosen == allowed[-1]
 
 
 def test_popglm_isa_rejects_unknown_levels():
@@ -150,10 +160,15 @@ def test_popglm_isa_rejects_unknown_levels():
     assert result.returncode != 0 and "POPGLM_ISA must be one of" in result.stderr
 
 
-def _built(level: str) -> bool:
-    """Whether the build exists, without importing it (a build this CPU cannot run would die
-    of SIGILL on import)."""
-    return importlib.util.find_spec(f"popglm._core_{level}") is not None
+def test_use_kernels_refuses_other_capsules():
+    with pytest.raises(TypeError, match="kernel module"):
+        _core.use_kernels(object())
+    import ctypes
+
+    capsule = ctypes.pythonapi.PyCapsule_New
+    capsule.restype, capsule.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    with pytest.raises(TypeError, match="kernel module"):
+        _core.use_kernels(capsule(ctypes.addressof(ctypes.c_int(0)), b"other.name", None))
 
 
 @pytest.mark.parametrize("order", ["F", "C"])
@@ -184,15 +199,6 @@ def test_weighted_gram_rejects_bad_rows():
         _core.weighted_gram(X, np.array([0, 1], dtype=np.int64), np.ones(3), False)
 
 
-def _runnable_builds():
-    """Every core build this CPU can run: the product kernels have register tiles per ISA."""
-    builds = [_core]
-    for level in ("v3", "v4"):
-        if getattr(_core, f"cpu_supports_x86_64_{level}")() and _built(level):
-            builds.append(__import__(f"popglm._core_{level}", fromlist=["isa"]))
-    return builds
-
-
 # Row counts around the register tiles (2-24 rows) and blocks (256-1024 rows), feature and
 # column counts below, at and past the tiles (up to 8 columns) so every edge path runs.
 @pytest.mark.parametrize("order", ["F", "C"])
@@ -212,15 +218,16 @@ def test_thin_products_match_numpy_on_every_build(order, n_rows, n_features, m):
         )
         rows = rows.astype(np.int64)
         A = np.column_stack([np.ones(n_rows), X[rows]])
-        for build in _runnable_builds():
-            out = np.empty((n_rows, m), order="F")
-            build.design_multiply(X, rows, coefs, offsets, out, 2)
+        for level in runnable_levels():
+            with use_level(level):
+                out = np.empty((n_rows, m), order="F")
+                _core.design_multiply(X, rows, coefs, offsets, out, 2)
+                gradient = _core.design_transpose_multiply(X, rows, residual, 2)
             np.testing.assert_allclose(
-                out, X[rows] @ coefs + offsets, rtol=1e-12, atol=1e-12, err_msg=build.isa
+                out, X[rows] @ coefs + offsets, rtol=1e-12, atol=1e-12, err_msg=level
             )
-            gradient = build.design_transpose_multiply(X, rows, residual, 2)
             np.testing.assert_allclose(
-                gradient, A.T @ residual / n_rows, rtol=1e-12, atol=1e-12, err_msg=build.isa
+                gradient, A.T @ residual / n_rows, rtol=1e-12, atol=1e-12, err_msg=level
             )
 
 

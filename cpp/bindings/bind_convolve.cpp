@@ -1,5 +1,5 @@
 #include "bindings.hpp"
-#include "popglm/convolve.hpp"
+#include "kernels.hpp"
 #include "popglm/design.hpp"
 
 namespace popglm::bindings {
@@ -7,20 +7,30 @@ namespace popglm::bindings {
 void register_convolve(py::module_& m) {
   // The GIL is released in every kernel below: they read and write only the NumPy buffers
   // passed in (kept alive by the caller's references) and never touch Python objects.
-  m.def("convolve_history", &popglm::convolve_history, py::arg("x").noconvert(),
+  // The convolutions run in the kernel build chosen at import (kernels.hpp).
+  m.def("convolve_history",
+        [](const Eigen::Ref<const MatrixColMajor>& x, const Eigen::Ref<const MatrixColMajor>& kernels,
+           Eigen::Ref<MatrixColMajor> out, int n_threads) {
+          popglm::kernels::active().convolve_history(x, kernels, out, n_threads);
+        },
+        py::arg("x").noconvert(),
         py::arg("kernels").noconvert(), py::arg("out").noconvert(), py::arg("n_threads"),
         py::call_guard<py::gil_scoped_release>(),
         "Causal shifted convolution of each column of x (F-ordered float64) with each kernel;\n"
         "writes out (n_samples, n_inputs * n_kernels), NaN in the first window rows.");
 
   m.def("convolve_aligned",
-        py::overload_cast<const Eigen::Ref<const MatrixColMajor>&, const Eigen::Ref<const MatrixColMajor>&,
-                          Index, Eigen::Ref<MatrixColMajor>, int>(&popglm::convolve_aligned),
+        [](const Eigen::Ref<const MatrixColMajor>& x, const Eigen::Ref<const MatrixColMajor>& kernels,
+           Index offset, Eigen::Ref<MatrixColMajor> out, int n_threads) {
+          popglm::kernels::active().convolve_aligned_columns(x, kernels, offset, out, n_threads);
+        },
         py::arg("x").noconvert(), py::arg("kernels").noconvert(), py::arg("offset"),
         py::arg("out").noconvert(), py::arg("n_threads"), py::call_guard<py::gil_scoped_release>());
   m.def("convolve_aligned",
-        py::overload_cast<const Eigen::Ref<const MatrixRowMajor>&, const Eigen::Ref<const MatrixColMajor>&,
-                          Index, Eigen::Ref<MatrixColMajor>, int>(&popglm::convolve_aligned),
+        [](const Eigen::Ref<const MatrixRowMajor>& x, const Eigen::Ref<const MatrixColMajor>& kernels,
+           Index offset, Eigen::Ref<MatrixColMajor> out, int n_threads) {
+          popglm::kernels::active().convolve_aligned_rows(x, kernels, offset, out, n_threads);
+        },
         py::arg("x").noconvert(), py::arg("kernels").noconvert(), py::arg("offset"),
         py::arg("out").noconvert(), py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
         "out[t, i * n_kernels + k] = sum_m kernels[m, k] * x[t + offset - m, i] where every\n"

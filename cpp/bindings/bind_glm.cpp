@@ -1,4 +1,5 @@
 #include "bindings.hpp"
+#include "kernels.hpp"
 #include "popglm/poisson_newton.hpp"
 #include "popglm/proximal_newton.hpp"
 #include "popglm/simulate.hpp"
@@ -114,8 +115,8 @@ void simulate(const Eigen::Ref<const MatrixColMajor>& coupling,
   } else {
     throw std::invalid_argument("simulate_recurrent: link must be 'exp' or 'softplus'");
   }
-  popglm::simulate_recurrent(coupling, basis, drive, intercept, init_y, inverse_link, seed,
-                             max_rate, spikes, rates);
+  popglm::kernels::active().simulate_recurrent(coupling, basis, drive, intercept, init_y,
+                                               inverse_link, seed, max_rate, spikes, rates);
 }
 
 ObservationFamily checked_family(int family) {
@@ -236,8 +237,7 @@ void register_glm(py::module_& m) {
         py::call_guard<py::gil_scoped_release>(),
         "out = convolve_history(inputs, kernels) @ coef + intercept; NaN rows before the window.");
 
-  // module_local: _core and _core_v3 both bind this enum in one process.
-  py::enum_<FitStatus>(m, "FitStatus", py::module_local())
+  py::enum_<FitStatus>(m, "FitStatus")
       .value("converged", FitStatus::converged)
       .value("max_iter_reached", FitStatus::max_iter_reached)
       .value("line_search_failed", FitStatus::line_search_failed)

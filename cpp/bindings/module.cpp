@@ -1,17 +1,17 @@
 #include "bindings.hpp"
+#include "kernels.hpp"
+
+#include <string>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#ifndef POPGLM_MODULE_NAME
-#define POPGLM_MODULE_NAME _core
-#define POPGLM_ISA "baseline"
-#endif
-
 namespace {
 
-/// True when this CPU runs x86-64-v3 code (AVX2 and FMA), i.e. popglm._core_v3 is usable.
+namespace py = pybind11;
+
+/// True when this CPU runs x86-64-v3 code (AVX2 and FMA), i.e. popglm._kernels_v3 is usable.
 bool cpu_supports_x86_64_v3() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
@@ -22,7 +22,7 @@ bool cpu_supports_x86_64_v3() {
 #endif
 }
 
-/// True when this CPU runs x86-64-v4 code (AVX-512 F/BW/CD/DQ/VL), i.e. popglm._core_v4 is usable.
+/// True when this CPU runs x86-64-v4 code (AVX-512 F/BW/CD/DQ/VL), i.e. popglm._kernels_v4 is usable.
 bool cpu_supports_x86_64_v4() {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   __builtin_cpu_init();
@@ -44,16 +44,29 @@ int openmp_max_threads() {
 #endif
 }
 
+/// Make the kernel table in `capsule` (a kernel module's `table`) the one every kernel runs in.
+void use_kernels(const py::object& table) {
+  constexpr const char* kName = "popglm.kernels.Table";
+  if (!PyCapsule_IsValid(table.ptr(), kName))
+    throw py::type_error("use_kernels: expected the table capsule of a popglm kernel module");
+  popglm::kernels::set_active(*static_cast<const popglm::kernels::Table*>(PyCapsule_GetPointer(table.ptr(), kName)));
+}
+
 }  // namespace
 
-PYBIND11_MODULE(POPGLM_MODULE_NAME, m) {
+PYBIND11_MODULE(_core, m) {
   m.doc() = "popglm's C++ kernels. Private: use popglm.basis and popglm.glm.";
   popglm::bindings::register_convolve(m);
   popglm::bindings::register_glm(m);
   m.def("cpu_supports_x86_64_v3", &cpu_supports_x86_64_v3);
   m.def("cpu_supports_x86_64_v4", &cpu_supports_x86_64_v4);
   m.def("openmp_max_threads", &openmp_max_threads);
-  m.attr("isa") = POPGLM_ISA;
+  m.def("use_kernels", &use_kernels, py::arg("table"),
+        "Run every kernel in the given build (popglm._kernels_v3.table, ...); see popglm._native.");
+  m.def("active_isa", [] { return std::string(popglm::kernels::active().isa); },
+        "The instruction set of the kernels in use: baseline, x86-64-v3 or x86-64-v4.");
+  m.attr("kernels") = py::capsule(
+      const_cast<popglm::kernels::Table*>(&popglm::kernels::table()), "popglm.kernels.Table");
 #ifdef _OPENMP
   m.attr("openmp") = true;
 #else

@@ -9,7 +9,7 @@
 
 #include "popglm/stop_token.hpp"
 #include "popglm/types.hpp"
-#include "thin_products.hpp"
+#include "kernels.hpp"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -36,28 +36,6 @@ constexpr Index kMinBlockRows = 256;
 constexpr Index kProductBlockRows = 256;
 // Rows per block of X^T R: a register tile's columns of X and of R (4 + 4 here) stay in L1.
 constexpr Index kTransposeBlockRows = 256;
-
-// Rows per vectorised chunk of the line search (the temporaries stay in the L1 cache).
-constexpr Index kLineSearchChunk = 256;
-
-/// sum_i exp(eta_i) (exp(z_i) - 1 - z_i), z = step * step_eta, over rows start..start+len (at
-/// most kLineSearchChunk): the curvature part of the Poisson objective along a line, without
-/// cancellation. Near 0, where exp(z) - 1 - z cancels, a series (relative truncation error
-/// < 3e-15 for |z| < 1e-3); elsewhere the formula. Both are evaluated as packets and selected per
-/// row (a scalar libm expm1 per row took half of the line search's time).
-/// `rates`, when given, holds exp(eta) already (computed with the gradient at this point): the
-/// line search then evaluates one exp per row, not two.
-inline double expm1_minus_identity_sum(const Eigen::Ref<const VectorXd>& eta, const double* rates,
-                                       const Eigen::Ref<const VectorXd>& step_eta, double step,
-                                       Index start, Index len) {
-  using Chunk = Eigen::Array<double, Eigen::Dynamic, 1, 0, kLineSearchChunk, 1>;  // on the stack
-  const Chunk z = step * step_eta.segment(start, len).array();
-  const Chunk series = z * z * 0.5 * (1.0 + z / 3.0 * (1.0 + z / 4.0 * (1.0 + z / 5.0)));
-  const Chunk formula = z.exp() - 1.0 - z;
-  const Chunk curvature = (z.abs() < 1e-3).select(series, formula);
-  if (rates != nullptr) return (Eigen::Map<const Eigen::ArrayXd>(rates + start, len) * curvature).sum();
-  return (eta.segment(start, len).array().exp() * curvature).sum();
-}
 
 /// largest = max(largest, value) over finite values, with NaN meaning "none yet" (the progress
 /// report's largest max |gradient| before any neuron has a gradient).
@@ -181,22 +159,16 @@ class HistoryRows {
   /// Rows first..first+len-1 into out(:, offset..): every non-zero input sample is scattered into
   /// the window that follows it, O(non-zeros * window) instead of O(rows * window).
   void scatter_range(Index first, Index len, MatrixColMajor& out, Index offset) const {
-    const Index window = kernels_.rows();
     const Index n_kernels = kernels_.cols();
     out.middleCols(offset, cols()).topRows(len).setZero();
     const Index last_row = first + len - 1;
+    const auto& kernels = popglm::kernels::active();
     for (std::size_t input = 0; input < times_.size(); ++input) {
-      const auto [begin, end] = samples_in(input, first - window, last_row);
-      for (std::size_t e = begin; e < end; ++e) {
-        const Index s = times_[input][e];
-        const double value = values_[input][e];
-        const Index t_begin = std::max(s + 1, first);
-        const Index t_end = std::min(s + window, last_row);  // inclusive
-        const Index n_t = t_end - t_begin + 1;
-        for (Index k = 0; k < n_kernels; ++k)
-          out.col(offset + static_cast<Index>(input) * n_kernels + k).segment(t_begin - first, n_t) +=
-              value * kernels_.col(k).segment(t_begin - s - 1, n_t);
-      }
+      const auto [begin, end] = samples_in(input, first - kernels_.rows(), last_row);
+      kernels.history_scatter(static_cast<Index>(end - begin), times_[input].data() + begin,
+                              values_[input].data() + begin, first, last_row, kernels_.data(),
+                              kernels_.outerStride(), kernels_.rows(), n_kernels,
+                              &out(0, offset + static_cast<Index>(input) * n_kernels), out.outerStride());
     }
   }
 
@@ -204,26 +176,14 @@ class HistoryRows {
   /// come in increasing order, so one cursor per input walks its samples once for all rows.
   void increasing_rows(const Eigen::Ref<const IndexVector>& rows, Index start, Index len,
                        MatrixColMajor& out, Index offset) const {
-    const Index window = kernels_.rows();
     const Index n_kernels = kernels_.cols();
     out.middleCols(offset, cols()).topRows(len).setZero();
-    for (std::size_t input = 0; input < times_.size(); ++input) {
-      const auto& times = times_[input];
-      const auto& values = values_[input];
-      const Index column = offset + static_cast<Index>(input) * n_kernels;
-      std::size_t cursor = 0;
-      Index previous = -1;
-      for (Index i = 0; i < len; ++i) {
-        const Index t = rows[start + i];
-        if (t < previous) cursor = 0;  // not increasing after all: restart the walk
-        previous = t;
-        while (cursor < times.size() && times[cursor] < t - window) ++cursor;
-        for (std::size_t e = cursor; e < times.size() && times[e] < t; ++e) {
-          const Index s = times[e];
-          for (Index k = 0; k < n_kernels; ++k) out(i, column + k) += values[e] * kernels_(t - s - 1, k);
-        }
-      }
-    }
+    const auto& kernels = popglm::kernels::active();
+    for (std::size_t input = 0; input < times_.size(); ++input)
+      kernels.history_gather(static_cast<Index>(times_[input].size()), times_[input].data(),
+                             values_[input].data(), rows.data() + start, len, kernels_.data(),
+                             kernels_.outerStride(), kernels_.rows(), n_kernels,
+                             &out(0, offset + static_cast<Index>(input) * n_kernels), out.outerStride());
   }
 
   Eigen::Ref<const MatrixColMajor> kernels_;
@@ -332,11 +292,11 @@ class SharedDesign {
     const Index len = rows.rows(), p = rows.cols(), m = coefs.cols();
     if constexpr (Rows::IsRowMajor) {
       // out(t, k) = <row t, column k of coefs>: both contiguous.
-      dot_product_sum(p, len, m, rows.data(), rows.outerStride(), coefs.data(), coefs.outerStride(),
-                      out.data(), out.outerStride(), false);
+      popglm::kernels::active().dot_product_sum(p, len, m, rows.data(), rows.outerStride(), coefs.data(),
+                                                coefs.outerStride(), out.data(), out.outerStride(), false);
     } else {
-      outer_product_sum(len, p, m, rows.data(), rows.outerStride(), coefs.data(), 1, coefs.outerStride(),
-                        out.data(), out.outerStride(), false);
+      popglm::kernels::active().outer_product_sum(len, p, m, rows.data(), rows.outerStride(), coefs.data(), 1,
+                                                  coefs.outerStride(), out.data(), out.outerStride(), false);
     }
   }
 
@@ -346,12 +306,12 @@ class SharedDesign {
     const Index len = rows.rows(), p = rows.cols(), m = residual.cols();
     if constexpr (Rows::IsRowMajor) {
       // A sum of outer products, row t of X with row t of R.
-      outer_product_sum(p, len, m, rows.data(), rows.outerStride(), residual.data(), 1,
-                        residual.outerStride(), out.data(), out.outerStride(), true);
+      popglm::kernels::active().outer_product_sum(p, len, m, rows.data(), rows.outerStride(), residual.data(), 1,
+                                                  residual.outerStride(), out.data(), out.outerStride(), true);
     } else {
       // out(a, k) = <column a of X, column k of R>: both contiguous.
-      dot_product_sum(len, p, m, rows.data(), rows.outerStride(), residual.data(), residual.outerStride(),
-                      out.data(), out.outerStride(), true);
+      popglm::kernels::active().dot_product_sum(len, p, m, rows.data(), rows.outerStride(), residual.data(),
+                                                residual.outerStride(), out.data(), out.outerStride(), true);
     }
   }
 
@@ -412,8 +372,7 @@ class NeuronRows {
         hessian += next;
       }
     }
-    hessian = hessian.selfadjointView<Eigen::Lower>();
-    if (normaliser > 0.0) hessian /= normaliser;
+    popglm::kernels::active().finish_gram(hessian.rows(), hessian.data(), normaliser);
   }
 
  private:
@@ -425,30 +384,21 @@ class NeuronRows {
     const Index buffer_rows = std::min(block_rows_, std::max<Index>(last - first, 0));
     MatrixColMajor block(buffer_rows, q);
     VectorXd root_weights(buffer_rows);
-    Eigen::MatrixXf block_single, hessian_single;
+    std::vector<float> block_single, hessian_single;
     if (single_precision) {
-      block_single.resize(buffer_rows, q);
-      hessian_single.resize(q, q);
+      block_single.resize(static_cast<std::size_t>(buffer_rows * q));
+      hessian_single.resize(static_cast<std::size_t>(q * q));
     }
+    const auto& kernels = popglm::kernels::active();
     for (Index start = first; start < last; start += block_rows_) {
       if (stop_requested(stop)) break;
       const Index len = std::min(block_rows_, last - start);
       gather(start, len, block);
-      // Square roots once per row (not once per element), then one pass per column that scales
-      // and, for float32, converts: at Hessian sizes these passes cost as much as the product.
+      // Square roots once per row (not once per element).
       auto root = root_weights.head(len);
       root = weights.segment(start, len).array().sqrt();
-      if (single_precision) {
-        for (Index a = 0; a < q; ++a)
-          block_single.col(a).head(len) = (block.col(a).head(len).array() * root.array()).template cast<float>();
-        hessian_single.setZero();
-        hessian_single.selfadjointView<Eigen::Lower>().rankUpdate(block_single.topRows(len).transpose());
-        hessian.template triangularView<Eigen::Lower>() += hessian_single.template cast<double>();
-      } else {
-        auto rows_block = block.topRows(len);
-        for (Index a = 0; a < q; ++a) rows_block.col(a).array() *= root.array();
-        hessian.selfadjointView<Eigen::Lower>().rankUpdate(rows_block.transpose());
-      }
+      kernels.add_weighted_gram(len, q, block.data(), block.outerStride(), root.data(), single_precision,
+                                block_single.data(), hessian_single.data(), hessian.data());
     }
   }
 

@@ -80,154 +80,36 @@ constexpr Index kRateCacheBytes = Index{256} << 20;
 // Below this many design elements times neurons a fit runs on one thread.
 constexpr Index kSerialWork = Index{1} << 20;
 
-/// The Cholesky factor L of a symmetric positive definite matrix, for many solves. The
-/// substitutions go by blocks of kSolveBlock unknowns, each solved by the inverse of its diagonal
-/// block (a 4 x 4 product, no chain of dependent steps) and applied to the rest of the vector in
-/// one pass. Eigen's triangular solves (a division and a short dot product per row, a
-/// matrix-vector call per panel of 8) and plain column-by-column substitution (each unknown
-/// waiting on the store of the previous column's update) made the solves of the steps and of
-/// the condition estimate a quarter of a small fit's time.
+/// The Cholesky factor L of a Jacobi-scaled symmetric positive definite matrix, for many solves
+/// (the factor and the substitutions are kernels: see kernels.hpp).
 class CholeskySolver {
  public:
-  /// Factorise a (q x q, symmetric); false if it is not numerically positive definite.
-  bool compute(const MatrixColMajor& a) {
-    lower_ = a;
-    if (lower_.rows() <= kSmallFactor) {
-      if (!factorize_small()) return false;
-    } else {
-      Eigen::LLT<Eigen::Ref<MatrixColMajor>> cholesky(lower_);  // in place: lower_ holds L
-      if (cholesky.info() != Eigen::Success) return false;
-    }
-    inverse_diagonal_ = lower_.diagonal().cwiseInverse();
-    // The inverses of L's diagonal blocks turn each block's substitution (a chain of dependent
-    // multiply-adds) into a small matrix-vector product.
-    const Index q = lower_.rows();
-    block_inverses_.assign(static_cast<std::size_t>((q + kSolveBlock - 1) / kSolveBlock) * kBlockSize, 0.0);
-    for (Index low = 0; low < q; low += kSolveBlock) {
-      double* inverse = block_inverses_.data() + (low / kSolveBlock) * kBlockSize;  // row-major
-      const Index width = std::min(kSolveBlock, q - low);
-      for (Index c = 0; c < width; ++c)
-        for (Index r = c; r < width; ++r) {
-          double value = r == c ? 1.0 : 0.0;
-          for (Index k = c; k < r; ++k) value -= lower_(low + r, low + k) * inverse[k * kSolveBlock + c];
-          inverse[r * kSolveBlock + c] = value * inverse_diagonal_[low + r];
-        }
-    }
-    return true;
+  /// scale = 1 / sqrt(diagonal of a), scaled = diag(scale) a diag(scale), norm1 = ||scaled||_1,
+  /// and the factor of scaled with inverse_bound >= ||scaled^{-1}||_1; false if scaled is not
+  /// numerically positive definite.
+  bool compute_scaled(const MatrixColMajor& a, VectorXd& scale, MatrixColMajor& scaled, double& norm1,
+                      double& inverse_bound) {
+    const Index q = a.rows();
+    scale.resize(q);
+    scaled.resize(q, q);
+    lower_.resize(q, q);
+    work_.resize(q);
+    block_inverses_.resize(static_cast<std::size_t>(
+        (q + kernels::kCholeskyBlock - 1) / kernels::kCholeskyBlock * kernels::kCholeskyBlock * kernels::kCholeskyBlock));
+    return kernels::active().scaled_cholesky(q, a.data(), scale.data(), scaled.data(), &norm1, lower_.data(),
+                                             block_inverses_.data(), &inverse_bound, work_.data());
   }
 
   /// x <- (L L^T)^{-1} x.
   void solve_in_place(Eigen::Ref<VectorXd> x) const {
-    const Index q = lower_.rows();
-    double* values = x.data();
-    const double* l = lower_.data();
-    // L y = x: solve a block, then subtract its columns from the rows below in one pass.
-    for (Index low = 0; low < q; low += kSolveBlock) {
-      const Index width = std::min(kSolveBlock, q - low);
-      const double* inverse = block_inverses_.data() + (low / kSolveBlock) * kBlockSize;
-      double rhs[kSolveBlock] = {}, block[kSolveBlock] = {};
-      for (Index a = 0; a < width; ++a) rhs[a] = values[low + a];
-      for (Index a = 0; a < kSolveBlock; ++a) {
-        double value = 0.0;
-        for (Index b = 0; b < kSolveBlock; ++b) value += inverse[a * kSolveBlock + b] * rhs[b];
-        block[a] = value;
-      }
-      for (Index a = 0; a < width; ++a) values[low + a] = block[a];
-      subtract_columns(l + low * q, q, block, width, low + width, q, values);
-    }
-    // L^T z = y, the same blocks from the last up: the block's rows of L^T are columns of L, so
-    // the solved unknowns below enter through independent dot products.
-    for (Index low = (q - 1) / kSolveBlock * kSolveBlock; low >= 0; low -= kSolveBlock) {
-      const Index width = std::min(kSolveBlock, q - low);
-      const Index below = q - low - width;
-      const double* inverse = block_inverses_.data() + (low / kSolveBlock) * kBlockSize;
-      double rhs[kSolveBlock] = {};
-      for (Index a = 0; a < width; ++a)
-        rhs[a] = values[low + a] - lower_.col(low + a).tail(below).dot(x.tail(below));
-      for (Index a = 0; a < width; ++a) {
-        double value = 0.0;
-        for (Index b = 0; b < kSolveBlock; ++b) value += inverse[b * kSolveBlock + a] * rhs[b];
-        values[low + a] = value;
-      }
-    }
+    kernels::active().cholesky_solve(lower_.rows(), lower_.data(), block_inverses_.data(), x.data());
   }
 
   Index size() const { return lower_.rows(); }
 
-  /// An upper bound on ||A^{-1}||_1 <= ||L^{-1}||_inf ||L^{-1}||_1 from two substitutions with
-  /// L's comparison matrix (|diagonal|, -|off-diagonal|), whose inverse bounds |L^{-1}|
-  /// entrywise (Higham, Accuracy and Stability of Numerical Algorithms, section 8.3). Cheap,
-  /// but can be pessimistic by orders of magnitude.
-  double inverse_norm1_bound(VectorXd& work) const {
-    const Index q = lower_.rows();
-    work.setOnes(q);
-    for (Index j = 0; j < q; ++j) {  // M(L) y = e: every term is non-negative
-      work[j] *= inverse_diagonal_[j];
-      work.tail(q - j - 1) += work[j] * lower_.col(j).tail(q - j - 1).cwiseAbs();
-    }
-    const double row_norm = work.maxCoeff();  // bounds ||L^{-1}||_inf
-    for (Index j = q; j-- > 0;)  // M(L)^T z = e
-      work[j] = (1.0 + lower_.col(j).tail(q - j - 1).cwiseAbs().dot(work.tail(q - j - 1))) * inverse_diagonal_[j];
-    return row_norm * work.maxCoeff();
-  }
-
  private:
-  static constexpr Index kSolveBlock = 4;
-  static constexpr Index kBlockSize = kSolveBlock * kSolveBlock;
-  // Up to this order the factor is computed here, by panels of kSolveBlock columns whose update
-  // of the trailing columns is one fused pass per column; Eigen's blocked LLT spends more on
-  // setting up its panel products than on arithmetic at these sizes, and wins above.
-  static constexpr Index kSmallFactor = 64;
-
-  /// L into the lower triangle of lower_ (which holds A there); false for a pivot that is not
-  /// positive (or NaN).
-  bool factorize_small() {
-    const Index q = lower_.rows();
-    double* l = lower_.data();
-    for (Index low = 0; low < q; low += kSolveBlock) {
-      const Index width = std::min(kSolveBlock, q - low);
-      for (Index a = 0; a < width; ++a) {  // the panel's own columns, left-looking
-        const Index j = low + a;
-        double* column = l + j * q;
-        double weights[kSolveBlock] = {};
-        for (Index b = 0; b < a; ++b) weights[b] = l[(low + b) * q + j];  // L(j, low + b)
-        subtract_columns(l + low * q, q, weights, a, j, q, column);
-        if (!(column[j] > 0.0)) return false;
-        const double root = std::sqrt(column[j]);
-        column[j] = root;
-        const double reciprocal = 1.0 / root;
-        for (Index i = j + 1; i < q; ++i) column[i] *= reciprocal;
-      }
-      for (Index c = low + width; c < q; ++c) {  // trailing columns, lower triangle only
-        double weights[kSolveBlock] = {};
-        for (Index b = 0; b < width; ++b) weights[b] = l[(low + b) * q + c];  // L(c, low + b)
-        subtract_columns(l + low * q, q, weights, width, c, q, l + c * q);
-      }
-    }
-    return true;
-  }
-
-  /// values[first, last) -= columns[:, 0:width] * block, the columns stored with stride q.
-  static void subtract_columns(const double* columns, Index q, const double* block, Index width,
-                               Index first, Index last, double* __restrict values) {
-    if (width == kSolveBlock) {
-      const double* __restrict c0 = columns;
-      const double* __restrict c1 = columns + q;
-      const double* __restrict c2 = columns + 2 * q;
-      const double* __restrict c3 = columns + 3 * q;
-      const double b0 = block[0], b1 = block[1], b2 = block[2], b3 = block[3];
-      for (Index i = first; i < last; ++i)
-        values[i] -= (c0[i] * b0 + c1[i] * b1) + (c2[i] * b2 + c3[i] * b3);
-      return;
-    }
-    for (Index b = 0; b < width; ++b) {
-      const double* __restrict column = columns + b * q;
-      for (Index i = first; i < last; ++i) values[i] -= column[i] * block[b];
-    }
-  }
-
   MatrixColMajor lower_;  // L in the lower triangle (the upper one is not read)
-  VectorXd inverse_diagonal_;
+  VectorXd work_;
   std::vector<double> block_inverses_;  // per diagonal block of L, its inverse (row-major)
 };
 
@@ -267,6 +149,24 @@ double inverse_norm1_estimate(const CholeskySolver& factor, VectorXd& v, VectorX
   return std::max(lower_bound, 2.0 * v.lpNorm<1>() / (3.0 * static_cast<double>(q)));
 }
 
+/// Scratch vectors of a condition check, kept by their owner to save allocations.
+struct ConditionWork {
+  VectorXd scale, v, sign, old_sign;
+  MatrixColMajor scaled;
+};
+
+/// Factor the Jacobi-scaled `a` into `factor` and decide whether its reciprocal condition number
+/// (1-norm) exceeds `threshold`. The cheap bound settles most matrices; only when it cannot is
+/// Hager's estimate (several solves) run. Both lead to the same decision: the bound's rcond is
+/// never above the estimate's. False when the scaled matrix is not numerically positive definite.
+bool factor_with_rcond_above(const MatrixColMajor& a, double threshold, CholeskySolver& factor,
+                             ConditionWork& work) {
+  double norm1 = 0.0, inverse_bound = 0.0;
+  if (!factor.compute_scaled(a, work.scale, work.scaled, norm1, inverse_bound) || !(norm1 > 0.0)) return false;
+  return a.rows() == 1 || 1.0 / (inverse_bound * norm1) > threshold ||
+         1.0 / (inverse_norm1_estimate(factor, work.v, work.sign, work.old_sign) * norm1) > threshold;
+}
+
 /// A factorisation of the Hessian that turns gradients into Newton directions. It is kept
 /// across iterations so that near the optimum the same factor can serve several steps.
 class NewtonSystem {
@@ -274,24 +174,11 @@ class NewtonSystem {
   /// Factorise; returns false when the Hessian is numerically rank deficient.
   bool factorize(const MatrixColMajor& hessian) {
     const Index q = hessian.rows();
-    scale_.resize(q);
-    for (Index i = 0; i < q; ++i) {
-      const double diagonal = hessian(i, i);
-      scale_[i] = (diagonal > 0.0 && std::isfinite(diagonal)) ? 1.0 / std::sqrt(diagonal) : 1.0;
-    }
     // Jacobi scaling makes the rank decision independent of the features' units.
-    const MatrixColMajor scaled = scale_.asDiagonal() * hessian * scale_.asDiagonal();
-    const double norm1 = scaled.cwiseAbs().colwise().sum().maxCoeff();
-    full_rank_ = false;
-    if (factor_.compute(scaled) && norm1 > 0.0) {
-      // The bound settles most factors; only when it cannot is the estimate (several solves) run.
-      // Both lead to the same decision: the bound's rcond is never above the estimate's.
-      full_rank_ = q == 1 || 1.0 / (factor_.inverse_norm1_bound(work_) * norm1) > kRankTolerance ||
-                   1.0 / (inverse_norm1_estimate(factor_, work_, sign_, old_sign_) * norm1) > kRankTolerance;
-    }
+    full_rank_ = factor_with_rcond_above(hessian, kRankTolerance, factor_, work_);
     if (full_rank_) return true;
 
-    Eigen::SelfAdjointEigenSolver<MatrixColMajor> eigen(scaled);
+    Eigen::SelfAdjointEigenSolver<MatrixColMajor> eigen(work_.scaled);
     vectors_ = eigen.eigenvectors();
     const VectorXd& values = eigen.eigenvalues();
     const double cutoff = kRankTolerance * std::max(values.maxCoeff(), 0.0);
@@ -303,7 +190,7 @@ class NewtonSystem {
     }
     weighted_null_.resize(q, static_cast<Index>(null_columns.size()));
     for (std::size_t c = 0; c < null_columns.size(); ++c)
-      weighted_null_.col(static_cast<Index>(c)) = scale_.cwiseProduct(vectors_.col(null_columns[c]));
+      weighted_null_.col(static_cast<Index>(c)) = work_.scale.cwiseProduct(vectors_.col(null_columns[c]));
     null_columns_ = std::move(null_columns);
     null_gram_.compute(weighted_null_.transpose() * weighted_null_);
     return false;
@@ -314,28 +201,27 @@ class NewtonSystem {
   /// `gradient`.
   void solve(const VectorXd& gradient, VectorXd& direction) const {
     if (full_rank_) {
-      direction = scale_.cwiseProduct(gradient);
+      direction = work_.scale.cwiseProduct(gradient);
       factor_.solve_in_place(direction);
-      direction = -scale_.cwiseProduct(direction);
+      direction = -work_.scale.cwiseProduct(direction);
       return;
     }
-    const VectorXd scaled_gradient = scale_.cwiseProduct(gradient);
+    const VectorXd scaled_gradient = work_.scale.cwiseProduct(gradient);
     // In scaled coordinates e = direction / scale every solution is e_range + null * z; the
     // minimum-norm unscaled direction makes scale * e orthogonal to scale * null.
     VectorXd solution = vectors_ * inverse_values_.cwiseProduct(vectors_.transpose() * scaled_gradient);
     if (!null_columns_.empty()) {
-      const VectorXd z = null_gram_.solve(weighted_null_.transpose() * scale_.cwiseProduct(solution));
+      const VectorXd z = null_gram_.solve(weighted_null_.transpose() * work_.scale.cwiseProduct(solution));
       for (std::size_t c = 0; c < null_columns_.size(); ++c)
         solution -= z[static_cast<Index>(c)] * vectors_.col(null_columns_[c]);
     }
-    direction = -scale_.cwiseProduct(solution);
+    direction = -work_.scale.cwiseProduct(solution);
   }
 
  private:
-  VectorXd scale_;
-  CholeskySolver factor_;  // of the scaled Hessian
+  ConditionWork work_;  // work_.scale and work_.scaled: the Jacobi scaling and scaled Hessian
+  CholeskySolver factor_;  // of work_.scaled
   bool full_rank_ = false;
-  VectorXd work_, sign_, old_sign_;  // the condition estimate's vectors, kept to save allocations
   MatrixColMajor vectors_;
   VectorXd inverse_values_;
   std::vector<Index> null_columns_;
@@ -360,11 +246,13 @@ double backtrack(const Eigen::Ref<const VectorXd>& eta, const double* rates,
   // + s^2 * penalty_curvature, x = A d, penalty_curvature = 0.5 * sum(ridge * d^2). Written this way the change is computed without cancellation, so the search still
   // works when the change is far below the objective's own rounding error.
   const Index n = eta.size();
+  const auto curvature_sum = kernels::active().curvature_sum;
   double step = 1.0;
   for (int halving = 0; halving <= kMaxHalvings; ++halving, step *= 0.5) {
     double curvature = 0.0;
-    for (Index start = 0; start < n; start += kLineSearchChunk)
-      curvature += expm1_minus_identity_sum(eta, rates, step_eta, step, start, std::min(kLineSearchChunk, n - start));
+    for (Index start = 0; start < n; start += kernels::kCurvatureChunk)
+      curvature += curvature_sum(std::min(kernels::kCurvatureChunk, n - start), eta.data() + start,
+                                 rates != nullptr ? rates + start : nullptr, step_eta.data() + start, step);
     curvature /= static_cast<double>(n);
     curvature += step * step * penalty_curvature;
     if (std::isfinite(curvature) && curvature <= -(1.0 - kArmijo) * step * slope) return step;
@@ -542,7 +430,7 @@ class PopulationSolver {
       for (Index k = 0; k < m; ++k) {
         const Index neuron = batch[static_cast<std::size_t>(k)]->neuron;
         auto column = residual.col(k);
-        column = eta_.col(neuron).segment(start, len).array().exp();
+        kernels::active().exp(len, eta_.col(neuron).data() + start, column.data());
         if (keep_rates) rates_.col(neuron).segment(start, len) = column;
         if (rows_contiguous_) {
           column -= counts_.col(neuron).segment(rows_[0] + start, len);
@@ -580,9 +468,12 @@ class PopulationSolver {
       return;
     }
     MatrixColMajor hessian;
-    const VectorXd mu = rates_current_[static_cast<std::size_t>(state.neuron)]
-                            ? VectorXd(rates_.col(state.neuron))
-                            : VectorXd(eta_.col(state.neuron).array().exp());
+    VectorXd mu(eta_.rows());
+    if (rates_current_[static_cast<std::size_t>(state.neuron)]) {
+      mu = rates_.col(state.neuron);
+    } else {
+      kernels::active().exp(mu.size(), eta_.col(state.neuron).data(), mu.data());
+    }
     const double n = static_cast<double>(rows_.size());
     if (state.factor_level == kSampledSingle) {
       // Grid rows (every stride-th valid row, from the compact copy when there is one), then
@@ -1055,14 +946,11 @@ MatrixColMajor design_gram(const Source& design, const Eigen::Ref<const IndexVec
 /// True when a neuron's masked design is well enough conditioned for float32 Hessians: the
 /// Hessian A^T W A has the null space of A, and its conditioning starts from that of A^T A.
 bool well_conditioned(const MatrixColMajor& gram, const std::vector<Index>& active) {
-  const Index q = static_cast<Index>(active.size()) + 1;
   const MatrixColMajor block = gram_block(gram, active);
-  VectorXd scale = block.diagonal().cwiseMax(0.0).cwiseSqrt();
-  for (Index i = 0; i < q; ++i) scale[i] = scale[i] > 0.0 ? 1.0 / scale[i] : 0.0;
-  if ((scale.array() == 0.0).any()) return false;  // an all-zero feature: rank deficient
-  const MatrixColMajor scaled = scale.asDiagonal() * block * scale.asDiagonal();
-  Eigen::LLT<MatrixColMajor> cholesky(scaled);
-  return cholesky.info() == Eigen::Success && cholesky.rcond() > kSinglePrecisionRcond;
+  if ((block.diagonal().array() <= 0.0).any()) return false;  // an all-zero feature: rank deficient
+  CholeskySolver factor;
+  ConditionWork work;
+  return factor_with_rcond_above(block, kSinglePrecisionRcond, factor, work);
 }
 
 /// Row stride of sub-sampled Hessians: about kHessianRowsPerParam rows per parameter remain; 1

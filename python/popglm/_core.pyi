@@ -1,4 +1,4 @@
-"""Type stubs for popglm's private C++ extension (also describes popglm._core_v3 and _core_v4)."""
+"""Type stubs for popglm's private C++ extension."""
 
 import enum
 from collections.abc import Callable
@@ -6,7 +6,11 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
-isa: str
+kernels: object  # this module's (baseline) kernel table, a capsule
+
+def use_kernels(table: object) -> None: ...
+def active_isa() -> str: ...
+
 openmp: bool
 
 class FitStatus(enum.IntEnum):
