@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import pathlib
 import platform
+import shutil
 import subprocess
 import sys
 
@@ -255,3 +257,21 @@ def test_design_multiply_matches_numpy(order, contiguous):
     out = np.empty((rows.size, 6), order="F")
     _core.design_multiply(X, rows, coefs, offsets, out, 2)
     np.testing.assert_allclose(out, X[rows] @ coefs + offsets, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the export list is a GNU ld version script")
+def test_extension_modules_export_their_initialiser_only():
+    """Template instances compiled for different instruction sets (Eigen's, the standard
+    library's) must never bind across _core and the kernel modules: each exports PyInit_* alone."""
+    nm = shutil.which("nm")
+    if nm is None:
+        pytest.skip("binutils' nm is not installed")
+    package = pathlib.Path(_core.__file__).parent
+    modules = sorted(package.glob("_core.*.so")) + sorted(package.glob("_kernels_*.so"))
+    assert modules
+    for module in modules:
+        listed = subprocess.run(
+            [nm, "-D", "--defined-only", str(module)], capture_output=True, text=True, check=True
+        ).stdout.split()
+        symbols = listed[2::3]  # address, type, name
+        assert symbols == [f"PyInit_{module.name.split('.')[0]}"], (module.name, symbols[:5])
