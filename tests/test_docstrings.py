@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import re
 
 import pytest
 
@@ -55,3 +56,23 @@ def test_public_names_have_docstrings():
             obj = getattr(module, name)
             if callable(obj):
                 assert obj.__doc__ and len(obj.__doc__.strip()) > 20, f"{module.__name__}.{name}"
+
+
+@pytest.mark.parametrize("estimator", ["GLM", "PopulationGLM"])
+def test_estimator_docstrings_name_every_model_link_and_penalty_accepted(estimator):
+    """The estimators' docstrings list what the package accepts, read from the registries that
+    decide it (a docstring once said Poisson was the only model, long after it was not)."""
+    import popglm.glm
+    from popglm import observation_models, regularizer
+
+    doc = getattr(popglm.glm, estimator).__doc__
+    for name in observation_models._MODELS:
+        assert f'``"{name}"``' in doc, name
+    for name in regularizer._AVAILABLE:
+        assert f'``"{name}"``' in doc, name
+    for name in observation_models._LINKS:
+        assert f"``{name}``" in doc or f"/``{name}``" in doc, name
+    for model, cls in observation_models._MODELS.items():
+        for link in cls.families:  # each model's links are named in its own entry
+            assert re.search(rf"{model}\s[^,.]*``{link}``", doc), (model, link)
+    assert "only model" not in doc

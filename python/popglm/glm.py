@@ -1,10 +1,13 @@
-"""Poisson GLMs for single neurons (``GLM``) and coupled populations (``PopulationGLM``).
+"""GLMs for single neurons (``GLM``) and coupled populations (``PopulationGLM``).
 
 Same names, shapes and semantics as NeMoS's ``nemos.glm``. Every neuron (column of ``y``) is an
-independent Poisson GLM with exp inverse link on its own masked set of features; the fits run in
-parallel in C++, each by a safeguarded Newton method to a gradient tolerance of 1e-8, i.e. to the
-exact optimum of NeMoS's objective: per neuron, the mean negative log-likelihood over samples
-plus the penalty (no 1/n factor on the penalty; the intercept is never penalised).
+independent GLM on its own masked set of features: Poisson (exp or softplus inverse link),
+Bernoulli (logistic), Gamma (one_over_x or exp), NegativeBinomial (exp, fixed dispersion) or
+Gaussian (identity), unpenalised or with a Ridge, Lasso, ElasticNet or GroupLasso penalty. The
+fits run in parallel in C++, each by a safeguarded Newton method (proximal Newton for the
+non-smooth penalties) to a gradient tolerance of 1e-8, i.e. to the exact optimum of NeMoS's
+objective: per neuron, the mean negative log-likelihood over samples plus the penalty (no 1/n
+factor on the penalty; the intercept is never penalised).
 """
 
 from __future__ import annotations
@@ -1090,20 +1093,27 @@ def _as_generator(random_key: Any, name: str) -> np.random.Generator:
 
 
 class GLM(_BaseGLM):
-    """A Poisson GLM for one neuron (NeMoS's ``nemos.glm.GLM``), fitted exactly by Newton.
+    """A GLM for one neuron (NeMoS's ``nemos.glm.GLM``), fitted exactly by Newton.
 
-    ``y[t] ~ Poisson(exp(intercept_[0] + X[t] @ coef_))``.
+    By default ``y[t] ~ Poisson(exp(intercept_[0] + X[t] @ coef_))``; the other observation
+    models and inverse links below replace the distribution and the exp.
 
     Parameters
     ----------
-    observation_model : str
-        ``"Poisson"`` (the only model in this version).
-    inverse_link_function : callable, optional
-        ``None`` or an exp function.
+    observation_model : str or Observations
+        ``"Poisson"`` (default), ``"Bernoulli"``, ``"Gamma"``, ``"NegativeBinomial"`` or
+        ``"Gaussian"``, or an instance from :mod:`popglm.observation_models`.
+    inverse_link_function : callable or str, optional
+        ``None`` for the model's default, or a function or name among those the model supports:
+        Poisson ``exp``/``softplus``, Bernoulli ``logistic``, Gamma ``one_over_x``/``exp``,
+        NegativeBinomial ``exp``, Gaussian ``identity``.
     regularizer : str or Regularizer, optional
-        ``None``/``"UnRegularized"`` or ``"Ridge"``.
+        ``None``/``"UnRegularized"``, ``"Ridge"``, ``"Lasso"``, ``"ElasticNet"`` or
+        ``"GroupLasso"`` (an instance with its group mask), or an instance from
+        :mod:`popglm.regularizer`.
     regularizer_strength : float or array-like, optional
-        Ridge strength: a scalar or one value per coefficient (shape ``(n_features,)``).
+        The penalty's strength: a scalar or one value per coefficient (shape ``(n_features,)``;
+        per group for GroupLasso).
     solver_name : str, optional
         Accepted for NeMoS compatibility and recorded; popglm always solves with Newton.
     solver_kwargs : dict, optional
@@ -1167,24 +1177,32 @@ class GLM(_BaseGLM):
 
 
 class PopulationGLM(_BaseGLM):
-    """A Poisson GLM for each neuron of a population, fitted jointly and exactly.
+    """A GLM for each neuron of a population, fitted jointly and exactly.
 
-    For neuron ``j``: ``y[t, j] ~ Poisson(exp(intercept_[j] + X[t] @ coef_[:, j]))``, with
-    ``coef_[i, j] = 0`` wherever ``feature_mask[i, j] == 0``. Each neuron is fitted by Newton's
+    By default, for neuron ``j``: ``y[t, j] ~ Poisson(exp(intercept_[j] + X[t] @ coef_[:, j]))``,
+    with ``coef_[i, j] = 0`` wherever ``feature_mask[i, j] == 0``; the other observation models
+    and inverse links below replace the distribution and the exp. Each neuron is fitted by Newton's
     method (Cholesky of the Hessian, a backtracking line search, and a truncated
     eigendecomposition when the design is rank deficient, which returns the minimum-norm MLE)
     until the largest gradient entry of its objective is ``<= tol``.
 
     Parameters
     ----------
-    observation_model : str
-        ``"Poisson"`` (the only model in this version).
-    inverse_link_function : callable, optional
-        ``None`` or ``numpy.exp``/``jax.numpy.exp``: the exponential link.
+    observation_model : str or Observations
+        ``"Poisson"`` (default), ``"Bernoulli"``, ``"Gamma"``, ``"NegativeBinomial"`` or
+        ``"Gaussian"``, or an instance from :mod:`popglm.observation_models`.
+    inverse_link_function : callable or str, optional
+        ``None`` for the model's default, or a function (``numpy.exp``, ``jax.numpy.exp``, ...)
+        or name among those the model supports: Poisson ``exp``/``softplus``, Bernoulli
+        ``logistic``, Gamma ``one_over_x``/``exp``, NegativeBinomial ``exp``, Gaussian
+        ``identity``.
     regularizer : str or Regularizer, optional
-        ``None``/``"UnRegularized"`` or ``"Ridge"``.
+        ``None``/``"UnRegularized"``, ``"Ridge"``, ``"Lasso"``, ``"ElasticNet"`` or
+        ``"GroupLasso"`` (an instance with its group mask), or an instance from
+        :mod:`popglm.regularizer`.
     regularizer_strength : float or array-like, optional
-        Ridge strength: a scalar, or per coefficient (broadcastable to ``(n_features, n_neurons)``).
+        The penalty's strength: a scalar, or per coefficient (broadcastable to
+        ``(n_features, n_neurons)``; per group for GroupLasso).
     solver_name : str, optional
         Accepted for NeMoS compatibility and recorded; popglm always solves with Newton.
     solver_kwargs : dict, optional
