@@ -1,5 +1,6 @@
 #include "bindings.hpp"
 #include "kernels.hpp"
+#include "popglm/constants.hpp"
 
 #include <string>
 
@@ -67,6 +68,9 @@ PYBIND11_MODULE(_core, m) {
         "The instruction set of the kernels in use: baseline, x86-64-v3 or x86-64-v4.");
   m.attr("kernels") = py::capsule(
       const_cast<popglm::kernels::Table*>(&popglm::kernels::table()), "popglm.kernels.Table");
+  m.attr("ARMIJO") = popglm::kArmijo;
+  m.attr("MAX_HALVINGS") = popglm::kMaxHalvings;
+  m.attr("RANK_TOLERANCE") = popglm::kRankTolerance;
 #ifdef _OPENMP
   m.attr("openmp") = true;
 #else

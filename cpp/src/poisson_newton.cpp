@@ -1,5 +1,7 @@
 #include "popglm/poisson_newton.hpp"
 
+#include "popglm/constants.hpp"
+
 #include "design_rows.hpp"
 
 #include <Eigen/Cholesky>
@@ -23,12 +25,8 @@ namespace {
 
 using namespace detail;  // NOLINT: the row sources and shared products
 
-// Armijo sufficient-decrease constant and the number of step halvings before giving up.
-constexpr double kArmijo = 1e-4;
-constexpr int kMaxHalvings = 60;
-// Reciprocal condition (of the Jacobi-scaled Hessian) below which Cholesky is not trusted and
-// the step comes from a truncated eigendecomposition instead (rank-deficient designs).
-constexpr double kRankTolerance = 1e-11;
+// kArmijo, kMaxHalvings: the line search (constants.hpp). Below kRankTolerance, Cholesky is not
+// trusted and the step comes from a truncated eigendecomposition (rank-deficient designs).
 // At a finite optimum the exact Newton step is tiny. When the MLE is at infinity (silent neuron,
 // perfect separation) it keeps moving the linear predictor by ~1 on the rows whose rate is being
 // driven to zero, however small the gradient already is: a step this large flags that case.

@@ -9,14 +9,13 @@
 #include <vector>
 
 #include "design_rows.hpp"
+#include "popglm/constants.hpp"
 
 namespace popglm {
 namespace {
 
 using namespace detail;  // NOLINT: the row sources and shared products
 
-constexpr double kSufficientDecrease = 1e-4;
-constexpr int kMaxHalvings = 60;
 // Coordinate descent on each quadratic model stops when no coordinate moves by more than this,
 // relative to the largest coefficient: far below what the outer tolerance can see.
 constexpr double kSweepTolerance = 1e-15;
@@ -436,7 +435,7 @@ class SparseSolver {
       const double change = loss_change / static_cast<double>(n) + step * l2_slope +
                             step * step * l2_curvature +
                             nonsmooth_penalty(state, state.theta + step * state.direction) - penalty_now;
-      if (std::isfinite(change) && change <= kSufficientDecrease * step * state.predicted_change) {
+      if (std::isfinite(change) && change <= kArmijo * step * state.predicted_change) {
         state.theta.noalias() += step * state.direction;
         eta_.col(state.neuron) += step * step_eta;
         ++state.n_iter;

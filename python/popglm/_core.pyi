@@ -12,6 +12,9 @@ def use_kernels(table: object) -> None: ...
 def active_isa() -> str: ...
 
 openmp: bool
+ARMIJO: float
+MAX_HALVINGS: int
+RANK_TOLERANCE: float
 
 class FitStatus(enum.IntEnum):
     converged = 0

@@ -36,16 +36,16 @@ from ._native import core as _core
 from ._validation import as_numeric_array, check_positive_int, design_for_core
 from .basis import HistoryFeatures
 from .exceptions import ConvergenceWarning
-from .glm import _RANK_TOLERANCE  # the C++ engine's kRankTolerance: the rank rule
 from .observation_models import PoissonObservations
 from .regularizer import GroupLasso, Ridge, UnRegularized
 
 __all__ = ["compute_features", "fit"]
 
-#: Sufficient decrease in the line search (the C++ engine's kArmijo).
-_ARMIJO = 1e-4
-#: Step halvings tried before a neuron's line search gives up.
-_MAX_HALVINGS = 50
+_CONVERGED = int(_core.FitStatus.converged)
+_MAX_ITER_REACHED = int(_core.FitStatus.max_iter_reached)
+_LINE_SEARCH_FAILED = int(_core.FitStatus.line_search_failed)
+_MLE_AT_INFINITY = int(_core.FitStatus.mle_at_infinity)
+
 #: Partial sums combined per task in the tree reduction of the sample chunks.
 _FAN_IN = 8
 #: Default size of one chunk's result in a sample-parallel pass (its Hessians dominate): it sets
@@ -638,7 +638,7 @@ def _gram_rank(gram: NDArray) -> int:
         return 0
     scaled = gram[np.ix_(nonzero, nonzero)] / np.outer(scale[nonzero], scale[nonzero])
     eigenvalues = np.linalg.eigvalsh(scaled)
-    return int(np.sum(eigenvalues > eigenvalues.max() * _RANK_TOLERANCE))
+    return int(np.sum(eigenvalues > eigenvalues.max() * _core.RANK_TOLERANCE))
 
 
 def _newton_direction(hessian: NDArray, gradient: NDArray) -> NDArray:
@@ -646,12 +646,12 @@ def _newton_direction(hessian: NDArray, gradient: NDArray) -> NDArray:
     try:
         factor = np.linalg.cholesky(hessian)
         diagonal = np.diag(factor)
-        if diagonal.min() > np.sqrt(_RANK_TOLERANCE) * diagonal.max():
+        if diagonal.min() > np.sqrt(_core.RANK_TOLERANCE) * diagonal.max():
             return -np.linalg.solve(factor.T, np.linalg.solve(factor, gradient))
     except np.linalg.LinAlgError:
         pass
     values, vectors = np.linalg.eigh(hessian)
-    keep = values > _RANK_TOLERANCE * max(values.max(), 0.0)
+    keep = values > _core.RANK_TOLERANCE * max(values.max(), 0.0)
     return -vectors[:, keep] @ ((vectors[:, keep].T @ gradient) / values[keep])
 
 
@@ -734,7 +734,7 @@ def _fit_samples(
             record(j, position, start, theta(j))
         active = list(group) if max_iter > 0 else []
         if not active:
-            status[group] = np.where(gradient_norm[group] <= tol, 0, 1)
+            status[group] = np.where(gradient_norm[group] <= tol, _CONVERGED, _MAX_ITER_REACHED)
         polishing: set[int] = set()
         while active:
             # Newton directions; a neuron already within tol takes one more (polishing) step.
@@ -745,7 +745,7 @@ def _fit_samples(
             slope = {j: float(gradients[j] @ directions[free[j], j]) for j in active}
             step = np.ones(n_neurons)
             pending = list(active)
-            for _ in range(_MAX_HALVINGS):
+            for _ in range(_core.MAX_HALVINGS + 1):  # the full step, then the halvings
                 neurons = np.array(pending)
                 moments = evaluate(neurons, directions[:, neurons], step[neurons])
                 rejected = []
@@ -759,7 +759,7 @@ def _fit_samples(
                         + 0.5 * s * s * np.sum(penalty[j] * d**2)
                     )
                     # Within tol, rounding may make a good polishing step look like no progress.
-                    accept = change <= _ARMIJO * s * slope[j] or (j in polishing and change <= 0)
+                    accept = change <= _core.ARMIJO * s * slope[j] or (j in polishing and change <= 0)
                     if np.isfinite(change) and accept:
                         point = theta(j) + s * d
                         intercept[j] = point[0]
@@ -776,11 +776,11 @@ def _fit_samples(
             settled = []
             for j in active:
                 if j in failed:
-                    status[j] = 2
+                    status[j] = _LINE_SEARCH_FAILED
                 elif j in polishing:
-                    status[j] = 0
+                    status[j] = _CONVERGED
                 elif n_iter[j] >= max_iter:
-                    status[j] = 0 if gradient_norm[j] <= tol else 1
+                    status[j] = _CONVERGED if gradient_norm[j] <= tol else _MAX_ITER_REACHED
                 else:
                     continue
                 settled.append(j)
@@ -794,7 +794,7 @@ def _fit_samples(
 
     # A silent neuron has no finite MLE (its intercept runs to -inf until the gradient is below
     # tol), as the local engine reports. Perfect separation by the features is not detected here.
-    status[(summary["count_sum"] == 0) & (status == 0)] = 3
+    status[(summary["count_sum"] == 0) & (status == _CONVERGED)] = _MLE_AT_INFINITY
     info = {
         "status": status,
         "n_iter": n_iter,

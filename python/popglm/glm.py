@@ -48,18 +48,9 @@ from .regularizer import GroupLasso, Regularizer, resolve_regularizer
 
 __all__ = ["FIT_STATUS", "GLM", "PopulationGLM", "load_model"]
 
-#: Meaning of the codes in ``fit_info_["status"]`` (mirrors ``popglm::FitStatus`` in C++).
-FIT_STATUS = {
-    0: "converged",
-    1: "max_iter_reached",
-    2: "line_search_failed",
-    3: "mle_at_infinity",
-    4: "no_valid_rows",
-    5: "internal_error",
-    6: "interrupted",  # never seen in a fitted model: the fit raises KeyboardInterrupt instead
-}
-
-_RANK_TOLERANCE = 1e-11
+#: Meaning of the codes in ``fit_info_["status"]``: the C++ engine's ``FitStatus`` (``interrupted``
+#: is never seen in a fitted model: the fit raises KeyboardInterrupt instead).
+FIT_STATUS = {int(code): name for name, code in _core.FitStatus.__members__.items()}
 
 #: NeMoS's solver names. Any is accepted and recorded; every fit is the exact optimum.
 KNOWN_SOLVERS = frozenset(
@@ -594,13 +585,15 @@ class _BaseGLM(BaseEstimator):
     def _warn_about_failures(
         status: NDArray, gradient_norm: NDArray, tol: float, max_iter: int
     ) -> None:
-        if not status.any():  # all converged: the common case, kept cheap for small fits
+        if (status == int(_core.FitStatus.converged)).all():  # the common case, kept cheap
             return
 
-        def neurons(code: int) -> list[int]:
-            return np.flatnonzero(status == code).tolist()
+        codes = _core.FitStatus
 
-        if at_infinity := neurons(3):
+        def neurons(code) -> list[int]:
+            return np.flatnonzero(status == int(code)).tolist()
+
+        if at_infinity := neurons(codes.mle_at_infinity):
             warnings.warn(
                 f"The maximum-likelihood estimate does not exist for neurons {at_infinity}: the "
                 "neuron is silent or its spikes are perfectly separated by the features, so some "
@@ -609,16 +602,16 @@ class _BaseGLM(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        if stalled := neurons(1):
-            worst = float(np.max(gradient_norm[status == 1]))
+        if stalled := neurons(codes.max_iter_reached):
+            worst = float(np.max(gradient_norm[stalled]))
             warnings.warn(
                 f"Neurons {stalled} did not converge within max_iter={max_iter} Newton "
                 f"iterations (largest final max |gradient| = {worst:.3g}, tol = {tol:g}).",
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        if no_progress := neurons(2):
-            worst = float(np.max(gradient_norm[status == 2]))
+        if no_progress := neurons(codes.line_search_failed):
+            worst = float(np.max(gradient_norm[no_progress]))
             warnings.warn(
                 f"Neurons {no_progress} stopped because no step decreased the objective "
                 f"(largest final max |gradient| = {worst:.3g}, tol = {tol:g}): the optimum is "
@@ -626,7 +619,7 @@ class _BaseGLM(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        if failed := neurons(5) + neurons(4):
+        if failed := neurons(codes.internal_error) + neurons(codes.no_valid_rows):
             warnings.warn(
                 f"Neurons {failed} could not be fitted (internal error, e.g. out of memory); "
                 "their coefficients are the starting point.",
@@ -985,11 +978,11 @@ class _BaseGLM(BaseEstimator):
         Adds the entries derived from "status"; used after a local or distributed fit and on load.
         """
         status = info["status"]
-        info["converged"] = status == 0
+        info["converged"] = status == int(_core.FitStatus.converged)
         info["reason"] = np.array([FIT_STATUS[int(code)] for code in status])
         self.fit_info_ = info
         self.n_iter_ = info["n_iter"] if self._population else int(info["n_iter"][0])
-        self.converged_ = status == 0 if self._population else bool(status[0] == 0)
+        self.converged_ = info["converged"] if self._population else bool(info["converged"][0])
 
     def _fitted_state(self) -> dict[str, NDArray]:
         """Collect what ``fit`` set besides the coefficients, for ``save_params``.
@@ -1066,7 +1059,7 @@ def _design_rank(X: Any, rows: NDArray) -> int:
     eigenvalues = np.linalg.eigvalsh(scaled)
     # The engine's rank rule (kRankTolerance in C++): relative to the largest eigenvalue of the
     # Jacobi-scaled Gram, so the dof and the minimum-norm fit agree on what is collinear.
-    return int(np.sum(eigenvalues > eigenvalues.max() * _RANK_TOLERANCE))
+    return int(np.sum(eigenvalues > eigenvalues.max() * _core.RANK_TOLERANCE))
 
 
 def _poisson_deviance(y: NDArray, rate: NDArray) -> NDArray:
