@@ -65,8 +65,8 @@ Index fft_length(Index window) {
 constexpr Index kScatterBlockElements = Index{1} << 18;
 
 /// The scatter path for row-major x (C-ordered counts, the usual layout): the samples are read
-/// row by row, once, instead of copying x to columns first (that copy was 13% of a
-/// compute_features call on the S1 recording). Each thread owns blocks of output rows, sized to
+/// row by row, once, instead of copying x to columns first (a copy that cost a sizeable share of
+/// compute_features: bench/RESULTS.md). Each thread owns blocks of output rows, sized to
 /// stay in cache while they are filled and accumulated; every output element still receives its
 /// terms in increasing sample order, as in the column-wise path.
 template <class Matrix>

@@ -26,10 +26,9 @@ using popglm::stop_requested;
 constexpr Index kRowChunks = 8;
 constexpr Index kMinChunkRows = 4096;
 // Rows per block of the Hessian pass: a float64 block (rows x features) of 512 KB stays in a
-// core's L2 cache while it is scaled, converted and fed to the rank update. 2 MB blocks (from
-// L3) ran the Hessian 20-30% slower at 121-209 features on a Zen 3 core (bench S and real).
-// Wide designs keep at least 256 rows per block: with 128-row blocks of 801 history features
-// (bench L's basis, 2e5 bins) the fit took 203 s against 166 s with 256 rows.
+// core's L2 cache while it is scaled, converted and fed to the rank update (blocks from L3 ran
+// the Hessian markedly slower). Wide designs keep at least 256 rows per block: shorter blocks
+// slowed the rank updates of wide history designs (bench/RESULTS.md has both measurements).
 constexpr Index kBlockElements = Index{1} << 16;
 constexpr Index kMinBlockRows = 256;
 // Rows per block of the products shared by all neurons (one block per task of X D).

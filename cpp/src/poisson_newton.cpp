@@ -507,8 +507,8 @@ class PopulationSolver {
 
   /// For dense designs, a compact copy of the sub-sampled Hessians' grid rows (every stride-th
   /// valid row) for each stride in use. Read in place, those rows are strided through the
-  /// whole design: every sub-sampled Hessian touched every cache line of X (its gather took
-  /// 12% of the S bench fit). Strides whose copies would exceed half the design are not copied.
+  /// whole design: every sub-sampled Hessian touched every cache line of X. Strides whose copies
+  /// would exceed half the design are not copied.
   void cache_sampled_designs(const std::vector<NeuronState>& states) {
     if constexpr (Source::kHasViews) {
       const Index n = rows_.size();

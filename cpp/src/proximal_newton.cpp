@@ -593,12 +593,12 @@ void fit_glm_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
                                            Eigen::Ref<MatrixColMajor> coef,
                                            Eigen::Ref<Eigen::VectorXd> intercept,
                                            PopulationFitReport& report, int n_threads) {
-  if (kernels.rows() < 1) throw std::invalid_argument("fit_poisson_population_sparse_history: empty kernels");
+  if (kernels.rows() < 1) throw std::invalid_argument("fit_glm_population_history: empty kernels");
   if (inputs.rows() != counts.rows())
-    throw std::invalid_argument("fit_poisson_population_sparse_history: inputs and counts differ in n_samples");
+    throw std::invalid_argument("fit_glm_population_history: inputs and counts differ in n_samples");
   for (Index i = 0; i < rows.size(); ++i)
     if (rows[i] < kernels.rows())
-      throw std::invalid_argument("fit_poisson_population_sparse_history: rows before the first full window");
+      throw std::invalid_argument("fit_glm_population_history: rows before the first full window");
   const HistoryRows source(inputs, kernels);
   fit_sparse_impl(source, counts, mask, penalty, rows, Observation{family, scale}, options, coef, intercept, report, n_threads);
 }

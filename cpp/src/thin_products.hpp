@@ -1,7 +1,7 @@
 // Internal to the core (not installed): products of the design with thin matrices (one column per
 // neuron, or one row per feature). A general matrix product copies ("packs") both operands into
-// blocks first; with 20-50 columns on the thin side, packing the design took as long as the
-// multiplication itself (perf on the bench's S case), so these kernels read the design in place.
+// blocks first; with 20-50 columns on the thin side, packing the design costs as much as the
+// multiplication itself (bench/RESULTS.md), so these kernels read the design in place.
 #pragma once
 
 #include "popglm/types.hpp"
