@@ -275,3 +275,53 @@ def test_extension_modules_export_their_initialiser_only():
         ).stdout.split()
         symbols = listed[2::3]  # address, type, name
         assert symbols == [f"PyInit_{module.name.split('.')[0]}"], (module.name, symbols[:5])
+
+
+def _kernel_build_outputs(scenario: str) -> list[np.ndarray]:
+    """What one scenario computes with the kernels in use: each scenario reaches different
+    kernels (small-panel and Eigen Cholesky, sub-sampled float32 Hessians, history rows by
+    scatter and by gather, proximal Newton, convolutions, the simulation)."""
+    import popglm as nmo
+
+    rng = np.random.default_rng(11)
+    if scenario.startswith("dense"):
+        # q = n_features + 1 = 7, 64 (the last small-panel factor), 71 (Eigen's blocked LLT).
+        n_features = int(scenario.split("-")[1])
+        X = rng.normal(scale=0.3 / np.sqrt(n_features), size=(12_000, n_features))
+        y = rng.poisson(np.exp(-1.0 + X @ rng.normal(size=(n_features, 2)))).astype(float)
+        model = nmo.glm.PopulationGLM().fit(X, y)
+        assert model.converged_.all() and (model.fit_info_["n_hessian"] > 0).all()
+        return [model.coef_, model.intercept_]
+    basis = nmo.basis.RaisedCosineLogConv(4, window_size=12)
+    counts = rng.poisson(0.3, size=(6_000, 5)).astype(float)
+    if scenario == "history":
+        model = nmo.glm.PopulationGLM().fit(basis.history_features(counts), counts)
+        return [model.coef_, model.intercept_]
+    if scenario == "lasso":
+        model = nmo.glm.PopulationGLM(regularizer="Lasso", regularizer_strength=1e-3)
+        model.fit(basis.compute_features(counts), counts)
+        return [model.coef_, model.intercept_]
+    if scenario == "features":
+        return [basis.compute_features(counts), basis.compute_features(np.ascontiguousarray(counts))]
+    assert scenario == "simulation"
+    coupling = rng.normal(scale=0.1, size=(5, 5, 4))  # (receiver, sender, basis)
+    spikes, rates = nmo.simulation.simulate_recurrent(
+        coupling, np.zeros((5, 1)), np.full(5, -1.5), 3, np.zeros((2_000, 5, 1)), basis.kernel_,
+        np.zeros((12, 5)),
+    )
+    return [np.asarray(spikes, dtype=float), rates]
+
+
+@pytest.mark.parametrize(
+    "scenario", ["dense-6", "dense-63", "dense-70", "history", "lasso", "features", "simulation"]
+)
+def test_every_kernel_build_computes_alike(scenario):
+    """Each runnable kernel build gives the baseline build's answer up to rounding."""
+    levels = runnable_levels()
+    results = {}
+    for level in levels:
+        with use_level(level):
+            results[level] = _kernel_build_outputs(scenario)
+    for level in levels[1:]:
+        for reference, value in zip(results["baseline"], results[level]):
+            np.testing.assert_allclose(value, reference, rtol=1e-9, atol=1e-12, err_msg=level)
