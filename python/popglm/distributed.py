@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from ._native import core as _core
 from ._validation import as_numeric_array, check_positive_int, design_for_core
-from .basis import HistoryFeatures
+from ._history_features import HistoryFeatures
 from .exceptions import ConvergenceWarning
 from .observation_models import PoissonObservations
 from .regularizer import GroupLasso, Ridge, UnRegularized

@@ -20,7 +20,7 @@ from scipy import stats
 from ._native import core as _core
 from ._threads import resolve_n_threads
 from ._validation import as_numeric_array, check_positive_int, design_for_core
-from .basis import HistoryFeatures
+from ._history_features import HistoryFeatures
 
 __all__ = [
     "CoefficientInference",

@@ -9,13 +9,13 @@ Kernels and features agree with NeMoS to rounding error.
 
 from __future__ import annotations
 
+from .._history_features import HistoryFeatures
 from ._base import Basis
 from ._composite import AdditiveBasis, MultiplicativeBasis
 from ._conv import (
     BSplineConv,
     CyclicBSplineConv,
     HistoryConv,
-    HistoryFeatures,
     MSplineConv,
     OrthExponentialConv,
     RaisedCosineLinearConv,
