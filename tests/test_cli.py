@@ -54,7 +54,7 @@ def test_demo_filters_figure_draws_the_strongest_true_couplings(tmp_path, monkey
     np.testing.assert_array_equal(strength[pairs[:, 0], pairs[:, 1]], expected)
     axes = [ax for ax in drawn["figure"].axes if ax.get_visible()]
     assert len(axes) == 6
-    for ax, (s, r) in zip(axes, pairs):
+    for ax, (s, r) in zip(axes, pairs, strict=True):
         dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
         np.testing.assert_allclose(dashed[0].get_ydata(), truth[s, :, r])
 

@@ -323,5 +323,5 @@ def test_every_kernel_build_computes_alike(scenario):
         with use_level(level):
             results[level] = _kernel_build_outputs(scenario)
     for level in levels[1:]:
-        for reference, value in zip(results["baseline"], results[level]):
+        for reference, value in zip(results["baseline"], results[level], strict=True):
             np.testing.assert_allclose(value, reference, rtol=1e-9, atol=1e-12, err_msg=level)

@@ -14,6 +14,9 @@ import popglm.basis._composite
 import popglm.basis._conv
 import popglm.basis._coupling
 import popglm.basis._eval
+import popglm.basis._orth_exp
+import popglm.basis._raised_cosine
+import popglm.basis._splines
 import popglm.basis._transformer
 import popglm.cli
 import popglm.distributed
@@ -33,6 +36,9 @@ MODULES = [
     popglm.basis._conv,
     popglm.basis._coupling,
     popglm.basis._eval,
+    popglm.basis._orth_exp,
+    popglm.basis._raised_cosine,
+    popglm.basis._splines,
     popglm.basis._transformer,
     popglm.distributed,
     popglm.glm,

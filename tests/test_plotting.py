@@ -118,7 +118,7 @@ def test_coupling_filters_of_chosen_pairs_with_a_reference(fitted):
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(fig.axes) == 8 and len(visible) == 5  # rows of four, the spare axes hidden
     expected = numpy_filters(model, basis)
-    for ax, (s, r) in zip(visible, pairs):
+    for ax, (s, r) in zip(visible, pairs, strict=True):
         np.testing.assert_allclose(ax.lines[-1].get_ydata(), expected[s, :, r], atol=1e-12)
         (dashed,) = [line for line in ax.lines if line.get_linestyle() == "--"]
         np.testing.assert_allclose(dashed.get_ydata(), reference[s, :, r])

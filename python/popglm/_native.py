@@ -23,7 +23,7 @@ LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
 
 
 def _table(level: str):
-    """The kernel table of `level`, or None when this CPU cannot run it or it was not built."""
+    """Return the kernel table of `level`, or None when this CPU cannot run it or it was not built."""
     if level == "baseline":
         return core.kernels
     suffix = level.rsplit("-", 1)[1]
@@ -37,7 +37,7 @@ def _table(level: str):
 
 
 def runnable_levels() -> list[str]:
-    """The instruction-set levels whose kernels were built and this CPU runs, lowest first."""
+    """List the instruction-set levels whose kernels were built and this CPU runs, lowest first."""
     return [level for level in LEVELS if _table(level) is not None]
 
 

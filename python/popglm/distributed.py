@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._validation import as_numeric_array, check_positive_int, design_for_core
-from ._history_features import HistoryFeatures
 from .exceptions import ConvergenceWarning
 from .observation_models import PoissonObservations
 from .regularizer import GroupLasso, Ridge, UnRegularized

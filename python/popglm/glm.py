@@ -23,12 +23,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 
+from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._progress import FitProgress
 from ._threads import resolve_n_threads
 from ._validation import as_numeric_array, check_positive_int, design_for_core, fortran_float64
 from ._version import __version__
-from ._history_features import HistoryFeatures
 from .basis._pynapple import is_tsd
 from .basis._pynapple import wrap as wrap_tsd
 from .exceptions import ConvergenceWarning, NotFittedError

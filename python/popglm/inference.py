@@ -17,10 +17,10 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._threads import resolve_n_threads
 from ._validation import as_numeric_array, check_positive_int, design_for_core
-from ._history_features import HistoryFeatures
 
 __all__ = [
     "CoefficientInference",

@@ -13,28 +13,25 @@ from .._history_features import HistoryFeatures
 from ._base import Basis
 from ._composite import AdditiveBasis, MultiplicativeBasis
 from ._conv import (
-    BSplineConv,
-    CyclicBSplineConv,
     HistoryConv,
-    MSplineConv,
-    OrthExponentialConv,
-    RaisedCosineLinearConv,
-    RaisedCosineLogConv,
     _ConvBasis,  # noqa: F401  (the base class, for isinstance checks)
 )
 from ._coupling import coupling_feature_mask
-from ._eval import (
-    BSplineEval,
-    Category,
-    CustomBasis,
-    CyclicBSplineEval,
-    FourierEval,
-    IdentityEval,
-    MSplineEval,
-    OrthExponentialEval,
+from ._eval import Category, CustomBasis, FourierEval, IdentityEval, Zero
+from ._orth_exp import OrthExponentialConv, OrthExponentialEval
+from ._raised_cosine import (
+    RaisedCosineLinearConv,
     RaisedCosineLinearEval,
+    RaisedCosineLogConv,
     RaisedCosineLogEval,
-    Zero,
+)
+from ._splines import (
+    BSplineConv,
+    BSplineEval,
+    CyclicBSplineConv,
+    CyclicBSplineEval,
+    MSplineConv,
+    MSplineEval,
 )
 from ._transformer import TransformerBasis
 
