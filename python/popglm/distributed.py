@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from ._fitting import FitResult
 from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._validation import as_numeric_array, check_positive_int, design_for_core
@@ -263,11 +264,7 @@ def _store_fit(
 ) -> Any:  # fmt: skip
     """Set the fitted attributes exactly as ``_BaseGLM.fit`` does, and warn about failures."""
     info["n_threads"] = _task_threads(model)  # per task: each worker runs its own solves
-    model.coef_ = model._coef_from_population(coef)
-    model.intercept_ = intercept
-    model._record_fit(info)
-    model._dof_resid, model._dof_pending = dof_resid, dof_pending
-    model.scale_ = np.asarray(scale, dtype=np.float64)
+    model._set_fitted(FitResult(coef, intercept, scale, info, dof_resid, dof_pending))
     model._warn_about_failures(info["status"], info["gradient_norm"], tol, max_iter)
     return model
 

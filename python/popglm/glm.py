@@ -24,6 +24,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 
 from ._history_features import HistoryFeatures
+from ._fitting import FitResult
 from ._native import core as _core
 from ._progress import FitProgress
 from ._threads import resolve_n_threads
@@ -463,33 +464,31 @@ class _BaseGLM(BaseEstimator):
                 )  # fmt: skip
         finally:
             progress.close()
-        self.coef_ = self._coef_from_population(coef)
-        self.intercept_ = intercept
         needs_rank = self._regularizer.smooth and not self._regularizer.needs_strength
         fixed_scale = isinstance(observation, _FIXED_SCALE_FAMILIES)
-        self._dof_resid, self._dof_pending = None, None
+        dof_resid, dof_pending = None, None
         if needs_rank and fixed_scale and X is user_X:
             # The rank of X costs a Gram matrix: computed on first access, not in every fit.
-            self._dof_pending = (weakref.ref(user_X), rows, coef)
+            dof_pending = (weakref.ref(user_X), rows, coef)
         else:
-            self._dof_resid = self._resid_dof(X, rows, coef, n_threads)
+            dof_resid = self._resid_dof(X, rows, coef, n_threads)
         if fixed_scale:
             scale = observation.estimate_scale(np.empty((0, n_neurons)), None, None)
         else:
-            mean = self._mean_response(self._linear_predictor(X, self.coef_, intercept)[rows])
-            scale = observation.estimate_scale(_rows_of(counts, rows), mean, self._dof_resid)
-        self.scale_ = np.asarray(scale, dtype=np.float64)  # (n_neurons,), (1,) for GLM as NeMoS
-        self._record_fit(
-            {
-                "status": status,
-                "n_iter": n_iter,
-                "gradient_norm": gradient_norm,
-                "objective": objective,
-                "n_hessian": n_hessian,
-                "n_samples_used": int(rows.size),
-                "n_threads": n_threads,
-            }
-        )
+            eta = self._linear_predictor(X, self._coef_from_population(coef), intercept)
+            scale = observation.estimate_scale(
+                _rows_of(counts, rows), self._mean_response(eta[rows]), dof_resid
+            )
+        info = {
+            "status": status,
+            "n_iter": n_iter,
+            "gradient_norm": gradient_norm,
+            "objective": objective,
+            "n_hessian": n_hessian,
+            "n_samples_used": int(rows.size),
+            "n_threads": n_threads,
+        }
+        self._set_fitted(FitResult(coef, intercept, scale, info, dof_resid, dof_pending))
         self._warn_about_failures(status, gradient_norm, tol, max_iter)
         return self
 
@@ -972,17 +971,28 @@ class _BaseGLM(BaseEstimator):
         payload.update(self._fitted_state())
         np.savez(filename, **payload)
 
-    def _record_fit(self, info: dict[str, Any]) -> None:
-        """Set ``fit_info_``, ``n_iter_`` and ``converged_`` from a fit's record.
+    def _set_fitted(self, result: FitResult) -> None:
+        """Make a fit's result the model's fitted state: the only writer of that state.
 
-        Adds the entries derived from "status"; used after a local or distributed fit and on load.
+        Used after a local or a distributed fit and on load. Adds the ``fit_info_`` entries
+        derived from "status".
         """
-        status = info["status"]
-        info["converged"] = status == int(_core.FitStatus.converged)
-        info["reason"] = np.array([FIT_STATUS[int(code)] for code in status])
-        self.fit_info_ = info
-        self.n_iter_ = info["n_iter"] if self._population else int(info["n_iter"][0])
-        self.converged_ = info["converged"] if self._population else bool(info["converged"][0])
+        self.coef_ = self._coef_from_population(result.coef)
+        self.intercept_ = result.intercept
+        if result.scale is not None:
+            # (n_neurons,), and (1,) for GLM, as NeMoS.
+            self.scale_ = np.asarray(result.scale, dtype=np.float64)
+        if result.info is not None:
+            info = result.info
+            status = info["status"]
+            info["converged"] = status == int(_core.FitStatus.converged)
+            info["reason"] = np.array([FIT_STATUS[int(code)] for code in status])
+            self.fit_info_ = info
+            self.n_iter_ = info["n_iter"] if self._population else int(info["n_iter"][0])
+            self.converged_ = (
+                info["converged"] if self._population else bool(info["converged"][0])
+            )
+        self._dof_resid, self._dof_pending = result.dof_resid, result.dof_pending
 
     def _fitted_state(self) -> dict[str, NDArray]:
         """Collect what ``fit`` set besides the coefficients, for ``save_params``.
@@ -1003,17 +1013,15 @@ class _BaseGLM(BaseEstimator):
             pass  # never computed, and the X it needs is gone: left out
         return state
 
-    def _restore_fitted_state(self, contents: dict[str, NDArray]) -> None:
+    def _restore_fitted_state(
+        self, coef: NDArray, intercept: NDArray, contents: dict[str, NDArray]
+    ) -> None:
         """Undo ``_fitted_state`` (files written before it lack some entries)."""
-        n_neurons = self.intercept_.shape[0]
-        if "scale_" in contents:
-            self.scale_ = np.asarray(contents["scale_"], dtype=np.float64)
-        elif isinstance(self._observation_model, _FIXED_SCALE_FAMILIES):
+        scale = contents.get("scale_")
+        if scale is None and isinstance(self._observation_model, _FIXED_SCALE_FAMILIES):
             # A fixed scale, as fit sets it.
-            empty = np.empty((0, n_neurons))
-            self.scale_ = np.asarray(
-                self._observation_model.estimate_scale(empty, None, None), dtype=np.float64
-            )
+            empty = np.empty((0, intercept.shape[0]))
+            scale = self._observation_model.estimate_scale(empty, None, None)
         info = {
             key[len(_FIT_INFO_PREFIX) :]: value
             for key, value in contents.items()
@@ -1023,13 +1031,18 @@ class _BaseGLM(BaseEstimator):
             for key in ("n_samples_used", "n_threads"):
                 if key in info and info[key].ndim == 0:
                     info[key] = int(info[key])
-            self._record_fit(info)
-        self._dof_resid = (
-            np.asarray(contents["dof_resid_"], dtype=np.float64)
-            if "dof_resid_" in contents
-            else None
+        else:
+            info = None
+        dof_resid = contents.get("dof_resid_")
+        self._set_fitted(
+            FitResult(
+                self._coef_to_population(coef),
+                intercept,
+                scale,
+                info,
+                None if dof_resid is None else np.asarray(dof_resid, dtype=np.float64),
+            )
         )
-        self._dof_pending = None
 
 
 # Observation models whose scale fit does not estimate.
@@ -1372,10 +1385,8 @@ def load_model(filename: str | Path) -> GLM | PopulationGLM:
     expected_ndim = 2 if model_class is PopulationGLM else 1
     if coef.ndim != expected_ndim or intercept.ndim != 1:
         raise ValueError(f"{filename!s} has coefficients of the wrong shape")
-    model.coef_ = coef
-    model.intercept_ = intercept
     try:
-        model._restore_fitted_state(contents)
+        model._restore_fitted_state(coef, intercept, contents)
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise ValueError(f"{filename!s} has a damaged fit record: {error}") from None
     return model
