@@ -23,8 +23,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 
-from ._history_features import HistoryFeatures
 from ._fitting import FitResult
+from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._progress import FitProgress
 from ._threads import resolve_n_threads
