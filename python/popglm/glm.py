@@ -12,7 +12,6 @@ factor on the penalty; the intercept is never penalised).
 
 from __future__ import annotations
 
-import json
 import warnings
 import weakref
 from collections.abc import Callable
@@ -23,20 +22,19 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 
+from . import _persistence
 from ._fitting import FitResult
 from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._progress import FitProgress
 from ._threads import resolve_n_threads
 from ._validation import as_numeric_array, check_positive_int, design_for_core, fortran_float64
-from ._version import __version__
 from .basis._pynapple import is_tsd
 from .basis._pynapple import wrap as wrap_tsd
 from .exceptions import ConvergenceWarning, NotFittedError
 from .observation_models import (
     BernoulliObservations,
     GaussianObservations,
-    NegativeBinomialObservations,
     Observations,
     PoissonObservations,
     check_link_known,
@@ -465,7 +463,7 @@ class _BaseGLM(BaseEstimator):
         finally:
             progress.close()
         needs_rank = self._regularizer.smooth and not self._regularizer.needs_strength
-        fixed_scale = isinstance(observation, _FIXED_SCALE_FAMILIES)
+        fixed_scale = observation.fixed_scale
         dof_resid, dof_pending = None, None
         if needs_rank and fixed_scale and X is user_X:
             # The rank of X costs a Gram matrix: computed on first access, not in every fit.
@@ -931,45 +929,7 @@ class _BaseGLM(BaseEstimator):
         ``converged_``, ``fit_info_`` and (when it was known or its X is still alive)
         ``dof_resid_``: the loaded model predicts, scores and simulates like the fitted one.
         """
-        self._check_is_fit()
-        strength = self._regularizer_strength
-        pair = isinstance(strength, tuple)  # ElasticNet's (strength, ratio)
-        payload = {
-            "format": np.array("popglm-model-1"),
-            "popglm_version": np.array(__version__),
-            "model_class": np.array(type(self).__name__),
-            "settings": np.array(
-                json.dumps(
-                    {
-                        "observation_model": type(self._observation_model).__name__,
-                        "observation_scale": self._observation_model.scale,
-                        "inverse_link_function": self._link(),
-                        "regularizer": type(self._regularizer).__name__,
-                        "solver_name": self.solver_name,
-                        "solver_kwargs": self.solver_kwargs,
-                        "tol": self.tol,
-                        "max_iter": self.max_iter,
-                        "n_threads": self.n_threads,
-                        "verbose": self.verbose,
-                    }
-                )
-            ),
-            "regularizer_strength": np.asarray(
-                np.nan if strength is None else strength[0] if pair else strength,
-                dtype=np.float64,
-            ),
-            "coef_": np.asarray(self.coef_),
-            "intercept_": np.asarray(self.intercept_),
-        }
-        mask = getattr(self, "_feature_mask", None)
-        if mask is not None:
-            payload["feature_mask"] = np.asarray(mask)
-        if pair:
-            payload["regularizer_ratio"] = np.asarray(strength[1], dtype=np.float64)
-        if isinstance(self._regularizer, GroupLasso) and self._regularizer.mask is not None:
-            payload["group_mask"] = self._regularizer.mask
-        payload.update(self._fitted_state())
-        np.savez(filename, **payload)
+        _persistence.save(self, filename)
 
     def _set_fitted(self, result: FitResult) -> None:
         """Make a fit's result the model's fitted state: the only writer of that state.
@@ -994,62 +954,7 @@ class _BaseGLM(BaseEstimator):
             )
         self._dof_resid, self._dof_pending = result.dof_resid, result.dof_pending
 
-    def _fitted_state(self) -> dict[str, NDArray]:
-        """Collect what ``fit`` set besides the coefficients, for ``save_params``.
 
-        That is ``scale_`` (score and simulate need it), the numeric ``fit_info_`` entries and
-        ``dof_resid_`` when known.
-        """
-        state = {}
-        if getattr(self, "scale_", None) is not None:
-            state["scale_"] = np.asarray(self.scale_, dtype=np.float64)
-        for key, value in (getattr(self, "fit_info_", None) or {}).items():
-            value = np.asarray(value)
-            if key not in _DERIVED_FIT_INFO and value.dtype.kind in "biuf":
-                state[_FIT_INFO_PREFIX + key] = value
-        try:
-            state["dof_resid_"] = np.asarray(self.dof_resid_, dtype=np.float64)
-        except (AttributeError, NotFittedError):
-            pass  # never computed, and the X it needs is gone: left out
-        return state
-
-    def _restore_fitted_state(
-        self, coef: NDArray, intercept: NDArray, contents: dict[str, NDArray]
-    ) -> None:
-        """Undo ``_fitted_state`` (files written before it lack some entries)."""
-        scale = contents.get("scale_")
-        if scale is None and isinstance(self._observation_model, _FIXED_SCALE_FAMILIES):
-            # A fixed scale, as fit sets it.
-            empty = np.empty((0, intercept.shape[0]))
-            scale = self._observation_model.estimate_scale(empty, None, None)
-        info = {
-            key[len(_FIT_INFO_PREFIX) :]: value
-            for key, value in contents.items()
-            if key.startswith(_FIT_INFO_PREFIX)
-        }
-        if "status" in info and "n_iter" in info:
-            for key in ("n_samples_used", "n_threads"):
-                if key in info and info[key].ndim == 0:
-                    info[key] = int(info[key])
-        else:
-            info = None
-        dof_resid = contents.get("dof_resid_")
-        self._set_fitted(
-            FitResult(
-                self._coef_to_population(coef),
-                intercept,
-                scale,
-                info,
-                None if dof_resid is None else np.asarray(dof_resid, dtype=np.float64),
-            )
-        )
-
-
-# Observation models whose scale fit does not estimate.
-_FIXED_SCALE_FAMILIES = (PoissonObservations, BernoulliObservations, NegativeBinomialObservations)
-# fit_info_ entries recomputed on load from "status" rather than stored.
-_DERIVED_FIT_INFO = ("converged", "reason")
-_FIT_INFO_PREFIX = "fit_info/"
 
 
 def _design_rank(X: Any, rows: NDArray) -> int:
@@ -1323,70 +1228,4 @@ def load_model(filename: str | Path) -> GLM | PopulationGLM:
     ValueError
         When the file is not a popglm model file or is damaged.
     """
-    try:
-        # The file is opened here so that it is closed even when NumPy fails on a damaged one.
-        with open(filename, "rb") as handle:
-            data = np.load(handle, allow_pickle=False)
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not a saved model")
-            with data:
-                contents = {key: data[key] for key in data.files}
-    except Exception as error:
-        # A damaged npz can fail anywhere in zipfile, zlib or NumPy's header parser, with
-        # BadZipFile, zlib.error, NotImplementedError, struct.error...: all of it means damaged.
-        raise ValueError(f"{filename!s} is not a readable popglm model file: {error}") from None
-    required = {"format", "model_class", "settings", "regularizer_strength", "coef_", "intercept_"}
-    if missing := required - set(contents):
-        raise ValueError(f"{filename!s} is not a popglm model file (missing {sorted(missing)})")
-    if str(contents["format"]) != "popglm-model-1":
-        raise ValueError(f"{filename!s} has unknown format {str(contents['format'])!r}")
-    classes = {"GLM": GLM, "PopulationGLM": PopulationGLM}
-    model_class = classes.get(str(contents["model_class"]))
-    if model_class is None:
-        raise ValueError(f"{filename!s} holds an unknown model class {contents['model_class']!r}")
-    try:
-        settings = json.loads(str(contents["settings"]))
-        strength = contents["regularizer_strength"]
-        strength = None if strength.ndim == 0 and np.isnan(strength) else strength
-        if strength is not None and strength.ndim == 0:
-            strength = float(strength)
-        if "regularizer_ratio" in contents:
-            ratio = contents["regularizer_ratio"]
-            strength = (strength, float(ratio) if ratio.ndim == 0 else ratio)
-        name = settings.get("observation_model", "PoissonObservations")
-        observation = (
-            NegativeBinomialObservations(settings.get("observation_scale", 1.0))
-            if name == "NegativeBinomialObservations"
-            else resolve_observation_model(name)
-        )
-        kwargs = dict(
-            observation_model=observation,
-            inverse_link_function=settings.get("inverse_link_function"),
-            regularizer=(
-                GroupLasso(contents["group_mask"])
-                if "group_mask" in contents
-                else settings["regularizer"]
-            ),
-            regularizer_strength=strength,
-            solver_name=settings["solver_name"],
-            solver_kwargs=settings["solver_kwargs"],
-            tol=settings["tol"],
-            max_iter=settings["max_iter"],
-            n_threads=settings["n_threads"],
-            verbose=settings.get("verbose"),
-        )
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as error:
-        raise ValueError(f"{filename!s} has damaged settings: {error}") from None
-    if model_class is PopulationGLM:
-        kwargs["feature_mask"] = contents.get("feature_mask")
-    model = model_class(**kwargs)
-    coef = np.asarray(contents["coef_"], dtype=np.float64)
-    intercept = np.asarray(contents["intercept_"], dtype=np.float64)
-    expected_ndim = 2 if model_class is PopulationGLM else 1
-    if coef.ndim != expected_ndim or intercept.ndim != 1:
-        raise ValueError(f"{filename!s} has coefficients of the wrong shape")
-    try:
-        model._restore_fitted_state(coef, intercept, contents)
-    except (KeyError, TypeError, ValueError, IndexError) as error:
-        raise ValueError(f"{filename!s} has a damaged fit record: {error}") from None
-    return model
+    return _persistence.load(filename, {"GLM": GLM, "PopulationGLM": PopulationGLM})

@@ -55,6 +55,9 @@ class Observations:
     families: dict[str, int] = {}
     default_link = "exp"
     scale = 1.0
+    #: True when ``scale`` is known (1, or NegativeBinomial's dispersion) and ``fit`` does not
+    #: estimate it; then ``estimate_scale`` needs no data.
+    fixed_scale = True
 
     def family_code(self, link: str) -> int:
         """Return the core's code for this model with inverse link ``link``."""
@@ -142,6 +145,7 @@ class GammaObservations(Observations):
 
     families = {"one_over_x": 3, "exp": 4}
     default_link = "one_over_x"
+    fixed_scale = False
 
     def check_y(self, y: NDArray) -> None:  # noqa: D102
         if np.any(y <= 0):
@@ -211,6 +215,7 @@ class GaussianObservations(Observations):
 
     families = {"identity": 6}
     default_link = "identity"
+    fixed_scale = False
 
     def log_likelihood(self, y, mu, scale):  # noqa: D102
         scale = np.asarray(scale)

@@ -1,0 +1,199 @@
+"""Saving and loading fitted models: an ``.npz`` of arrays and JSON settings, never a pickle.
+
+``_BaseGLM.save_params`` and ``popglm.load_model`` are the public entries; a loaded model gets its
+fitted state through ``_set_fitted``, like a fitted one.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._fitting import FitResult
+from ._version import __version__
+from .exceptions import NotFittedError
+from .observation_models import NegativeBinomialObservations, resolve_observation_model
+from .regularizer import GroupLasso
+
+__all__ = ["fitted_state", "load", "restore_fitted_state", "save"]
+
+# fit_info_ entries recomputed on load from "status" rather than stored.
+_DERIVED_FIT_INFO = ("converged", "reason")
+_FIT_INFO_PREFIX = "fit_info/"
+
+
+def save(model: Any, filename: str | Path) -> None:
+    """Write ``model`` (fitted) to an ``.npz`` file: its settings, coefficients and fitted state."""
+    model._check_is_fit()
+    strength = model.regularizer_strength
+    pair = isinstance(strength, tuple)  # ElasticNet's (strength, ratio)
+    payload = {
+        "format": np.array("popglm-model-1"),
+        "popglm_version": np.array(__version__),
+        "model_class": np.array(type(model).__name__),
+        "settings": np.array(
+            json.dumps(
+                {
+                    "observation_model": type(model.observation_model).__name__,
+                    "observation_scale": model.observation_model.scale,
+                    "inverse_link_function": model._link(),
+                    "regularizer": type(model.regularizer).__name__,
+                    "solver_name": model.solver_name,
+                    "solver_kwargs": model.solver_kwargs,
+                    "tol": model.tol,
+                    "max_iter": model.max_iter,
+                    "n_threads": model.n_threads,
+                    "verbose": model.verbose,
+                }
+            )
+        ),
+        "regularizer_strength": np.asarray(
+            np.nan if strength is None else strength[0] if pair else strength,
+            dtype=np.float64,
+        ),
+        "coef_": np.asarray(model.coef_),
+        "intercept_": np.asarray(model.intercept_),
+    }
+    mask = getattr(model, "feature_mask", None)
+    if mask is not None:
+        payload["feature_mask"] = np.asarray(mask)
+    if pair:
+        payload["regularizer_ratio"] = np.asarray(strength[1], dtype=np.float64)
+    if isinstance(model.regularizer, GroupLasso) and model.regularizer.mask is not None:
+        payload["group_mask"] = model.regularizer.mask
+    payload.update(fitted_state(model))
+    np.savez(filename, **payload)
+
+
+def fitted_state(model: Any) -> dict[str, NDArray]:
+    """Collect what ``fit`` set besides the coefficients, for ``save``.
+
+    That is ``scale_`` (score and simulate need it), the numeric ``fit_info_`` entries and
+    ``dof_resid_`` when known.
+    """
+    state = {}
+    if getattr(model, "scale_", None) is not None:
+        state["scale_"] = np.asarray(model.scale_, dtype=np.float64)
+    for key, value in (getattr(model, "fit_info_", None) or {}).items():
+        value = np.asarray(value)
+        if key not in _DERIVED_FIT_INFO and value.dtype.kind in "biuf":
+            state[_FIT_INFO_PREFIX + key] = value
+    try:
+        state["dof_resid_"] = np.asarray(model.dof_resid_, dtype=np.float64)
+    except (AttributeError, NotFittedError):
+        pass  # never computed, and the X it needs is gone: left out
+    return state
+
+
+def restore_fitted_state(
+    model: Any, coef: NDArray, intercept: NDArray, contents: dict[str, NDArray]
+) -> None:
+    """Undo ``fitted_state`` through ``model._set_fitted`` (older files lack some entries)."""
+    scale = contents.get("scale_")
+    if scale is None and model.observation_model.fixed_scale:
+        # A fixed scale, as fit sets it.
+        empty = np.empty((0, intercept.shape[0]))
+        scale = model.observation_model.estimate_scale(empty, None, None)
+    info = {
+        key[len(_FIT_INFO_PREFIX) :]: value
+        for key, value in contents.items()
+        if key.startswith(_FIT_INFO_PREFIX)
+    }
+    if "status" in info and "n_iter" in info:
+        for key in ("n_samples_used", "n_threads"):
+            if key in info and info[key].ndim == 0:
+                info[key] = int(info[key])
+    else:
+        info = None
+    dof_resid = contents.get("dof_resid_")
+    model._set_fitted(
+        FitResult(
+            model._coef_to_population(coef),
+            intercept,
+            scale,
+            info,
+            None if dof_resid is None else np.asarray(dof_resid, dtype=np.float64),
+        )
+    )
+
+
+def load(filename: str | Path, classes: dict[str, type]) -> Any:
+    """Rebuild a model saved by ``save`` from ``classes`` (name -> estimator class).
+
+    Never executes code from the file.
+
+    Raises
+    ------
+    ValueError
+        When the file is not a popglm model file or is damaged.
+    """
+    try:
+        # The file is opened here so that it is closed even when NumPy fails on a damaged one.
+        with open(filename, "rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not a saved model")
+            with data:
+                contents = {key: data[key] for key in data.files}
+    except Exception as error:
+        # A damaged npz can fail anywhere in zipfile, zlib or NumPy's header parser, with
+        # BadZipFile, zlib.error, NotImplementedError, struct.error...: all of it means damaged.
+        raise ValueError(f"{filename!s} is not a readable popglm model file: {error}") from None
+    required = {"format", "model_class", "settings", "regularizer_strength", "coef_", "intercept_"}
+    if missing := required - set(contents):
+        raise ValueError(f"{filename!s} is not a popglm model file (missing {sorted(missing)})")
+    if str(contents["format"]) != "popglm-model-1":
+        raise ValueError(f"{filename!s} has unknown format {str(contents['format'])!r}")
+    model_class = classes.get(str(contents["model_class"]))
+    if model_class is None:
+        raise ValueError(f"{filename!s} holds an unknown model class {contents['model_class']!r}")
+    try:
+        settings = json.loads(str(contents["settings"]))
+        strength = contents["regularizer_strength"]
+        strength = None if strength.ndim == 0 and np.isnan(strength) else strength
+        if strength is not None and strength.ndim == 0:
+            strength = float(strength)
+        if "regularizer_ratio" in contents:
+            ratio = contents["regularizer_ratio"]
+            strength = (strength, float(ratio) if ratio.ndim == 0 else ratio)
+        name = settings.get("observation_model", "PoissonObservations")
+        observation = (
+            NegativeBinomialObservations(settings.get("observation_scale", 1.0))
+            if name == "NegativeBinomialObservations"
+            else resolve_observation_model(name)
+        )
+        kwargs = dict(
+            observation_model=observation,
+            inverse_link_function=settings.get("inverse_link_function"),
+            regularizer=(
+                GroupLasso(contents["group_mask"])
+                if "group_mask" in contents
+                else settings["regularizer"]
+            ),
+            regularizer_strength=strength,
+            solver_name=settings["solver_name"],
+            solver_kwargs=settings["solver_kwargs"],
+            tol=settings["tol"],
+            max_iter=settings["max_iter"],
+            n_threads=settings["n_threads"],
+            verbose=settings.get("verbose"),
+        )
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as error:
+        raise ValueError(f"{filename!s} has damaged settings: {error}") from None
+    if model_class is classes["PopulationGLM"]:
+        kwargs["feature_mask"] = contents.get("feature_mask")
+    model = model_class(**kwargs)
+    coef = np.asarray(contents["coef_"], dtype=np.float64)
+    intercept = np.asarray(contents["intercept_"], dtype=np.float64)
+    expected_ndim = 2 if model_class is classes["PopulationGLM"] else 1
+    if coef.ndim != expected_ndim or intercept.ndim != 1:
+        raise ValueError(f"{filename!s} has coefficients of the wrong shape")
+    try:
+        restore_fitted_state(model, coef, intercept, contents)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ValueError(f"{filename!s} has a damaged fit record: {error}") from None
+    return model
