@@ -82,23 +82,34 @@ def fit_args(n_samples=50, n_features=3, n_neurons=2):
     ]
 
 
+def fit_population(args, tol, max_iter, n_threads):
+    """Run _core.fit_population on fit_args()'s list, writing its record into the list's
+    status, n_iter, gradient_norm, objective and n_hessian arrays."""
+    design, counts, mask, ridge, rows, coef, intercept = args[:7]
+    options = _core.FitOptions(tol=tol, max_iter=max_iter, n_threads=n_threads)
+    penalty = {"l2": ridge} if ridge.size else None
+    record = _core.fit_population(design, counts, rows, mask, coef, intercept, options, penalty)
+    for position, key in enumerate(("status", "n_iter", "gradient_norm", "objective", "n_hessian")):
+        args[7 + position][:] = record[key]
+
+
 def test_fit_rejects_out_of_range_rows():
     args = fit_args()
     args[4] = np.array([0, 1, 50], dtype=np.int64)
     with pytest.raises(ValueError, match="row index out of range"):
-        _core.fit_poisson_population(*args, 1e-8, 100, 1)
+        fit_population(args, 1e-8, 100, 1)
 
 
 def test_fit_rejects_wrong_mask_shape():
     args = fit_args()
     args[2] = np.ones((2, 2), dtype=np.uint8, order="F")
     with pytest.raises(ValueError, match="mask must have shape"):
-        _core.fit_poisson_population(*args, 1e-8, 100, 1)
+        fit_population(args, 1e-8, 100, 1)
 
 
 def test_fit_reports_status_codes():
     args = fit_args()
-    _core.fit_poisson_population(*args, 1e-8, 100, 1)
+    fit_population(args, 1e-8, 100, 1)
     status, n_iter, gradient_norm = args[7], args[8], args[9]
     assert status.tolist() == [int(_core.FitStatus.converged)] * 2
     assert (n_iter > 0).all() and (gradient_norm <= 1e-8).all()
@@ -115,7 +126,7 @@ def test_isa_builds_agree(level):
         with use_level(build):
             assert _core.active_isa() == build
             args = fit_args(n_samples=400, n_features=6, n_neurons=3)
-            _core.fit_poisson_population(*args, 1e-8, 100, 2)
+            fit_population(args, 1e-8, 100, 2)
         results.append((args[5], args[6]))
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-9, atol=1e-12)
@@ -168,7 +179,10 @@ def test_use_kernels_refuses_other_capsules():
     import ctypes
 
     capsule = ctypes.pythonapi.PyCapsule_New
-    capsule.restype, capsule.argtypes = ctypes.py_object, [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p]
+    capsule.restype, capsule.argtypes = (
+        ctypes.py_object,
+        [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p],
+    )
     with pytest.raises(TypeError, match="kernel module"):
         _core.use_kernels(capsule(ctypes.addressof(ctypes.c_int(0)), b"other.name", None))
 
@@ -302,11 +316,19 @@ def _kernel_build_outputs(scenario: str) -> list[np.ndarray]:
         model.fit(basis.compute_features(counts), counts)
         return [model.coef_, model.intercept_]
     if scenario == "features":
-        return [basis.compute_features(counts), basis.compute_features(np.ascontiguousarray(counts))]
+        return [
+            basis.compute_features(counts),
+            basis.compute_features(np.ascontiguousarray(counts)),
+        ]
     assert scenario == "simulation"
     coupling = rng.normal(scale=0.1, size=(5, 5, 4))  # (receiver, sender, basis)
     spikes, rates = nmo.simulation.simulate_recurrent(
-        coupling, np.zeros((5, 1)), np.full(5, -1.5), 3, np.zeros((2_000, 5, 1)), basis.kernel_,
+        coupling,
+        np.zeros((5, 1)),
+        np.full(5, -1.5),
+        3,
+        np.zeros((2_000, 5, 1)),
+        basis.kernel_,
         np.zeros((12, 5)),
     )
     return [np.asarray(spikes, dtype=float), rates]

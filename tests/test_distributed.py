@@ -350,24 +350,24 @@ def _kill_own_worker_once(marker: str) -> bool:
 
 
 def _arm_worker(marker: str) -> None:
-    """On a worker: the first local fit that starts on any worker kills its own process."""
-    import popglm.glm
+    """On a worker: the first engine run that starts on any worker kills its own process."""
+    import popglm._fitting
 
-    original = popglm.glm.PopulationGLM.fit
+    original = popglm._fitting.solve
 
-    def fit(self, *args, **kwargs):
+    def solve(*args, **kwargs):
         _kill_own_worker_once(marker)
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    fit.original = original
-    popglm.glm.PopulationGLM.fit = fit
+    solve.original = original
+    popglm._fitting.solve = solve
 
 
 def _disarm_worker() -> None:
-    import popglm.glm
+    import popglm._fitting
 
-    fit = popglm.glm.PopulationGLM.fit
-    popglm.glm.PopulationGLM.fit = getattr(fit, "original", fit)
+    solve = popglm._fitting.solve
+    popglm._fitting.solve = getattr(solve, "original", solve)
 
 
 def _worker_pids(client: Client) -> set[int]:

@@ -167,13 +167,13 @@ def test_float64_design_is_not_copied(howto_design, howto_counts, order, monkeyp
     X = np.array(howto_design, order=order)
     X.setflags(write=False)
     seen = {}
-    original = glm_module._core.fit_poisson_population
+    original = glm_module._fitting._core.fit_population
 
     def spy(design, *args):
         seen["design"] = design
         return original(design, *args)
 
-    monkeypatch.setattr(glm_module._core, "fit_poisson_population", spy)
+    monkeypatch.setattr(glm_module._fitting._core, "fit_population", spy)
     nmo.glm.PopulationGLM().fit(X, howto_counts)
     assert seen["design"] is X
 

@@ -60,5 +60,6 @@ void run_interruptibly(const py::object& callback, Work&& work) {
 
 void register_convolve(py::module_& m);
 void register_glm(py::module_& m);
+void register_simulate(py::module_& m);
 
 }  // namespace popglm::bindings

@@ -59,6 +59,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "popglm's C++ kernels. Private: use popglm.basis and popglm.glm.";
   popglm::bindings::register_convolve(m);
   popglm::bindings::register_glm(m);
+  popglm::bindings::register_simulate(m);
   m.def("cpu_supports_x86_64_v3", &cpu_supports_x86_64_v3);
   m.def("cpu_supports_x86_64_v4", &cpu_supports_x86_64_v4);
   m.def("openmp_max_threads", &openmp_max_threads);

@@ -1,8 +1,11 @@
-#include "popglm/poisson_newton.hpp"
-
-#include "popglm/constants.hpp"
-
+// The smooth engine: Poisson with the exp link, unpenalised or with an l2 penalty, by
+// safeguarded Newton with Hessians formed only when needed (see PopulationSolver).
+#include "cholesky.hpp"
 #include "design_rows.hpp"
+#include "engines.hpp"
+#include "line_search.hpp"
+#include "lockstep.hpp"
+#include "popglm/constants.hpp"
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
@@ -20,10 +23,8 @@
 #include <omp.h>
 #endif
 
-namespace popglm {
+namespace popglm::detail {
 namespace {
-
-using namespace detail;  // NOLINT: the row sources and shared products
 
 // kArmijo, kMaxHalvings: the line search (constants.hpp). Below kRankTolerance, Cholesky is not
 // trusted and the step comes from a truncated eigendecomposition (rank-deficient designs).
@@ -78,184 +79,25 @@ constexpr Index kRateCacheBytes = Index{256} << 20;
 // Below this many design elements times neurons a fit runs on one thread.
 constexpr Index kSerialWork = Index{1} << 20;
 
-/// The Cholesky factor L of a Jacobi-scaled symmetric positive definite matrix, for many solves
-/// (the factor and the substitutions are kernels: see kernels.hpp).
-class CholeskySolver {
- public:
-  /// scale = 1 / sqrt(diagonal of a), scaled = diag(scale) a diag(scale), norm1 = ||scaled||_1,
-  /// and the factor of scaled with inverse_bound >= ||scaled^{-1}||_1; false if scaled is not
-  /// numerically positive definite.
-  bool compute_scaled(const MatrixColMajor& a, VectorXd& scale, MatrixColMajor& scaled, double& norm1,
-                      double& inverse_bound) {
-    const Index q = a.rows();
-    scale.resize(q);
-    scaled.resize(q, q);
-    lower_.resize(q, q);
-    work_.resize(q);
-    block_inverses_.resize(static_cast<std::size_t>(
-        (q + kernels::kCholeskyBlock - 1) / kernels::kCholeskyBlock * kernels::kCholeskyBlock * kernels::kCholeskyBlock));
-    return kernels::active().scaled_cholesky(q, a.data(), scale.data(), scaled.data(), &norm1, lower_.data(),
-                                             block_inverses_.data(), &inverse_bound, work_.data());
-  }
-
-  /// x <- (L L^T)^{-1} x.
-  void solve_in_place(Eigen::Ref<VectorXd> x) const {
-    kernels::active().cholesky_solve(lower_.rows(), lower_.data(), block_inverses_.data(), x.data());
-  }
-
-  Index size() const { return lower_.rows(); }
-
- private:
-  MatrixColMajor lower_;  // L in the lower triangle (the upper one is not read)
-  VectorXd work_;
-  std::vector<double> block_inverses_;  // per diagonal block of L, its inverse (row-major)
-};
-
-/// Hager's estimate of ||A^{-1}||_1 with Higham's alternating-sign safeguard (as LAPACK's dpocon
-/// and Eigen's LLT::rcond), from the Cholesky factor of the symmetric A; v, sign and old_sign
-/// are scratch.
-double inverse_norm1_estimate(const CholeskySolver& factor, VectorXd& v, VectorXd& sign,
-                              VectorXd& old_sign) {
-  const Index q = factor.size();
-  v.setConstant(q, 1.0 / static_cast<double>(q));
-  factor.solve_in_place(v);
-  double lower_bound = v.lpNorm<1>();
-  if (q == 1) return lower_bound;
-  double old_lower_bound = lower_bound;
-  Index max_index = -1, old_max_index = -1;
-  sign.resize(q);
-  for (int k = 0; k < 4; ++k) {
-    for (Index i = 0; i < q; ++i) sign[i] = v[i] < 0.0 ? -1.0 : 1.0;
-    if (k > 0 && sign == old_sign) break;  // stagnated
-    v = sign;
-    factor.solve_in_place(v);  // A is symmetric: A^{-T} = A^{-1}
-    v.cwiseAbs().maxCoeff(&max_index);
-    if (max_index == old_max_index) break;
-    v.setZero();
-    v[max_index] = 1.0;
-    factor.solve_in_place(v);
-    lower_bound = v.lpNorm<1>();
-    if (lower_bound <= old_lower_bound) break;
-    old_sign = sign;
-    old_max_index = max_index;
-    old_lower_bound = lower_bound;
-  }
-  double alternating = 1.0;
-  for (Index i = 0; i < q; ++i, alternating = -alternating)
-    v[i] = alternating * (1.0 + static_cast<double>(i) / static_cast<double>(q - 1));
-  factor.solve_in_place(v);
-  return std::max(lower_bound, 2.0 * v.lpNorm<1>() / (3.0 * static_cast<double>(q)));
-}
-
-/// Scratch vectors of a condition check, kept by their owner to save allocations.
-struct ConditionWork {
-  VectorXd scale, v, sign, old_sign;
-  MatrixColMajor scaled;
-};
-
-/// Factor the Jacobi-scaled `a` into `factor` and decide whether its reciprocal condition number
-/// (1-norm) exceeds `threshold`. The cheap bound settles most matrices; only when it cannot is
-/// Hager's estimate (several solves) run. Both lead to the same decision: the bound's rcond is
-/// never above the estimate's. False when the scaled matrix is not numerically positive definite.
-bool factor_with_rcond_above(const MatrixColMajor& a, double threshold, CholeskySolver& factor,
-                             ConditionWork& work) {
-  double norm1 = 0.0, inverse_bound = 0.0;
-  if (!factor.compute_scaled(a, work.scale, work.scaled, norm1, inverse_bound) || !(norm1 > 0.0)) return false;
-  return a.rows() == 1 || 1.0 / (inverse_bound * norm1) > threshold ||
-         1.0 / (inverse_norm1_estimate(factor, work.v, work.sign, work.old_sign) * norm1) > threshold;
-}
-
-/// A factorisation of the Hessian that turns gradients into Newton directions. It is kept
-/// across iterations so that near the optimum the same factor can serve several steps.
-class NewtonSystem {
- public:
-  /// Factorise; returns false when the Hessian is numerically rank deficient.
-  bool factorize(const MatrixColMajor& hessian) {
-    const Index q = hessian.rows();
-    // Jacobi scaling makes the rank decision independent of the features' units.
-    full_rank_ = factor_with_rcond_above(hessian, kRankTolerance, factor_, work_);
-    if (full_rank_) return true;
-
-    Eigen::SelfAdjointEigenSolver<MatrixColMajor> eigen(work_.scaled);
-    vectors_ = eigen.eigenvectors();
-    const VectorXd& values = eigen.eigenvalues();
-    const double cutoff = kRankTolerance * std::max(values.maxCoeff(), 0.0);
-    inverse_values_.resize(q);
-    std::vector<Index> null_columns;
-    for (Index i = 0; i < q; ++i) {
-      inverse_values_[i] = values[i] > cutoff ? 1.0 / values[i] : 0.0;
-      if (values[i] <= cutoff) null_columns.push_back(i);
-    }
-    weighted_null_.resize(q, static_cast<Index>(null_columns.size()));
-    for (std::size_t c = 0; c < null_columns.size(); ++c)
-      weighted_null_.col(static_cast<Index>(c)) = work_.scale.cwiseProduct(vectors_.col(null_columns[c]));
-    null_columns_ = std::move(null_columns);
-    null_gram_.compute(weighted_null_.transpose() * weighted_null_);
-    return false;
-  }
-
-  /// direction = -H^{-1} gradient, or for a singular H the minimum-norm solution, which lies in
-  /// the range of H: iterates never move along the design's null space. `direction` may be
-  /// `gradient`.
-  void solve(const VectorXd& gradient, VectorXd& direction) const {
-    if (full_rank_) {
-      direction = work_.scale.cwiseProduct(gradient);
-      factor_.solve_in_place(direction);
-      direction = -work_.scale.cwiseProduct(direction);
-      return;
-    }
-    const VectorXd scaled_gradient = work_.scale.cwiseProduct(gradient);
-    // In scaled coordinates e = direction / scale every solution is e_range + null * z; the
-    // minimum-norm unscaled direction makes scale * e orthogonal to scale * null.
-    VectorXd solution = vectors_ * inverse_values_.cwiseProduct(vectors_.transpose() * scaled_gradient);
-    if (!null_columns_.empty()) {
-      const VectorXd z = null_gram_.solve(weighted_null_.transpose() * work_.scale.cwiseProduct(solution));
-      for (std::size_t c = 0; c < null_columns_.size(); ++c)
-        solution -= z[static_cast<Index>(c)] * vectors_.col(null_columns_[c]);
-    }
-    direction = -work_.scale.cwiseProduct(solution);
-  }
-
- private:
-  ConditionWork work_;  // work_.scale and work_.scaled: the Jacobi scaling and scaled Hessian
-  CholeskySolver factor_;  // of work_.scaled
-  bool full_rank_ = false;
-  MatrixColMajor vectors_;
-  VectorXd inverse_values_;
-  std::vector<Index> null_columns_;
-  MatrixColMajor weighted_null_;
-  Eigen::LDLT<MatrixColMajor> null_gram_;
-};
-
-struct NeuronResult {
-  FitStatus status = FitStatus::internal_error;
-  int n_iter = 0;
-  int n_hessian = 0;
-  double gradient_norm = std::numeric_limits<double>::quiet_NaN();
-  double objective = std::numeric_limits<double>::quiet_NaN();
-};
 
 
-/// Line search along a direction whose linear predictor is `step_eta`, from the point with linear
-/// predictor `eta`: the largest step 2^-k that satisfies Armijo's condition, or 0 if none does.
+/// The line search along a direction whose linear predictor is `step_eta`, from the point with
+/// linear predictor `eta` (rates exp(eta), when known): armijo_step with the objective's change
+/// written without cancellation, s * slope + mean(mu * (exp(s x) - 1 - s x)) + s^2 *
+/// penalty_curvature, x = A d, penalty_curvature = 0.5 * sum(ridge * d^2).
 double backtrack(const Eigen::Ref<const VectorXd>& eta, const double* rates,
                  const Eigen::Ref<const VectorXd>& step_eta, double slope, double penalty_curvature) {
-  // objective(theta + s d) - objective(theta) = s * slope + mean(mu * (exp(s x) - 1 - s x))
-  // + s^2 * penalty_curvature, x = A d, penalty_curvature = 0.5 * sum(ridge * d^2). Written this way the change is computed without cancellation, so the search still
-  // works when the change is far below the objective's own rounding error.
   const Index n = eta.size();
   const auto curvature_sum = kernels::active().curvature_sum;
-  double step = 1.0;
-  for (int halving = 0; halving <= kMaxHalvings; ++halving, step *= 0.5) {
+  return armijo_step(slope, [&](double step) {
     double curvature = 0.0;
     for (Index start = 0; start < n; start += kernels::kCurvatureChunk)
       curvature += curvature_sum(std::min(kernels::kCurvatureChunk, n - start), eta.data() + start,
                                  rates != nullptr ? rates + start : nullptr, step_eta.data() + start, step);
     curvature /= static_cast<double>(n);
     curvature += step * step * penalty_curvature;
-    if (std::isfinite(curvature) && curvature <= -(1.0 - kArmijo) * step * slope) return step;
-  }
-  return 0.0;
+    return step * slope + curvature;
+  });
 }
 
 // Hessians at three accuracies; exact float64 gradients decide every step either way. Sub-sampled
@@ -272,16 +114,13 @@ enum class Pending { kNothing, kStep, kDivergenceCheck, kPolish };
 /// method is that of a serial per-neuron loop, cut at the two points where it needs a product
 /// with the shared design (the gradient and a direction's linear predictor), so that those
 /// products are formed for all neurons at once.
-struct NeuronState {
-  Index neuron = 0;  // also its column of the linear predictor matrix
-  std::vector<Index> active;
+struct NeuronState : NeuronBase {
   bool well_conditioned = false;
   bool at_flat_start = false;  // intercept-only coefficients (all rates equal)
   Index hessian_stride = 1;  // > 1: sub-sampled Hessians take every stride-th light row
   VectorXd ridge;  // per-parameter ridge strength (0 for the intercept); empty when unpenalised
-  double mean_count = 0.0;
 
-  VectorXd theta, gradient, direction, theta_before_polish;
+  VectorXd theta_before_polish;
   NewtonSystem system;
   int level = kFullDouble;
   int factor_level = kFullDouble;
@@ -302,15 +141,11 @@ struct NeuronState {
   int polish_count = 0;
   int approximation_misses = 0;
   int next_divergence_check = kLateIteration;
-  Index batch_column = -1;  // column of this neuron in the last batch of directions
   // Limited-memory BFGS corrections on top of the factor (oldest first).
   std::vector<VectorXd> pair_steps, pair_changes;
   std::vector<double> pair_rho;
   VectorXd last_move, gradient_before_move;
   VectorXd change;  // scratch for the newest curvature pair and the two-loop recursion
-  NeuronResult result;
-
-  Index n_params() const { return static_cast<Index>(active.size()) + 1; }
 };
 
 /// Safeguarded Newton for all neurons at once. Exact float64 gradients decide everything (steps,
@@ -325,7 +160,7 @@ class PopulationSolver {
  public:
   PopulationSolver(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
                    const Eigen::Ref<const IndexVector>& rows, const MatrixColMajor& gram,
-                   const NewtonOptions& options, int n_threads)
+                   const FitOptions& options, int n_threads)
       : design_(design),
         gram_(gram),
         shared_(design, rows),
@@ -352,66 +187,21 @@ class PopulationSolver {
     for (NeuronState* state : running) eta_.col(state->neuron) = step_eta_.col(state->batch_column);
 
     const int max_rounds = kRoundsPerIteration * (options_.max_iter + kPolishSteps) + 16;
-    for (int round = 0; round < max_rounds; ++round) {
-      running.clear();
-      // NaN until some neuron has a gradient (the first rounds): progress reports it as pending.
-      double largest_gradient = std::numeric_limits<double>::quiet_NaN();
-      for (auto& state : states)
-        if (state.stage != Stage::kDone) {
-          running.push_back(&state);
-          keep_largest_finite(largest_gradient, state.result.gradient_norm);
-        }
-      if (running.empty()) return;
-      if (options_.progress)
-        options_.progress(n_neurons - static_cast<Index>(running.size()), n_neurons, largest_gradient);
-      std::vector<NeuronState*> needing_gradient, stepping;
-      for (NeuronState* state : running) {
-        state->has_new_gradient = state->needs_gradient;
-        if (state->needs_gradient) needing_gradient.push_back(state);
-      }
-      gradients(needing_gradient);
-      if (interrupted(states)) return;
-      for_each(running, [&](NeuronState& state) { plan(state); });
-      if (interrupted(states)) return;
-      for (NeuronState* state : running)
-        if (state->pending != Pending::kNothing) stepping.push_back(state);
-      linear_predictors(stepping, /*of_theta=*/false);
-      if (interrupted(states)) return;
-      for_each(stepping, [&](NeuronState& state) { advance(state); });
-    }
-    for (auto& state : states)
-      if (state.stage != Stage::kDone) finish(state, FitStatus::max_iter_reached);
+    run_lockstep(states, *this, max_rounds, options_, n_threads_);
   }
 
-
- private:
-  /// True (and every unfinished neuron marked interrupted) once the stop token has fired.
-  bool interrupted(std::vector<NeuronState>& states) const {
-    if (!stop_requested(options_.stop)) return false;
-    for (auto& state : states)
-      if (state.stage != Stage::kDone) {
-        state.stage = Stage::kDone;
-        state.result.status = FitStatus::interrupted;
-      }
-    return true;
+  // The method's part of the lockstep rounds (lockstep.hpp).
+  bool done(const NeuronState& state) const { return state.stage == Stage::kDone; }
+  static bool wants_gradient(NeuronState& state) {
+    state.has_new_gradient = state.needs_gradient;
+    return state.needs_gradient;
   }
-
-  template <class Fn>
-  void for_each(const std::vector<NeuronState*>& states, const Fn& fn) {
-    const Index count = static_cast<Index>(states.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(sanitize_threads(n_threads_)) if (count > 1)
-    for (Index k = 0; k < count; ++k) {
-      NeuronState& state = *states[static_cast<std::size_t>(k)];
-      if (stop_requested(options_.stop)) continue;
-      try {
-        fn(state);
-      } catch (...) {
-        // No exception may leave an OpenMP region; the status record carries it instead.
-        state.pending = Pending::kNothing;
-        state.stage = Stage::kDone;
-        state.result = NeuronResult{};
-      }
-    }
+  static bool has_step(const NeuronState& state) { return state.pending != Pending::kNothing; }
+  void step_predictors(const std::vector<NeuronState*>& batch) { linear_predictors(batch, /*of_theta=*/false); }
+  static void abandon(NeuronState& state, FitStatus status) {
+    state.pending = Pending::kNothing;
+    state.stage = Stage::kDone;
+    state.result.status = status;
   }
 
   double count(Index position, Index neuron) const {
@@ -909,13 +699,14 @@ class PopulationSolver {
     state.needs_gradient = true;
   }
 
+ private:
   const Source& design_;
   const MatrixColMajor& gram_;
   SharedDesign<Source> shared_;
   Eigen::Ref<const MatrixColMajor> counts_;
   Eigen::Ref<const IndexVector> rows_;
   bool rows_contiguous_;
-  NewtonOptions options_;
+  const FitOptions& options_;
   int n_threads_;
   // Linear predictors, one column per neuron. Rates exp(eta) are recomputed where needed rather
   // than stored: for long recordings this matrix is the largest allocation of the fit.
@@ -958,40 +749,19 @@ Index hessian_stride(Index n_rows, Index n_params) {
   return stride >= 2 ? stride : 1;
 }
 
-template <class Source>
-void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
-                         const Eigen::Ref<const MaskMatrix>& mask,
-                         const Eigen::Ref<const MatrixColMajor>& ridge,
-                         const Eigen::Ref<const IndexVector>& rows, const NewtonOptions& options,
-                         Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<VectorXd> intercept,
-                         PopulationFitReport& report, int n_threads) {
-  const Index n_samples = design.rows();
-  const Index n_features = design.cols();
-  const Index n_neurons = counts.cols();
-  const Index n = rows.size();
-  if (counts.rows() != n_samples)
-    throw std::invalid_argument("fit_poisson_population: design and counts differ in n_samples");
-  if (mask.rows() != n_features || mask.cols() != n_neurons)
-    throw std::invalid_argument("fit_poisson_population: mask must have shape (n_features, n_neurons)");
-  const bool penalised = ridge.size() > 0;
-  if (penalised && (ridge.rows() != n_features || ridge.cols() != n_neurons))
-    throw std::invalid_argument("fit_poisson_population: ridge must be empty or (n_features, n_neurons)");
-  if (penalised && !((ridge.array() >= 0.0).all() && ridge.allFinite()))
-    throw std::invalid_argument("fit_poisson_population: ridge strengths must be finite and >= 0");
-  if (coef.rows() != n_features || coef.cols() != n_neurons || intercept.size() != n_neurons)
-    throw std::invalid_argument("fit_poisson_population: coef/intercept have the wrong shape");
-  if (report.status.size() != n_neurons || report.n_iter.size() != n_neurons ||
-      report.gradient_norm.size() != n_neurons || report.objective.size() != n_neurons ||
-      report.n_hessian.size() != n_neurons)
-    throw std::invalid_argument("fit_poisson_population: report arrays need n_neurons entries");
-  for (Index i = 0; i < n; ++i)
-    if (rows[i] < 0 || rows[i] >= n_samples)
-      throw std::invalid_argument("fit_poisson_population: row index out of range");
-  if (!(options.tol > 0.0) || options.max_iter < 0)
-    throw std::invalid_argument("fit_poisson_population: tol must be > 0 and max_iter >= 0");
+}  // namespace
 
+template <class Source>
+void smooth_poisson_newton(const Source& design, const Problem& problem, Eigen::Ref<MatrixColMajor> coef,
+                           Eigen::Ref<VectorXd> intercept, PopulationFitReport& report) {
+  const auto& rows = problem.rows;
+  const auto& ridge = problem.penalty.l2;
+  const Index n_features = design.cols();
+  const Index n_neurons = problem.counts.cols();
+  const Index n = rows.size();
   // Small problems run serially: waking threads for every population step would cost more than
   // the step itself (results are the same either way).
+  int n_threads = problem.options.n_threads;
   if (n * (n_features + 1) * n_neurons < kSerialWork) n_threads = 1;
 
   // The conditioning gate only needs the Gram matrix roughly: a row sub-sample serves.
@@ -1000,24 +770,16 @@ void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColM
   for (Index k = 0; k < gram_rows.size(); ++k) gram_rows[k] = rows[k * gram_stride];
   const MatrixColMajor gram = design_gram(design, gram_rows, n_threads);
 
-  std::vector<NeuronState> states(static_cast<std::size_t>(n_neurons));
+  auto states = start_neurons<NeuronState>(problem.mask, coef, intercept, problem.counts, rows);
   // Neurons with the same active features share the conditioning verdict (without a mask, all
   // do): one factorisation per distinct feature set.
   std::map<std::vector<Index>, bool> conditioning;
-  for (Index neuron = 0; neuron < n_neurons; ++neuron) {
-    NeuronState& state = states[static_cast<std::size_t>(neuron)];
-    state.neuron = neuron;
-    for (Index p = 0; p < n_features; ++p)
-      if (mask(p, neuron) != 0) state.active.push_back(p);
+  for (NeuronState& state : states) {
     const Index q = state.n_params();
-    state.theta.resize(q);
-    state.theta[0] = intercept[neuron];
-    for (std::size_t a = 0; a < state.active.size(); ++a)
-      state.theta[static_cast<Index>(a) + 1] = coef(state.active[a], neuron);
-    if (penalised) {
+    if (ridge.size() > 0) {
       state.ridge = VectorXd::Zero(q);
       for (std::size_t a = 0; a < state.active.size(); ++a)
-        state.ridge[static_cast<Index>(a) + 1] = ridge(state.active[a], neuron);
+        state.ridge[static_cast<Index>(a) + 1] = ridge(state.active[a], state.neuron);
       if (state.ridge.isZero(0.0)) state.ridge.resize(0);
     }
     const auto known = conditioning.find(state.active);
@@ -1029,193 +791,19 @@ void fit_population_impl(const Source& design, const Eigen::Ref<const MatrixColM
     state.level = !state.well_conditioned ? kFullDouble
                   : state.hessian_stride == 1 ? kFullSingle
                                               : kSampledSingle;
-    double total = 0.0;
-    for (Index i = 0; i < n; ++i) total += counts(rows[i], neuron);
-    state.mean_count = n > 0 ? total / static_cast<double>(n) : 0.0;
-    if (n == 0) {
-      state.stage = Stage::kDone;
-      state.result.status = FitStatus::no_valid_rows;
-    }
   }
-
-  if (n > 0) PopulationSolver<Source>(design, counts, rows, gram, options, n_threads).solve(states);
-
-  for (Index neuron = 0; neuron < n_neurons; ++neuron) {
-    const NeuronState& state = states[static_cast<std::size_t>(neuron)];
-    if (state.result.status != FitStatus::no_valid_rows &&
-        state.result.status != FitStatus::internal_error) {
-      coef.col(neuron).setZero();
-      for (std::size_t a = 0; a < state.active.size(); ++a)
-        coef(state.active[a], neuron) = state.theta[static_cast<Index>(a) + 1];
-      intercept[neuron] = state.theta[0];
-    }
-    report.status[neuron] = static_cast<std::int32_t>(state.result.status);
-    report.n_iter[neuron] = state.result.n_iter;
-    report.n_hessian[neuron] = state.result.n_hessian;
-    report.gradient_norm[neuron] = state.result.gradient_norm;
-    report.objective[neuron] = state.result.objective;
-  }
+  PopulationSolver<Source>(design, problem.counts, rows, gram, problem.options, n_threads).solve(states);
+  write_back(states, coef, intercept, report);
 }
 
-}  // namespace
+template void smooth_poisson_newton<ColMajorRows>(const ColMajorRows&, const Problem&,
+                                                  Eigen::Ref<MatrixColMajor>, Eigen::Ref<VectorXd>,
+                                                  PopulationFitReport&);
+template void smooth_poisson_newton<RowMajorRows>(const RowMajorRows&, const Problem&,
+                                                  Eigen::Ref<MatrixColMajor>, Eigen::Ref<VectorXd>,
+                                                  PopulationFitReport&);
+template void smooth_poisson_newton<HistoryRows>(const HistoryRows&, const Problem&,
+                                                 Eigen::Ref<MatrixColMajor>, Eigen::Ref<VectorXd>,
+                                                 PopulationFitReport&);
 
-void fit_poisson_population(const Eigen::Ref<const MatrixColMajor>& design,
-                            const Eigen::Ref<const MatrixColMajor>& counts,
-                            const Eigen::Ref<const MaskMatrix>& mask,
-                            const Eigen::Ref<const MatrixColMajor>& ridge,
-                            const Eigen::Ref<const IndexVector>& rows,
-                            const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
-                            Eigen::Ref<Eigen::VectorXd> intercept, PopulationFitReport& report,
-                            int n_threads) {
-  const DenseRows<Eigen::Ref<const MatrixColMajor>> source(design);
-  fit_population_impl(source, counts, mask, ridge, rows, options, coef, intercept, report, n_threads);
-}
-
-void fit_poisson_population(const Eigen::Ref<const MatrixRowMajor>& design,
-                            const Eigen::Ref<const MatrixColMajor>& counts,
-                            const Eigen::Ref<const MaskMatrix>& mask,
-                            const Eigen::Ref<const MatrixColMajor>& ridge,
-                            const Eigen::Ref<const IndexVector>& rows,
-                            const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
-                            Eigen::Ref<Eigen::VectorXd> intercept, PopulationFitReport& report,
-                            int n_threads) {
-  const DenseRows<Eigen::Ref<const MatrixRowMajor>> source(design);
-  fit_population_impl(source, counts, mask, ridge, rows, options, coef, intercept, report, n_threads);
-}
-
-namespace {
-template <class Matrix>
-MatrixColMajor weighted_gram_impl(const Matrix& design, const Eigen::Ref<const IndexVector>& rows,
-                                  const Eigen::Ref<const Eigen::VectorXd>& weights,
-                                  bool single_precision) {
-  if (weights.size() != rows.size())
-    throw std::invalid_argument("weighted_gram: weights and rows differ in length");
-  for (Index i = 0; i < rows.size(); ++i)
-    if (rows[i] < 0 || rows[i] >= design.rows() || !(weights[i] >= 0.0))
-      throw std::invalid_argument("weighted_gram: row out of range or negative weight");
-  const DenseRows<Matrix> source(design);
-  std::vector<Index> all(static_cast<std::size_t>(design.cols()));
-  for (Index p = 0; p < design.cols(); ++p) all[static_cast<std::size_t>(p)] = p;
-  MatrixColMajor gram;
-  NeuronRows<DenseRows<Matrix>>(source, rows, all).hessian(weights, 1.0, gram, single_precision);
-  return gram;
-}
-
-template <class Matrix>
-void design_multiply_impl(const Matrix& design, const Eigen::Ref<const IndexVector>& rows,
-                          const Eigen::Ref<const MatrixColMajor>& coefs,
-                          const Eigen::Ref<const Eigen::VectorXd>& offsets,
-                          Eigen::Ref<MatrixColMajor> out, int n_threads) {
-  if (coefs.rows() != design.cols() || offsets.size() != coefs.cols() ||
-      out.rows() != rows.size() || out.cols() != coefs.cols())
-    throw std::invalid_argument("design_multiply: inconsistent shapes");
-  for (Index i = 0; i < rows.size(); ++i)
-    if (rows[i] < 0 || rows[i] >= design.rows())
-      throw std::invalid_argument("design_multiply: row index out of range");
-  const DenseRows<Matrix> source(design);
-  MatrixColMajor result(rows.size(), coefs.cols());
-  SharedDesign<DenseRows<Matrix>>(source, rows).multiply(coefs, offsets, result, n_threads);
-  out = result;
-}
-
-template <class Matrix>
-MatrixColMajor design_transpose_multiply_impl(const Matrix& design, const Eigen::Ref<const IndexVector>& rows,
-                                              const Eigen::Ref<const MatrixColMajor>& residual,
-                                              int n_threads) {
-  if (residual.rows() != rows.size())
-    throw std::invalid_argument("design_transpose_multiply: residual and rows differ in length");
-  for (Index i = 0; i < rows.size(); ++i)
-    if (rows[i] < 0 || rows[i] >= design.rows())
-      throw std::invalid_argument("design_transpose_multiply: row index out of range");
-  const DenseRows<Matrix> source(design);
-  MatrixColMajor result;
-  auto fill = [&](Index start, Index len, MatrixColMajor& block) { block = residual.middleRows(start, len); };
-  SharedDesign<DenseRows<Matrix>>(source, rows).transpose_multiply(residual.cols(), fill, result, n_threads);
-  return result;
-}
-}  // namespace
-
-MatrixColMajor design_transpose_multiply(const Eigen::Ref<const MatrixColMajor>& design,
-                                         const Eigen::Ref<const IndexVector>& rows,
-                                         const Eigen::Ref<const MatrixColMajor>& residual, int n_threads) {
-  return design_transpose_multiply_impl(design, rows, residual, n_threads);
-}
-
-MatrixColMajor design_transpose_multiply(const Eigen::Ref<const MatrixRowMajor>& design,
-                                         const Eigen::Ref<const IndexVector>& rows,
-                                         const Eigen::Ref<const MatrixColMajor>& residual, int n_threads) {
-  return design_transpose_multiply_impl(design, rows, residual, n_threads);
-}
-
-MatrixColMajor weighted_gram(const Eigen::Ref<const MatrixColMajor>& design,
-                             const Eigen::Ref<const IndexVector>& rows,
-                             const Eigen::Ref<const Eigen::VectorXd>& weights,
-                             bool single_precision) {
-  return weighted_gram_impl(design, rows, weights, single_precision);
-}
-
-MatrixColMajor weighted_gram(const Eigen::Ref<const MatrixRowMajor>& design,
-                             const Eigen::Ref<const IndexVector>& rows,
-                             const Eigen::Ref<const Eigen::VectorXd>& weights,
-                             bool single_precision) {
-  return weighted_gram_impl(design, rows, weights, single_precision);
-}
-
-void design_multiply(const Eigen::Ref<const MatrixColMajor>& design,
-                     const Eigen::Ref<const IndexVector>& rows,
-                     const Eigen::Ref<const MatrixColMajor>& coefs,
-                     const Eigen::Ref<const Eigen::VectorXd>& offsets,
-                     Eigen::Ref<MatrixColMajor> out, int n_threads) {
-  design_multiply_impl(design, rows, coefs, offsets, out, n_threads);
-}
-
-void design_multiply(const Eigen::Ref<const MatrixRowMajor>& design,
-                     const Eigen::Ref<const IndexVector>& rows,
-                     const Eigen::Ref<const MatrixColMajor>& coefs,
-                     const Eigen::Ref<const Eigen::VectorXd>& offsets,
-                     Eigen::Ref<MatrixColMajor> out, int n_threads) {
-  design_multiply_impl(design, rows, coefs, offsets, out, n_threads);
-}
-
-void fit_poisson_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
-                                    const Eigen::Ref<const MatrixColMajor>& kernels,
-                                    const Eigen::Ref<const MatrixColMajor>& counts,
-                                    const Eigen::Ref<const MaskMatrix>& mask,
-                                    const Eigen::Ref<const MatrixColMajor>& ridge,
-                                    const Eigen::Ref<const IndexVector>& rows,
-                                    const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
-                                    Eigen::Ref<Eigen::VectorXd> intercept,
-                                    PopulationFitReport& report, int n_threads) {
-  if (kernels.rows() < 1) throw std::invalid_argument("fit_poisson_population_history: empty kernels");
-  if (inputs.rows() != counts.rows())
-    throw std::invalid_argument("fit_poisson_population_history: inputs and counts differ in n_samples");
-  for (Index i = 0; i < rows.size(); ++i)
-    if (rows[i] < kernels.rows())
-      throw std::invalid_argument("fit_poisson_population_history: rows before the first full window");
-  const HistoryRows source(inputs, kernels);
-  fit_population_impl(source, counts, mask, ridge, rows, options, coef, intercept, report, n_threads);
-}
-
-void history_linear_predictor(const Eigen::Ref<const MatrixColMajor>& inputs,
-                              const Eigen::Ref<const MatrixColMajor>& kernels,
-                              const Eigen::Ref<const MatrixColMajor>& coef,
-                              const Eigen::Ref<const Eigen::VectorXd>& intercept,
-                              Eigen::Ref<MatrixColMajor> out, int n_threads) {
-  const Index window = kernels.rows();
-  const Index n_samples = inputs.rows();
-  if (window < 1) throw std::invalid_argument("history_linear_predictor: empty kernels");
-  if (coef.rows() != inputs.cols() * kernels.cols() || intercept.size() != coef.cols() ||
-      out.rows() != n_samples || out.cols() != coef.cols())
-    throw std::invalid_argument("history_linear_predictor: inconsistent shapes");
-  const Index first = std::min(window, n_samples);
-  out.topRows(first).setConstant(std::numeric_limits<double>::quiet_NaN());
-  if (first == n_samples) return;
-  IndexVector rows(n_samples - first);
-  for (Index i = 0; i < rows.size(); ++i) rows[i] = first + i;
-  const HistoryRows source(inputs, kernels);
-  MatrixColMajor result(rows.size(), coef.cols());
-  SharedDesign<HistoryRows>(source, rows).multiply(coef, intercept, result, n_threads);
-  out.bottomRows(rows.size()) = result;
-}
-
-}  // namespace popglm
+}  // namespace popglm::detail

@@ -1,20 +1,22 @@
-#include "popglm/proximal_newton.hpp"
-
+// The general method: per-neuron GLMs of any observation family with any penalty (Lasso,
+// ElasticNet, GroupLasso, Ridge), by proximal Newton: exact Hessians, a coordinate-descent solve
+// of each penalised quadratic model, and a line search on the true objective.
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <stdexcept>
 #include <vector>
 
 #include "design_rows.hpp"
+#include "engines.hpp"
+#include "families.hpp"
+#include "line_search.hpp"
+#include "lockstep.hpp"
 #include "popglm/constants.hpp"
 
-namespace popglm {
+namespace popglm::detail {
 namespace {
-
-using namespace detail;  // NOLINT: the row sources and shared products
 
 // Coordinate descent on each quadratic model stops when no coordinate moves by more than this,
 // relative to the largest coefficient: far below what the outer tolerance can see.
@@ -28,121 +30,17 @@ constexpr double kCholeskyRcond = 1e-12;
 // Outer iterations allowed beyond max_iter for the rounds loop to end in any case.
 constexpr int kExtraRounds = 4;
 
-double softplus(double x) { return x > 0.0 ? x + std::log1p(std::exp(-x)) : std::log1p(std::exp(x)); }
-double sigmoid(double x) {
-  if (x >= 0.0) return 1.0 / (1.0 + std::exp(-x));
-  const double e = std::exp(x);
-  return e / (1.0 + e);
-}
-/// softplus(a + b) - softplus(a) without cancellation.
-double softplus_change(double a, double b) {
-  if (a + b > 0.0 && a > 0.0) return b + std::log1p(std::exp(-a - b)) - std::log1p(std::exp(-a));
-  return std::log1p(sigmoid(a) * std::expm1(b));
-}
-
-/// Per-sample loss l(eta, y) of each observation model (NeMoS's negative log-likelihood up to
-/// constants), its first two derivatives in eta, and l(eta + t, y) - l(eta, y) computed without
-/// cancellation, which the line search needs near the optimum.
-struct Observation {
-  ObservationFamily family = ObservationFamily::poisson_exp;
-  double scale = 1.0;  // negative binomial dispersion phi
-
-  double loss(double eta, double y) const {
-    switch (family) {
-      case ObservationFamily::poisson_exp: return std::exp(eta) - y * eta;
-      case ObservationFamily::poisson_softplus: { const double mu = softplus(eta); return mu - y * std::log(mu); }
-      case ObservationFamily::bernoulli_logistic: return softplus(eta) - y * eta;
-      case ObservationFamily::gamma_inverse:
-        return eta > 0.0 ? y * eta - std::log(eta) : std::numeric_limits<double>::infinity();
-      case ObservationFamily::gamma_exp: return y * std::exp(-eta) + eta;
-      case ObservationFamily::negative_binomial_exp:
-        return (y + 1.0 / scale) * softplus(eta + std::log(scale)) - y * eta - y * std::log(scale);
-      case ObservationFamily::gaussian_identity: return (y - eta) * (y - eta);
-    }
-    return 0.0;
-  }
-  double first(double eta, double y) const {
-    switch (family) {
-      case ObservationFamily::poisson_exp: return std::exp(eta) - y;
-      case ObservationFamily::poisson_softplus: return sigmoid(eta) * (1.0 - y / softplus(eta));
-      case ObservationFamily::bernoulli_logistic: return sigmoid(eta) - y;
-      case ObservationFamily::gamma_inverse: return y - 1.0 / eta;
-      case ObservationFamily::gamma_exp: return 1.0 - y * std::exp(-eta);
-      case ObservationFamily::negative_binomial_exp:
-        return (y + 1.0 / scale) * sigmoid(eta + std::log(scale)) - y;
-      case ObservationFamily::gaussian_identity: return 2.0 * (eta - y);
-    }
-    return 0.0;
-  }
-  double second(double eta, double y) const {
-    switch (family) {
-      case ObservationFamily::poisson_exp: return std::exp(eta);
-      case ObservationFamily::poisson_softplus: {
-        const double s = sigmoid(eta), mu = softplus(eta);
-        return s * (1.0 - s) * (1.0 - y / mu) + s * s * y / (mu * mu);
-      }
-      case ObservationFamily::bernoulli_logistic: { const double s = sigmoid(eta); return s * (1.0 - s); }
-      case ObservationFamily::gamma_inverse: return 1.0 / (eta * eta);
-      case ObservationFamily::gamma_exp: return y * std::exp(-eta);
-      case ObservationFamily::negative_binomial_exp: {
-        const double s = sigmoid(eta + std::log(scale));
-        return (y + 1.0 / scale) * s * (1.0 - s);
-      }
-      case ObservationFamily::gaussian_identity: return 2.0;
-    }
-    return 0.0;
-  }
-  double change(double eta, double y, double t) const {
-    switch (family) {
-      case ObservationFamily::poisson_exp: return std::exp(eta) * std::expm1(t) - y * t;
-      case ObservationFamily::poisson_softplus: {
-        const double mu = softplus(eta), delta = softplus_change(eta, t);
-        return delta - (y > 0.0 ? y * std::log1p(delta / mu) : 0.0);
-      }
-      case ObservationFamily::bernoulli_logistic: return softplus_change(eta, t) - y * t;
-      case ObservationFamily::gamma_inverse:
-        return eta + t > 0.0 ? y * t - std::log1p(t / eta) : std::numeric_limits<double>::infinity();
-      case ObservationFamily::gamma_exp: return y * std::exp(-eta) * std::expm1(-t) + t;
-      case ObservationFamily::negative_binomial_exp:
-        return (y + 1.0 / scale) * softplus_change(eta + std::log(scale), t) - y * t;
-      case ObservationFamily::gaussian_identity: return t * (t - 2.0 * (y - eta));
-    }
-    return 0.0;
-  }
-  /// True when the mean response leaves no finite optimum for the intercept.
-  bool intercept_at_infinity(double mean_response) const {
-    switch (family) {
-      case ObservationFamily::poisson_exp:
-      case ObservationFamily::poisson_softplus:
-      case ObservationFamily::negative_binomial_exp: return mean_response == 0.0;
-      case ObservationFamily::bernoulli_logistic: return mean_response == 0.0 || mean_response == 1.0;
-      default: return false;
-    }
-  }
-};
-
-struct SparseState {
-  Index neuron = 0;
-  std::vector<Index> active;
-  VectorXd theta, gradient, direction, l1, l2;
+struct SparseState : NeuronBase {
+  VectorXd l1, l2;
   std::vector<std::vector<Index>> groups;  // parameter positions (1..q-1) of each group
   std::vector<double> group_weights;
   std::vector<char> grouped;  // per parameter
-  double mean_count = 0.0;
   double smooth_slope = 0.0;
   double loss_slope = 0.0;  // the part of smooth_slope from the loss (the rest is the l2 penalty)
   double predicted_change = 0.0;
   bool needs_gradient = true;
   bool pending_step = false;
   bool done = false;
-  Index batch_column = -1;
-  FitStatus status = FitStatus::internal_error;
-  int n_iter = 0;
-  int n_hessian = 0;
-  double gradient_norm = std::numeric_limits<double>::quiet_NaN();
-  double objective = std::numeric_limits<double>::quiet_NaN();
-
-  Index n_params() const { return static_cast<Index>(active.size()) + 1; }
 };
 
 double soft_threshold(double value, double threshold) {
@@ -266,20 +164,21 @@ VectorXd solve_model(const SparseState& state, const MatrixColMajor& hessian) {
   return z - state.theta;
 }
 
-template <class Source>
+/// Proximal Newton for all neurons at once, in the lockstep rounds of lockstep.hpp; `Family` is
+/// one of the structs of families/.
+template <class Source, class Family>
 class SparseSolver {
  public:
   SparseSolver(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
-               const Eigen::Ref<const IndexVector>& rows, const Observation& observation,
-               const NewtonOptions& options, int n_threads)
-      : observation_(observation),
+               const Eigen::Ref<const IndexVector>& rows, const Family& family, const FitOptions& options)
+      : family_(family),
         design_(design),
         shared_(design, rows),
         counts_(counts),
         rows_(rows),
         contiguous_(is_contiguous(rows)),
         options_(options),
-        n_threads_(n_threads) {
+        n_threads_(options.n_threads) {
     shared_.set_stop(options.stop);
   }
 
@@ -287,84 +186,31 @@ class SparseSolver {
     const Index n = rows_.size();
     eta_.resize(n, static_cast<Index>(states.size()));
     step_eta_.resize(n, static_cast<Index>(states.size()));
-    std::vector<SparseState*> batch;
-    for (auto& state : states)
-      if (!state.done) batch.push_back(&state);
-    linear_predictors(batch, true);
-    for (SparseState* state : batch) eta_.col(state->neuron) = step_eta_.col(state->batch_column);
-
-    const Index n_neurons = static_cast<Index>(states.size());
-    for (int round = 0; round < options_.max_iter + kExtraRounds; ++round) {
-      std::vector<SparseState*> running, needing, stepping;
-      // NaN until some neuron has a gradient (the first rounds): progress reports it as pending.
-      double largest_gradient = std::numeric_limits<double>::quiet_NaN();
-      for (auto& state : states)
-        if (!state.done) {
-          running.push_back(&state);
-          keep_largest_finite(largest_gradient, state.gradient_norm);
-        }
-      if (running.empty()) break;
-      if (options_.progress)
-        options_.progress(n_neurons - static_cast<Index>(running.size()), n_neurons, largest_gradient);
-      for (SparseState* state : running)
-        if (state->needs_gradient) needing.push_back(state);
-      gradients(needing);
-      if (interrupted(states)) return;
-      for_each(running, [&](SparseState& state) { plan(state); });
-      if (interrupted(states)) return;
-      for (SparseState* state : running)
-        if (state->pending_step) stepping.push_back(state);
-      linear_predictors(stepping, false);
-      if (interrupted(states)) return;
-      for_each(stepping, [&](SparseState& state) { advance(state); });
-    }
-    for (auto& state : states)
-      if (!state.done) finish(state, FitStatus::max_iter_reached);
+    std::vector<SparseState*> all;
+    for (auto& state : states) all.push_back(&state);
+    linear_predictors(all, true);
+    for (SparseState* state : all) eta_.col(state->neuron) = step_eta_.col(state->batch_column);
+    run_lockstep(states, *this, options_.max_iter + kExtraRounds, options_, n_threads_);
   }
 
- private:
-  /// True (and every unfinished neuron marked interrupted) once the stop token has fired.
-  bool interrupted(std::vector<SparseState>& states) const {
-    if (!stop_requested(options_.stop)) return false;
-    for (auto& state : states)
-      if (!state.done) {
-        state.done = true;
-        state.pending_step = false;
-        state.status = FitStatus::interrupted;
-      }
-    return true;
-  }
-
-  template <class Fn>
-  void for_each(const std::vector<SparseState*>& states, const Fn& fn) {
-    const Index count = static_cast<Index>(states.size());
-#pragma omp parallel for schedule(dynamic, 1) num_threads(sanitize_threads(n_threads_)) if (count > 1)
-    for (Index k = 0; k < count; ++k) {
-      SparseState& state = *states[static_cast<std::size_t>(k)];
-      if (stop_requested(options_.stop)) continue;
-      try {
-        fn(state);
-      } catch (...) {
-        // No exception may leave an OpenMP region: the neuron reports an internal error.
-        state.pending_step = false;
-        state.done = true;
-        state.status = FitStatus::internal_error;
-      }
-    }
-  }
-
-  double count(Index position, Index neuron) const {
-    return counts_(contiguous_ ? rows_[0] + position : rows_[position], neuron);
+  // The method's part of the lockstep rounds (lockstep.hpp).
+  static bool done(const SparseState& state) { return state.done; }
+  static bool wants_gradient(const SparseState& state) { return state.needs_gradient; }
+  static bool has_step(const SparseState& state) { return state.pending_step; }
+  void step_predictors(const std::vector<SparseState*>& batch) { linear_predictors(batch, false); }
+  static void abandon(SparseState& state, FitStatus status) {
+    state.pending_step = false;
+    state.done = true;
+    state.result.status = status;
   }
 
   void gradients(const std::vector<SparseState*>& batch) {
-    if (batch.empty()) return;
     const Index m = static_cast<Index>(batch.size());
     auto fill_residual = [&](Index start, Index len, MatrixColMajor& residual) {
       for (Index k = 0; k < m; ++k) {
         const Index neuron = batch[static_cast<std::size_t>(k)]->neuron;
         for (Index i = 0; i < len; ++i)
-          residual(i, k) = observation_.first(eta_(start + i, neuron), count(start + i, neuron));
+          residual(i, k) = family_.first(eta_(start + i, neuron), count(start + i, neuron));
       }
     };
     MatrixColMajor full;
@@ -377,37 +223,33 @@ class SparseSolver {
     }
   }
 
-  void linear_predictors(const std::vector<SparseState*>& batch, bool of_theta) {
-    batched_linear_predictors(shared_, batch, of_theta, step_eta_, n_threads_);
-  }
-
   void finish(SparseState& state, FitStatus status) {
     const auto eta = eta_.col(state.neuron);
     double sum = 0.0;
-    for (Index i = 0; i < eta.size(); ++i) sum += observation_.loss(eta[i], count(i, state.neuron));
-    state.objective = sum / static_cast<double>(eta.size()) +
-                      0.5 * state.l2.dot(state.theta.cwiseAbs2()) + nonsmooth_penalty(state, state.theta);
+    for (Index i = 0; i < eta.size(); ++i) sum += family_.loss(eta[i], count(i, state.neuron));
+    state.result.objective = sum / static_cast<double>(eta.size()) +
+                             0.5 * state.l2.dot(state.theta.cwiseAbs2()) + nonsmooth_penalty(state, state.theta);
     // E.g. a silent neuron: its intercept has no finite optimum (it is never penalised).
-    state.status = status == FitStatus::converged && observation_.intercept_at_infinity(state.mean_count)
-                       ? FitStatus::mle_at_infinity
-                       : status;
+    state.result.status = status == FitStatus::converged && family_.intercept_at_infinity(state.mean_count)
+                              ? FitStatus::mle_at_infinity
+                              : status;
     state.done = true;
     state.pending_step = false;
   }
 
   void plan(SparseState& state) {
     state.pending_step = false;
-    state.gradient_norm = stationarity(state);
-    if (state.gradient_norm <= options_.tol) return finish(state, FitStatus::converged);
-    if (state.n_iter >= options_.max_iter) return finish(state, FitStatus::max_iter_reached);
+    state.result.gradient_norm = stationarity(state);
+    if (state.result.gradient_norm <= options_.tol) return finish(state, FitStatus::converged);
+    if (state.result.n_iter >= options_.max_iter) return finish(state, FitStatus::max_iter_reached);
     const auto eta = eta_.col(state.neuron);
     VectorXd weights(eta.size());
-    for (Index i = 0; i < eta.size(); ++i) weights[i] = observation_.second(eta[i], count(i, state.neuron));
+    for (Index i = 0; i < eta.size(); ++i) weights[i] = family_.second(eta[i], count(i, state.neuron));
     MatrixColMajor hessian;
     NeuronRows<Source>(design_, rows_, state.active)
         .hessian(weights, static_cast<double>(rows_.size()), hessian, false, options_.stop, n_threads_);
     hessian.diagonal() += state.l2;
-    ++state.n_hessian;
+    ++state.result.n_hessian;
     state.direction = solve_model(state, hessian);
     state.smooth_slope = state.gradient.dot(state.direction);
     state.loss_slope = state.smooth_slope - (state.l2.cwiseProduct(state.theta)).dot(state.direction);
@@ -422,185 +264,91 @@ class SparseSolver {
     const auto eta = eta_.col(state.neuron);
     const auto step_eta = step_eta_.col(state.batch_column);
     const Index n = eta.size();
+    const double l2_slope = state.smooth_slope - state.loss_slope;
     const double l2_curvature = 0.5 * state.l2.dot(state.direction.cwiseAbs2());
     const double penalty_now = nonsmooth_penalty(state, state.theta);
-    double step = 1.0;
-    for (int halving = 0; halving <= kMaxHalvings; ++halving, step *= 0.5) {
-      // Each sample's loss change is computed without cancellation, so the test still works when
-      // the change is far below the objective's own rounding error.
+    const double step = armijo_step(state.predicted_change, [&](double s) {
+      // Each sample's loss change is computed without cancellation (the family's change()).
       double loss_change = 0.0;
-      for (Index i = 0; i < n; ++i)
-        loss_change += observation_.change(eta[i], count(i, state.neuron), step * step_eta[i]);
-      const double l2_slope = state.smooth_slope - state.loss_slope;
-      const double change = loss_change / static_cast<double>(n) + step * l2_slope +
-                            step * step * l2_curvature +
-                            nonsmooth_penalty(state, state.theta + step * state.direction) - penalty_now;
-      if (std::isfinite(change) && change <= kArmijo * step * state.predicted_change) {
-        state.theta.noalias() += step * state.direction;
-        eta_.col(state.neuron) += step * step_eta;
-        ++state.n_iter;
-        state.needs_gradient = true;
-        return;
-      }
-    }
-    finish(state, FitStatus::line_search_failed);
+      for (Index i = 0; i < n; ++i) loss_change += family_.change(eta[i], count(i, state.neuron), s * step_eta[i]);
+      return loss_change / static_cast<double>(n) + s * l2_slope + s * s * l2_curvature +
+             nonsmooth_penalty(state, state.theta + s * state.direction) - penalty_now;
+    });
+    if (step == 0.0) return finish(state, FitStatus::line_search_failed);
+    state.theta.noalias() += step * state.direction;
+    eta_.col(state.neuron) += step * step_eta;
+    ++state.result.n_iter;
+    state.needs_gradient = true;
   }
 
-  Observation observation_;
+ private:
+  double count(Index position, Index neuron) const {
+    return counts_(contiguous_ ? rows_[0] + position : rows_[position], neuron);
+  }
+
+  void linear_predictors(const std::vector<SparseState*>& batch, bool of_theta) {
+    batched_linear_predictors(shared_, batch, of_theta, step_eta_, n_threads_);
+  }
+
+  Family family_;
   const Source& design_;
   SharedDesign<Source> shared_;
   Eigen::Ref<const MatrixColMajor> counts_;
   Eigen::Ref<const IndexVector> rows_;
   bool contiguous_;
-  NewtonOptions options_;
+  const FitOptions& options_;
   int n_threads_;
   MatrixColMajor eta_;
   MatrixColMajor step_eta_;
 };
 
-template <class Source>
-void fit_sparse_impl(const Source& design, const Eigen::Ref<const MatrixColMajor>& counts,
-                     const Eigen::Ref<const MaskMatrix>& mask, const SparsePenalty& penalty,
-                     const Eigen::Ref<const IndexVector>& rows, const Observation& observation,
-                     const NewtonOptions& options,
-                     Eigen::Ref<MatrixColMajor> coef, Eigen::Ref<Eigen::VectorXd> intercept,
-                     PopulationFitReport& report, int n_threads) {
-  const Index n_samples = design.rows();
-  const Index n_features = design.cols();
-  const Index n_neurons = counts.cols();
-  const Index n_groups = penalty.group_weight.rows();
-  const Index n = rows.size();
-  if (counts.rows() != n_samples)
-    throw std::invalid_argument("fit_glm_population: design and counts differ in n_samples");
-  if (mask.rows() != n_features || mask.cols() != n_neurons)
-    throw std::invalid_argument("fit_glm_population: mask must have shape (n_features, n_neurons)");
-  if (penalty.l1.rows() != n_features || penalty.l1.cols() != n_neurons ||
-      penalty.l2.rows() != n_features || penalty.l2.cols() != n_neurons ||
-      penalty.group.rows() != n_features || penalty.group.cols() != n_neurons ||
-      penalty.group_weight.cols() != n_neurons)
-    throw std::invalid_argument("fit_glm_population: penalty arrays have the wrong shape");
-  if (!((penalty.l1.array() >= 0.0).all() && (penalty.l2.array() >= 0.0).all() &&
-        (penalty.group_weight.array() >= 0.0).all() && penalty.l1.allFinite() &&
-        penalty.l2.allFinite() && penalty.group_weight.allFinite()))
-    throw std::invalid_argument("fit_glm_population: penalty strengths must be finite and >= 0");
-  if ((penalty.group.array() < -1).any() || (penalty.group.array() >= n_groups).any())
-      throw std::invalid_argument("fit_glm_population: group ids must be -1 or < n_groups");
-  if (coef.rows() != n_features || coef.cols() != n_neurons || intercept.size() != n_neurons)
-    throw std::invalid_argument("fit_glm_population: coef/intercept have the wrong shape");
-  if (report.status.size() != n_neurons || report.n_iter.size() != n_neurons ||
-      report.gradient_norm.size() != n_neurons || report.objective.size() != n_neurons ||
-      report.n_hessian.size() != n_neurons)
-    throw std::invalid_argument("fit_glm_population: report arrays need n_neurons entries");
-  for (Index i = 0; i < n; ++i)
-    if (rows[i] < 0 || rows[i] >= n_samples)
-      throw std::invalid_argument("fit_glm_population: row index out of range");
-  if (!(options.tol > 0.0) || options.max_iter < 0)
-    throw std::invalid_argument("fit_glm_population: tol must be > 0 and max_iter >= 0");
-  if (!(observation.scale > 0.0) || !std::isfinite(observation.scale))
-    throw std::invalid_argument("fit_glm_population: scale must be finite and > 0");
-
-  std::vector<SparseState> states(static_cast<std::size_t>(n_neurons));
-  for (Index neuron = 0; neuron < n_neurons; ++neuron) {
-    SparseState& state = states[static_cast<std::size_t>(neuron)];
-    state.neuron = neuron;
-    for (Index p = 0; p < n_features; ++p)
-      if (mask(p, neuron) != 0) state.active.push_back(p);
-    const Index q = state.n_params();
-    state.theta.resize(q);
-    state.l1 = VectorXd::Zero(q);
-    state.l2 = VectorXd::Zero(q);
-    state.grouped.assign(static_cast<std::size_t>(q), 0);
-    std::vector<Index> group_slot(static_cast<std::size_t>(n_groups), -1);
-    state.theta[0] = intercept[neuron];
-    for (std::size_t a = 0; a < state.active.size(); ++a) {
-      const Index p = state.active[a];
-      const Index i = static_cast<Index>(a) + 1;
-      state.theta[i] = coef(p, neuron);
-      state.l1[i] = penalty.l1(p, neuron);
-      state.l2[i] = penalty.l2(p, neuron);
-      const Index g = penalty.group(p, neuron);
-      if (g < 0) continue;
-      if (group_slot[static_cast<std::size_t>(g)] < 0) {
-        group_slot[static_cast<std::size_t>(g)] = static_cast<Index>(state.groups.size());
-        state.groups.emplace_back();
-        state.group_weights.push_back(penalty.group_weight(g, neuron));
-      }
-      state.groups[static_cast<std::size_t>(group_slot[static_cast<std::size_t>(g)])].push_back(i);
-      state.grouped[static_cast<std::size_t>(i)] = 1;
+/// Each neuron's penalty in its own parameter positions (1..q-1; the intercept is never
+/// penalised); empty penalty arrays are zero terms.
+void set_penalty(SparseState& state, const Penalty& penalty) {
+  const Index q = state.n_params();
+  const Index neuron = state.neuron;
+  state.l1 = VectorXd::Zero(q);
+  state.l2 = VectorXd::Zero(q);
+  state.grouped.assign(static_cast<std::size_t>(q), 0);
+  std::vector<Index> group_slot(static_cast<std::size_t>(penalty.group_weight.rows()), -1);
+  for (std::size_t a = 0; a < state.active.size(); ++a) {
+    const Index p = state.active[a];
+    const Index i = static_cast<Index>(a) + 1;
+    if (penalty.l1.size() > 0) state.l1[i] = penalty.l1(p, neuron);
+    if (penalty.l2.size() > 0) state.l2[i] = penalty.l2(p, neuron);
+    const Index g = penalty.group.size() > 0 ? penalty.group(p, neuron) : -1;
+    if (g < 0) continue;
+    auto& slot = group_slot[static_cast<std::size_t>(g)];
+    if (slot < 0) {
+      slot = static_cast<Index>(state.groups.size());
+      state.groups.emplace_back();
+      state.group_weights.push_back(penalty.group_weight(g, neuron));
     }
-    double total = 0.0;
-    for (Index i = 0; i < n; ++i) total += counts(rows[i], neuron);
-    state.mean_count = n > 0 ? total / static_cast<double>(n) : 0.0;
-    if (n == 0) {
-      state.done = true;
-      state.status = FitStatus::no_valid_rows;
-    }
-  }
-  if (n > 0) SparseSolver<Source>(design, counts, rows, observation, options, n_threads).solve(states);
-
-  for (Index neuron = 0; neuron < n_neurons; ++neuron) {
-    const SparseState& state = states[static_cast<std::size_t>(neuron)];
-    if (state.status != FitStatus::no_valid_rows && state.status != FitStatus::internal_error) {
-      coef.col(neuron).setZero();
-      for (std::size_t a = 0; a < state.active.size(); ++a)
-        coef(state.active[a], neuron) = state.theta[static_cast<Index>(a) + 1];
-      intercept[neuron] = state.theta[0];
-    }
-    report.status[neuron] = static_cast<std::int32_t>(state.status);
-    report.n_iter[neuron] = state.n_iter;
-    report.n_hessian[neuron] = state.n_hessian;
-    report.gradient_norm[neuron] = state.gradient_norm;
-    report.objective[neuron] = state.objective;
+    state.groups[static_cast<std::size_t>(slot)].push_back(i);
+    state.grouped[static_cast<std::size_t>(i)] = 1;
   }
 }
 
 }  // namespace
 
-void fit_glm_population(const Eigen::Ref<const MatrixColMajor>& design,
-                                   const Eigen::Ref<const MatrixColMajor>& counts,
-                                   const Eigen::Ref<const MaskMatrix>& mask,
-                                   const SparsePenalty& penalty,
-                                   const Eigen::Ref<const IndexVector>& rows,
-                                   ObservationFamily family, double scale,
-                                   const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
-                                   Eigen::Ref<Eigen::VectorXd> intercept,
-                                   PopulationFitReport& report, int n_threads) {
-  const DenseRows<Eigen::Ref<const MatrixColMajor>> source(design);
-  fit_sparse_impl(source, counts, mask, penalty, rows, Observation{family, scale}, options, coef, intercept, report, n_threads);
+template <class Source>
+void proximal_newton(const Source& design, const Problem& problem, Eigen::Ref<MatrixColMajor> coef,
+                     Eigen::Ref<Eigen::VectorXd> intercept, PopulationFitReport& report) {
+  auto states = start_neurons<SparseState>(problem.mask, coef, intercept, problem.counts, problem.rows);
+  for (SparseState& state : states) set_penalty(state, problem.penalty);
+  const FitOptions& options = problem.options;
+  visit_family(options.family, options.scale, [&](const auto& family) {
+    using Family = std::decay_t<decltype(family)>;
+    SparseSolver<Source, Family>(design, problem.counts, problem.rows, family, options).solve(states);
+  });
+  write_back(states, coef, intercept, report);
 }
 
-void fit_glm_population(const Eigen::Ref<const MatrixRowMajor>& design,
-                                   const Eigen::Ref<const MatrixColMajor>& counts,
-                                   const Eigen::Ref<const MaskMatrix>& mask,
-                                   const SparsePenalty& penalty,
-                                   const Eigen::Ref<const IndexVector>& rows,
-                                   ObservationFamily family, double scale,
-                                   const NewtonOptions& options, Eigen::Ref<MatrixColMajor> coef,
-                                   Eigen::Ref<Eigen::VectorXd> intercept,
-                                   PopulationFitReport& report, int n_threads) {
-  const DenseRows<Eigen::Ref<const MatrixRowMajor>> source(design);
-  fit_sparse_impl(source, counts, mask, penalty, rows, Observation{family, scale}, options, coef, intercept, report, n_threads);
-}
+template void proximal_newton<ColMajorRows>(const ColMajorRows&, const Problem&, Eigen::Ref<MatrixColMajor>,
+                                            Eigen::Ref<VectorXd>, PopulationFitReport&);
+template void proximal_newton<RowMajorRows>(const RowMajorRows&, const Problem&, Eigen::Ref<MatrixColMajor>,
+                                            Eigen::Ref<VectorXd>, PopulationFitReport&);
+template void proximal_newton<HistoryRows>(const HistoryRows&, const Problem&, Eigen::Ref<MatrixColMajor>,
+                                           Eigen::Ref<VectorXd>, PopulationFitReport&);
 
-void fit_glm_population_history(const Eigen::Ref<const MatrixColMajor>& inputs,
-                                           const Eigen::Ref<const MatrixColMajor>& kernels,
-                                           const Eigen::Ref<const MatrixColMajor>& counts,
-                                           const Eigen::Ref<const MaskMatrix>& mask,
-                                           const SparsePenalty& penalty,
-                                           const Eigen::Ref<const IndexVector>& rows,
-                                           ObservationFamily family, double scale,
-                                           const NewtonOptions& options,
-                                           Eigen::Ref<MatrixColMajor> coef,
-                                           Eigen::Ref<Eigen::VectorXd> intercept,
-                                           PopulationFitReport& report, int n_threads) {
-  if (kernels.rows() < 1) throw std::invalid_argument("fit_glm_population_history: empty kernels");
-  if (inputs.rows() != counts.rows())
-    throw std::invalid_argument("fit_glm_population_history: inputs and counts differ in n_samples");
-  for (Index i = 0; i < rows.size(); ++i)
-    if (rows[i] < kernels.rows())
-      throw std::invalid_argument("fit_glm_population_history: rows before the first full window");
-  const HistoryRows source(inputs, kernels);
-  fit_sparse_impl(source, counts, mask, penalty, rows, Observation{family, scale}, options, coef, intercept, report, n_threads);
-}
-
-}  // namespace popglm
+}  // namespace popglm::detail

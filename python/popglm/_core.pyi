@@ -56,90 +56,45 @@ def scan_counts(
 NEGATIVE_COUNT: int
 FRACTIONAL_COUNT: int
 
-def fit_poisson_population(
-    design: NDArray[np.float64],  # (n_samples, n_features), C or Fortran order
+class ObservationFamily(enum.Enum):  # one struct each in cpp/src/families/
+    poisson_exp = 0
+    poisson_softplus = 1
+    bernoulli_logistic = 2
+    gamma_inverse = 3
+    gamma_exp = 4
+    negative_binomial_exp = 5
+    gaussian_identity = 6
+
+class FitOptions:
+    def __init__(
+        self,
+        family: ObservationFamily = ...,
+        scale: float = 1.0,  # the family's fixed scale (negative binomial dispersion)
+        tol: float = 1e-8,
+        max_iter: int = 100,
+        n_threads: int = 1,
+    ) -> None: ...
+    family: ObservationFamily
+    scale: float
+    tol: float
+    max_iter: int
+    n_threads: int
+
+def fit_population(
+    # (n_samples, n_features) float64, C or Fortran order; or (inputs, kernels), Fortran order:
+    # the history features of inputs (n_samples, n_inputs) through kernels (window, n_kernels)
+    design: NDArray[np.float64] | tuple[NDArray[np.float64], NDArray[np.float64]],
     counts: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order
+    rows: NDArray[np.int64],  # (n_rows,) valid row indices (>= window for history designs)
     mask: NDArray[np.uint8],  # (n_features, n_neurons), Fortran order
-    ridge: NDArray[np.float64],  # (n_features, n_neurons) Fortran order, or (0, 0): no penalty
-    rows: NDArray[np.int64],  # (n_rows,) valid row indices
     coef: NDArray[np.float64],  # (n_features, n_neurons), Fortran order, start in / answer out
     intercept: NDArray[np.float64],  # (n_neurons,), start in / answer out
-    status: NDArray[np.int32],  # (n_neurons,), written
-    n_iter: NDArray[np.int32],  # (n_neurons,), written
-    gradient_norm: NDArray[np.float64],  # (n_neurons,), written
-    objective: NDArray[np.float64],  # (n_neurons,), written
-    n_hessian: NDArray[np.int32],  # (n_neurons,), written
-    tol: float,
-    max_iter: int,
-    n_threads: int,
+    options: FitOptions,
+    # any of l1, l2 (float64), group (int64 ids, -1: none): (n_features, n_neurons), and
+    # group_weight (n_groups, n_neurons); Fortran order; a missing term is zero
+    penalty: dict[str, NDArray] | None = None,
     progress: Callable[[int, int, float], None] | None = None,  # (done, n_neurons, max |grad|)
-) -> None: ...
-def fit_poisson_population_history(
-    inputs: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order: the history source
-    kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order
-    counts: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order
-    mask: NDArray[np.uint8],  # (n_inputs * n_kernels, n_neurons), Fortran order
-    ridge: NDArray[np.float64],  # like mask, or (0, 0): no penalty
-    rows: NDArray[np.int64],  # (n_rows,) valid row indices, all >= window_size
-    coef: NDArray[np.float64],  # start in / answer out
-    intercept: NDArray[np.float64],
-    status: NDArray[np.int32],
-    n_iter: NDArray[np.int32],
-    gradient_norm: NDArray[np.float64],
-    objective: NDArray[np.float64],
-    n_hessian: NDArray[np.int32],
-    tol: float,
-    max_iter: int,
-    n_threads: int,
-    progress: Callable[[int, int, float], None] | None = None,  # (done, n_neurons, max |grad|)
-) -> None: ...
-def fit_glm_population(
-    design: NDArray[np.float64],  # (n_samples, n_features), C or Fortran order
-    counts: NDArray[np.float64],  # (n_samples, n_neurons), Fortran order
-    mask: NDArray[np.uint8],  # (n_features, n_neurons), Fortran order
-    l1: NDArray[np.float64],  # (n_features, n_neurons) or (0, 0)
-    l2: NDArray[np.float64],  # (n_features, n_neurons) or (0, 0)
-    group: NDArray[np.int64],  # (n_features, n_neurons) group ids (-1: none) or (0, 0)
-    group_weight: NDArray[np.float64],  # (n_groups, n_neurons) or (0, 0)
-    rows: NDArray[np.int64],  # (n_rows,) valid row indices
-    family: int,  # popglm::ObservationFamily code
-    scale: float,
-    coef: NDArray[np.float64],  # start in / answer out
-    intercept: NDArray[np.float64],
-    status: NDArray[np.int32],
-    n_iter: NDArray[np.int32],
-    gradient_norm: NDArray[np.float64],
-    objective: NDArray[np.float64],
-    n_hessian: NDArray[np.int32],
-    tol: float,
-    max_iter: int,
-    n_threads: int,
-    progress: Callable[[int, int, float], None] | None = None,
-) -> None: ...
-def fit_glm_population_history(
-    inputs: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order: the history source
-    kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order
-    counts: NDArray[np.float64],
-    mask: NDArray[np.uint8],
-    l1: NDArray[np.float64],
-    l2: NDArray[np.float64],
-    group: NDArray[np.int64],
-    group_weight: NDArray[np.float64],
-    rows: NDArray[np.int64],
-    family: int,
-    scale: float,
-    coef: NDArray[np.float64],
-    intercept: NDArray[np.float64],
-    status: NDArray[np.int32],
-    n_iter: NDArray[np.int32],
-    gradient_norm: NDArray[np.float64],
-    objective: NDArray[np.float64],
-    n_hessian: NDArray[np.int32],
-    tol: float,
-    max_iter: int,
-    n_threads: int,
-    progress: Callable[[int, int, float], None] | None = None,
-) -> None: ...
+) -> dict[str, NDArray]: ...  # status, n_iter, gradient_norm, objective, n_hessian per neuron
 def history_linear_predictor(
     inputs: NDArray[np.float64],  # (n_samples, n_inputs), Fortran order
     kernels: NDArray[np.float64],  # (window_size, n_kernels), Fortran order

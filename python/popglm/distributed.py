@@ -25,20 +25,18 @@ when a worker dies mid-fit and the answer does not change.
 from __future__ import annotations
 
 import math
-import warnings
-import weakref
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from . import _fitting
 from ._fitting import FitResult
 from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._validation import as_numeric_array, check_positive_int, design_for_core
-from .exceptions import ConvergenceWarning
 from .observation_models import PoissonObservations
-from .regularizer import GroupLasso, Ridge, UnRegularized
+from .regularizer import Ridge, UnRegularized
 
 __all__ = ["compute_features", "fit"]
 
@@ -258,84 +256,33 @@ def _task_threads(model: Any) -> int:
     return 1 if model.n_threads is None else model.n_threads
 
 
-def _store_fit(
-    model: Any, coef: NDArray, intercept: NDArray, info: dict[str, Any], scale: NDArray,
-    dof_resid: NDArray | None, dof_pending: tuple | None, tol: float, max_iter: int,
-) -> Any:  # fmt: skip
+def _store_fit(model: Any, result: FitResult, tol: float, max_iter: int) -> Any:
     """Set the fitted attributes exactly as ``_BaseGLM.fit`` does, and warn about failures."""
-    info["n_threads"] = _task_threads(model)  # per task: each worker runs its own solves
-    model._set_fitted(FitResult(coef, intercept, scale, info, dof_resid, dof_pending))
-    model._warn_about_failures(info["status"], info["gradient_norm"], tol, max_iter)
+    result.info["n_threads"] = _task_threads(model)  # per task: each worker runs its own solves
+    model._set_fitted(result)
+    model._warn_about_failures(result.info["status"], result.info["gradient_norm"], tol, max_iter)
     return model
 
 
 # -- receiver-parallel ------------------------------------------------------------------------
 
 
-def _column_slice(strength: Any, shape: tuple[int, int], columns: slice) -> Any:
-    """Restrict a per-coefficient strength (broadcastable to ``shape``) to some neurons."""
-    values = np.asarray(strength, dtype=np.float64)
-    if values.ndim == 0:
-        return strength
-    return np.ascontiguousarray(np.broadcast_to(values, shape)[:, columns])
-
-
-def _chunk_parameters(
-    model: Any, mask: NDArray, shape: tuple[int, int], columns: slice
-) -> dict[str, Any]:
-    """Return the constructor arguments of the local model that fits the neurons ``columns``."""
-    params = model.get_params(deep=False)
-    params["n_threads"] = _task_threads(model)
-    if not model._population:
-        return params
-    params["feature_mask"] = None if model.feature_mask is None else mask[:, columns]
-    strength = model.regularizer_strength
-    regularizer = model.regularizer
-    if isinstance(regularizer, GroupLasso):
-        group_mask = regularizer.mask
-        if group_mask is not None and group_mask.ndim == 3:
-            # NeMoS's per-neuron group layout: keep the groups that lie in these neurons.
-            kept = group_mask[:, :, columns].reshape(group_mask.shape[0], -1).any(axis=1)
-            params["regularizer"] = GroupLasso(group_mask[kept][:, :, columns])
-            values = np.asarray(strength, dtype=np.float64)
-            if values.ndim == 1:
-                params["regularizer_strength"] = values[kept]
-    elif isinstance(strength, tuple):
-        params["regularizer_strength"] = tuple(_column_slice(p, shape, columns) for p in strength)
-    elif strength is not None:
-        params["regularizer_strength"] = _column_slice(strength, shape, columns)
-    return params
-
-
-def _fit_chunk(
-    model_class: type, params: dict[str, Any], design: Any, kernels: NDArray | None,
-    counts: NDArray, columns: slice, invalid_rows: NDArray, init_params: tuple | None,
+def _solve_columns(
+    design: NDArray, kernels: NDArray | None, counts: NDArray, columns: slice, rows: NDArray,
+    mask: NDArray, penalty: dict[str, NDArray], settings: dict[str, Any], coef: NDArray,
+    intercept: NDArray,
 ) -> dict[str, Any]:  # fmt: skip
-    """Fit the neurons ``columns`` with the C++ engine, on a worker (a pure function)."""
-    X = design if kernels is None else HistoryFeatures(design, kernels)
-    y = counts[:, columns]
-    if invalid_rows.size:
-        # Rows where another neuron's count is missing are dropped for every neuron, as locally.
-        y = np.array(y, dtype=np.float64, order="F")
-        y[invalid_rows] = np.nan
-    if not model_class._population:
-        y = y[:, 0]
-    model = model_class(**params)
-    with warnings.catch_warnings():
-        # Reported once, for the whole population, by the client.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(X, y, init_params=init_params)
-    info = model.fit_info_
-    return {
-        "coef": model._coef_to_population(model.coef_),
-        "intercept": model.intercept_,
-        "scale": np.atleast_1d(model.scale_),
-        "dof_resid": model._dof_resid,
-        **{
-            key: info[key]
-            for key in ("status", "n_iter", "gradient_norm", "objective", "n_hessian")
-        },
-    }
+    """Solve the neurons ``columns`` of a FitProblem with the C++ engine, on a worker.
+
+    A pure function: its inputs are copied, never written.
+    """
+    coef, intercept = np.array(coef, order="F"), np.array(intercept)
+    record = _fitting.solve(
+        design if kernels is None else (design, kernels), np.asfortranarray(counts[:, columns]),
+        rows, np.asfortranarray(mask), {k: np.asfortranarray(v) for k, v in penalty.items()},
+        settings, coef, intercept,
+    )  # fmt: skip
+    return {"coef": coef, "intercept": intercept, **record}
 
 
 def _default_neurons_per_task(client: Any, n_neurons: int) -> int:
@@ -350,61 +297,21 @@ def _fit_receivers(
     model: Any, X: Any, y: Any, client: Any, init_params: tuple | None,
     neurons_per_task: int | None,
 ) -> Any:  # fmt: skip
-    tol, max_iter, n_threads = model._solver_settings()
-    history = isinstance(X, HistoryFeatures)
-    reuse_inputs = history and X.is_view_of(y)
-    X = model._check_design(X)
-    Y = model._as_population_y(y)
-    if X.shape[0] != Y.shape[0]:
-        raise ValueError(
-            f"X and y must have the same number of samples, got X.shape[0] = {X.shape[0]} "
-            f"and y.shape[0] = {Y.shape[0]}"
-        )
-    n_samples, n_features = X.shape
-    n_neurons = Y.shape[1]
-    if n_neurons == 0:
-        raise ValueError("y must have at least one neuron (column), got shape " + str(Y.shape))
-    shape = (n_features, n_neurons)
-    mask = model._population_mask(n_features, n_neurons)
-    model._penalty_arrays(n_features, n_neurons)  # checks the strength's shape here, once
+    problem = _fitting.prepare(model, X, y, init_params)
+    n_neurons = problem.n_neurons
     if neurons_per_task is None:
         neurons_per_task = _default_neurons_per_task(client, n_neurons)
     neurons_per_task = check_positive_int(neurons_per_task, "neurons_per_task")
-    if init_params is not None:
-        if not model._population:
-            init_params = model._single_init_to_population(init_params)
-        init_params = model._starting_point(init_params, Y[:0], n_features, n_neurons)
-
-    # The rows the fit uses (also for dof_resid_); rows with a missing count are dropped for all
-    # neurons, so each task is told which they are.
-    counts = X.inputs if reuse_inputs else np.asfortranarray(Y, dtype=np.float64)
-    finite_counts = np.ones(n_samples, dtype=bool) if reuse_inputs else np.isfinite(counts).all(1)
-    invalid_rows = np.flatnonzero(~finite_counts).astype(np.int64)
-    if history:
-        valid = finite_counts.copy()
-        valid[: X.window_size] = False
-        design = X.inputs
-        kernels = X.kernels
-    else:
-        design = design_for_core(X)
-        finite_design = np.empty(n_samples, dtype=np.uint8)
-        _core.finite_rows(design, finite_design, n_threads)
-        valid = finite_counts & finite_design.astype(bool)
-        kernels = None
-    rows = np.flatnonzero(valid).astype(np.int64)
-    if rows.size == 0:
-        raise ValueError(
-            "no valid samples: every row of X or y contains NaN or inf (for convolutional "
-            "features, the first window_size rows are NaN; is n_samples > window_size?)"
-        )
+    problem.settings["n_threads"] = _task_threads(model)
+    history = isinstance(problem.design, tuple)
 
     # Every worker gets one copy of the shared inputs: tasks then read them locally, and a
     # worker's death loses no data (the other copies remain for Dask's retries).
-    shared = {"design": design}
-    if kernels is not None:
-        shared["kernels"] = kernels
-    if not reuse_inputs:
-        shared["counts"] = counts
+    shared = {"design": problem.design[0] if history else problem.design}
+    if history:
+        shared["kernels"] = problem.design[1]
+    if problem.counts is not shared["design"]:  # else the counts are the history inputs
+        shared["counts"] = problem.counts
     # A list, not the dict: a dict's keys would become the data's keys on the cluster, shared
     # by every fit (hash=False gives each array a fresh key).
     futures = dict(
@@ -418,52 +325,37 @@ def _fit_receivers(
     tasks = []
     try:
         for columns in chunks:
-            chunk_init = None
-            if init_params is not None:
-                chunk_init = (init_params[0][:, columns], init_params[1][columns])
-                if not model._population:
-                    chunk_init = (chunk_init[0][:, 0], chunk_init[1])
             tasks.append(
                 client.submit(
-                    _fit_chunk,
-                    type(model),
-                    _chunk_parameters(model, mask, shape, columns),
+                    _solve_columns,
                     futures["design"],
                     futures.get("kernels"),
                     futures["counts"],
                     columns,
-                    invalid_rows,
-                    chunk_init,
+                    problem.rows,
+                    problem.mask[:, columns],
+                    {key: value[:, columns] for key, value in problem.penalty.items()},
+                    problem.settings,
+                    problem.coef[:, columns],
+                    problem.intercept[columns],
                     pure=True,
-                )
+                )  # fmt: skip
             )
         results = client.gather(tasks)
     finally:
         client.cancel(tasks + list(futures.values()))
 
-    def stack(key: str) -> NDArray:
-        return np.concatenate([result[key] for result in results])
-
-    coef = np.asfortranarray(np.concatenate([result["coef"] for result in results], axis=1))
-    info = {
-        "status": stack("status"),
-        "n_iter": stack("n_iter"),
-        "gradient_norm": stack("gradient_norm"),
-        "objective": stack("objective"),
-        "n_hessian": stack("n_hessian"),
-        "n_samples_used": int(rows.size),
+    for columns, result in zip(chunks, results, strict=True):
+        problem.coef[:, columns] = result["coef"]
+        problem.intercept[columns] = result["intercept"]
+    record = {
+        key: np.concatenate([result[key] for result in results])
+        for key in ("status", "n_iter", "gradient_norm", "objective", "n_hessian")
     }
-    dof_resid, dof_pending = None, None
-    if results[0]["dof_resid"] is None:
-        # As locally: the rank of X is computed on first access to dof_resid_, from the X the
-        # caller holds (which here is the user's array or HistoryFeatures).
-        dof_pending = (weakref.ref(X), rows, coef)
-    else:
-        dof_resid = stack("dof_resid")
+    settings = problem.settings
     return _store_fit(
-        model, coef, stack("intercept"), info, stack("scale"), dof_resid, dof_pending, tol,
-        max_iter,
-    )  # fmt: skip
+        model, _fitting.finish(problem, record), settings["tol"], settings["max_iter"]
+    )
 
 
 # -- sample-parallel --------------------------------------------------------------------------
@@ -627,17 +519,6 @@ def _check_sample_model(model: Any) -> None:
         )
 
 
-def _gram_rank(gram: NDArray) -> int:
-    """Rank of X from its Gram matrix, by the rule of ``glm._design_rank``."""
-    scale = np.sqrt(np.maximum(np.diag(gram), 0.0))
-    nonzero = scale > 0
-    if not nonzero.any():
-        return 0
-    scaled = gram[np.ix_(nonzero, nonzero)] / np.outer(scale[nonzero], scale[nonzero])
-    eigenvalues = np.linalg.eigvalsh(scaled)
-    return int(np.sum(eigenvalues > eigenvalues.max() * _core.RANK_TOLERANCE))
-
-
 def _newton_direction(hessian: NDArray, gradient: NDArray) -> NDArray:
     """``-H^+ g``: by Cholesky, or from the eigendecomposition when H is (nearly) singular."""
     try:
@@ -756,7 +637,9 @@ def _fit_samples(
                         + 0.5 * s * s * np.sum(penalty[j] * d**2)
                     )
                     # Within tol, rounding may make a good polishing step look like no progress.
-                    accept = change <= _core.ARMIJO * s * slope[j] or (j in polishing and change <= 0)
+                    accept = change <= _core.ARMIJO * s * slope[j] or (
+                        j in polishing and change <= 0
+                    )
                     if np.isfinite(change) and accept:
                         point = theta(j) + s * d
                         intercept[j] = point[0]
@@ -801,10 +684,9 @@ def _fit_samples(
         "n_samples_used": n_used,
     }
     if needs_rank:
-        dof = np.full(n_neurons, n_used - _gram_rank(summary["gram"][1:, 1:]) - 1.0)
+        dof = np.full(n_neurons, n_used - _fitting.gram_rank(summary["gram"][1:, 1:]) - 1.0)
     else:
         dof = np.full(n_neurons, n_used - n_features - 1.0)
     scale = model.observation_model.estimate_scale(np.empty((0, n_neurons)), None, None)
-    return _store_fit(
-        model, np.asfortranarray(coef), intercept, info, scale, dof, None, tol, max_iter
-    )
+    result = FitResult(np.asfortranarray(coef), intercept, scale, info, dof)
+    return _store_fit(model, result, tol, max_iter)

@@ -13,7 +13,6 @@ factor on the penalty; the intercept is never penalised).
 from __future__ import annotations
 
 import warnings
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,21 +21,18 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 
-from . import _persistence
+from . import _fitting, _persistence
 from ._fitting import FitResult
 from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._progress import FitProgress
 from ._threads import resolve_n_threads
-from ._validation import as_numeric_array, check_positive_int, design_for_core, fortran_float64
+from ._validation import as_numeric_array, check_positive_int, design_for_core
 from .basis._pynapple import is_tsd
 from .basis._pynapple import wrap as wrap_tsd
 from .exceptions import ConvergenceWarning, NotFittedError
 from .observation_models import (
-    BernoulliObservations,
-    GaussianObservations,
     Observations,
-    PoissonObservations,
     check_link_known,
     inverse_link,
     link,
@@ -99,28 +95,9 @@ def _check_feature_mask(feature_mask: ArrayLike | None) -> NDArray | None:
     return mask
 
 
-def _rows_of(counts: NDArray, rows: NDArray) -> NDArray:
-    """counts[rows], as a view when the rows are one contiguous range (the usual case)."""
-    if rows[-1] - rows[0] + 1 == rows.size:
-        return counts[rows[0] : rows[-1] + 1]
-    return counts[rows]
-
-
 def _plain(x: Any) -> Any:
     """Return the values of a pynapple Tsd/TsdFrame (unconverted); anything else unchanged."""
     return np.asarray(x.values) if is_tsd(x) else x
-
-
-def _raise_on_bad_counts(flags: int) -> None:
-    """Raise for what ``_core.scan_counts`` found: negative or non-integer finite counts.
-
-    Rows dropped for NaN or inf in X are checked too: a negative count is a data error wherever
-    it is.
-    """
-    if flags & _core.NEGATIVE_COUNT:
-        raise ValueError("y must contain non-negative spike counts, found negative values")
-    if flags & _core.FRACTIONAL_COUNT:
-        raise ValueError("y must contain integer spike counts, found non-integer values")
 
 
 class _BaseGLM(BaseEstimator):
@@ -173,7 +150,7 @@ class _BaseGLM(BaseEstimator):
     def _link(self) -> str:
         return link_name(self._observation_model, self._inverse_link_function)
 
-    def _family(self) -> int:
+    def _family(self) -> Any:
         return self._observation_model.family_code(self._link())
 
     @property
@@ -283,6 +260,17 @@ class _BaseGLM(BaseEstimator):
                 "appropriate arguments."
             )
 
+    def _check_inputs(self, X: Any, y: ArrayLike) -> tuple[Any, NDArray]:
+        """Return the checked design and y in population layout, for the same samples."""
+        X = self._check_design(X)
+        Y = self._as_population_y(y)
+        if X.shape[0] != Y.shape[0]:
+            raise ValueError(
+                f"X and y must have the same number of samples, got X.shape[0] = {X.shape[0]} "
+                f"and y.shape[0] = {Y.shape[0]}"
+            )
+        return X, Y
+
     def _check_design(self, X: Any, name: str = "X") -> Any:
         if isinstance(X, HistoryFeatures):
             return X
@@ -330,13 +318,7 @@ class _BaseGLM(BaseEstimator):
         rows without NaN/inf (a silent neuron starts at half a spike). ``init_params`` is checked
         and returned as float64 arrays.
         """
-        X = self._check_design(X)
-        Y = self._as_population_y(y)
-        if X.shape[0] != Y.shape[0]:
-            raise ValueError(
-                f"X and y must have the same number of samples, got X.shape[0] = {X.shape[0]} "
-                f"and y.shape[0] = {Y.shape[0]}"
-            )
+        X, Y = self._check_inputs(X, y)
         valid = np.isfinite(Y).all(axis=1)
         if isinstance(X, HistoryFeatures):
             valid[: X.window_size] = False
@@ -381,113 +363,22 @@ class _BaseGLM(BaseEstimator):
             from .distributed import fit as fit_distributed  # dask is imported only here
 
             return fit_distributed(self, X, y, client, init_params)
-        tol, max_iter, n_threads = self._solver_settings()
-        user_X = X
-        history = isinstance(X, HistoryFeatures)
-        reuse_inputs = history and X.is_view_of(y)
-        X = self._check_design(X)
-        Y = self._as_population_y(y)
-        if X.shape[0] != Y.shape[0]:
-            raise ValueError(
-                f"X and y must have the same number of samples, got X.shape[0] = {X.shape[0]} "
-                f"and y.shape[0] = {Y.shape[0]}"
-            )
-        n_samples, n_features = X.shape
-        n_neurons = Y.shape[1]
-        if n_neurons == 0:
-            raise ValueError("y must have at least one neuron (column), got shape " + str(Y.shape))
-        mask = self._population_mask(n_features, n_neurons)
-        penalty = self._penalty_arrays(n_features, n_neurons)
-        ridge = penalty["l2"] if self._regularizer.needs_strength else np.zeros((0, 0), order="F")
-
-        # The counts the features were computed from are already float64 in Fortran order.
-        counts = X.inputs if reuse_inputs else fortran_float64(Y)
-        if history:
-            valid = np.ones(n_samples, dtype=np.uint8)
-            valid[: X.window_size] = 0
-        else:
-            design = design_for_core(X)
-            valid = np.empty(n_samples, dtype=np.uint8)
-            _core.finite_rows(design, valid, n_threads)
-        # Rows with NaN/inf counts are dropped (unless X was built from these counts, whose
-        # NaN rows it already marks); negative or fractional counts are flagged in the same pass.
-        count_flags = _core.scan_counts(counts, valid, not reuse_inputs, n_threads)
-        rows = np.flatnonzero(valid).astype(np.int64)
-        if rows.size == 0:
-            raise ValueError(
-                "no valid samples: every row of X or y contains NaN or inf (for convolutional "
-                "features, the first window_size rows are NaN; is n_samples > window_size?)"
-            )
-        used_counts = _rows_of(counts, rows)
-        observation = self._observation_model
-        if isinstance(observation, PoissonObservations):
-            _raise_on_bad_counts(count_flags)
-        else:
-            observation.check_y(used_counts)
-        if init_params is not None and not self._population:
-            init_params = self._single_init_to_population(init_params)
-        coef, intercept = self._starting_point(init_params, used_counts, n_features, n_neurons)
-        del used_counts
-        family = self._family()
-        status = np.empty(n_neurons, dtype=np.int32)
-        n_iter = np.empty(n_neurons, dtype=np.int32)
-        gradient_norm = np.empty(n_neurons)
-        objective = np.empty(n_neurons)
-        n_hessian = np.empty(n_neurons, dtype=np.int32)
+        problem = _fitting.prepare(self, X, y, init_params)
         progress = FitProgress(self.verbose, f"popglm {type(self).__name__}.fit")
         try:
-            if not self._regularizer.smooth or family != 0:
-                # Other families, and non-smooth penalties: the general proximal Newton solver.
-                arguments = (
-                    counts, mask, penalty["l1"], penalty["l2"], penalty["group"],
-                    penalty["group_weight"], rows, family, observation.scale, coef, intercept,
-                    status, n_iter, gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
-                    progress.callback,
-                )  # fmt: skip
-                if history:
-                    _core.fit_glm_population_history(X.inputs, X.kernels, *arguments)
-                else:
-                    _core.fit_glm_population(design, *arguments)
-            elif history:
-                _core.fit_poisson_population_history(
-                    X.inputs, X.kernels, counts, mask, ridge, rows, coef, intercept, status,
-                    n_iter, gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
-                    progress.callback,
-                )  # fmt: skip
-            else:
-                _core.fit_poisson_population(
-                    design, counts, mask, ridge, rows, coef, intercept, status, n_iter,
-                    gradient_norm, objective, n_hessian, tol, max_iter, n_threads,
-                    progress.callback,
-                )  # fmt: skip
+            record = _fitting.solve(
+                problem.design, problem.counts, problem.rows, problem.mask, problem.penalty,
+                problem.settings, problem.coef, problem.intercept, progress.callback,
+            )  # fmt: skip
         finally:
             progress.close()
-        needs_rank = self._regularizer.smooth and not self._regularizer.needs_strength
-        fixed_scale = observation.fixed_scale
-        dof_resid, dof_pending = None, None
-        if needs_rank and fixed_scale and X is user_X:
-            # The rank of X costs a Gram matrix: computed on first access, not in every fit.
-            dof_pending = (weakref.ref(user_X), rows, coef)
-        else:
-            dof_resid = self._resid_dof(X, rows, coef, n_threads)
-        if fixed_scale:
-            scale = observation.estimate_scale(np.empty((0, n_neurons)), None, None)
-        else:
-            eta = self._linear_predictor(X, self._coef_from_population(coef), intercept)
-            scale = observation.estimate_scale(
-                _rows_of(counts, rows), self._mean_response(eta[rows]), dof_resid
-            )
-        info = {
-            "status": status,
-            "n_iter": n_iter,
-            "gradient_norm": gradient_norm,
-            "objective": objective,
-            "n_hessian": n_hessian,
-            "n_samples_used": int(rows.size),
-            "n_threads": n_threads,
-        }
-        self._set_fitted(FitResult(coef, intercept, scale, info, dof_resid, dof_pending))
-        self._warn_about_failures(status, gradient_norm, tol, max_iter)
+        result = _fitting.finish(problem, record)
+        self._set_fitted(result)
+        settings = problem.settings
+        self._warn_about_failures(
+            result.info["status"], result.info["gradient_norm"], settings["tol"],
+            settings["max_iter"],
+        )  # fmt: skip
         return self
 
     def _single_init_to_population(self, init_params: Any) -> tuple:
@@ -553,10 +444,7 @@ class _BaseGLM(BaseEstimator):
             # the edge of the support (a silent neuron) starts half a count inside it.
             mean = counts.mean(axis=0)
             nudge = 0.5 / max(counts.shape[0], 1)
-            if not isinstance(self._observation_model, GaussianObservations):
-                mean = np.maximum(mean, nudge)
-            if isinstance(self._observation_model, BernoulliObservations):
-                mean = np.minimum(mean, 1.0 - nudge)
+            mean = self._observation_model.initial_mean(mean, nudge)
             return coef, np.asarray(link(self._link())(mean), dtype=np.float64)
         if not isinstance(init_params, (tuple, list)) or len(init_params) != 2:
             raise ValueError("init_params must be a tuple (coef, intercept)")
@@ -724,13 +612,7 @@ class _BaseGLM(BaseEstimator):
             return values if self._population else values[:, 0]
 
         def deviance(mean: NDArray) -> NDArray:
-            if isinstance(observation, PoissonObservations):
-                values = _poisson_deviance(Y, mean)
-            else:
-                values = 2.0 * (
-                    observation.log_likelihood(Y, Y, scale)
-                    - observation.log_likelihood(Y, mean, scale)
-                )
+            values = observation.deviance(Y, mean, scale)
             return values if self._population else values[:, 0]
 
         if score_type == "log-likelihood":
@@ -759,7 +641,7 @@ class _BaseGLM(BaseEstimator):
         Y = self._as_population_y(y).astype(np.float64)
         keep = np.isfinite(eta).all(axis=1) & np.isfinite(Y).all(axis=1)
         eta, Y = eta[keep], Y[keep]
-        if isinstance(self._observation_model, PoissonObservations) and self._link() == "exp":
+        if self._family() == _core.ObservationFamily.poisson_exp:
             loss = float(np.sum(np.mean(np.exp(eta) - Y * eta, axis=0)))
         else:
             mean = self._mean_response(eta)
@@ -949,12 +831,8 @@ class _BaseGLM(BaseEstimator):
             info["reason"] = np.array([FIT_STATUS[int(code)] for code in status])
             self.fit_info_ = info
             self.n_iter_ = info["n_iter"] if self._population else int(info["n_iter"][0])
-            self.converged_ = (
-                info["converged"] if self._population else bool(info["converged"][0])
-            )
+            self.converged_ = info["converged"] if self._population else bool(info["converged"][0])
         self._dof_resid, self._dof_pending = result.dof_resid, result.dof_pending
-
-
 
 
 def _design_rank(X: Any, rows: NDArray) -> int:
@@ -969,22 +847,7 @@ def _design_rank(X: Any, rows: NDArray) -> int:
     else:
         design = design_for_core(X)
         gram = _core.weighted_gram(design, rows, np.ones(rows.size), False)[1:, 1:]
-    scale = np.sqrt(np.maximum(np.diag(gram), 0.0))
-    nonzero = scale > 0
-    if not nonzero.any():
-        return 0
-    scaled = gram[np.ix_(nonzero, nonzero)] / np.outer(scale[nonzero], scale[nonzero])
-    eigenvalues = np.linalg.eigvalsh(scaled)
-    # The engine's rank rule (kRankTolerance in C++): relative to the largest eigenvalue of the
-    # Jacobi-scaled Gram, so the dof and the minimum-norm fit agree on what is collinear.
-    return int(np.sum(eigenvalues > eigenvalues.max() * _core.RANK_TOLERANCE))
-
-
-def _poisson_deviance(y: NDArray, rate: NDArray) -> NDArray:
-    rate = np.maximum(rate, np.finfo(np.float64).eps)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / rate), 0.0)
-    return 2.0 * (ratio - (y - rate))
+    return _fitting.gram_rank(gram)
 
 
 def _as_score(value: Any) -> Any:

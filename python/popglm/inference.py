@@ -229,7 +229,7 @@ def _history_informations(X: HistoryFeatures, rows: NDArray, rates: NDArray) -> 
 
 def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> CoefficientInference:
     """Build the CoefficientInference of a fitted model on its design (see ``model.inference``)."""
-    if model._family() != 0:
+    if model._family() != _core.ObservationFamily.poisson_exp:
         raise ValueError(
             "inference is implemented for the Poisson GLM with exp link, got "
             f"{model.observation_model!r} with inverse link {model._link()!r}"
@@ -310,7 +310,7 @@ def coupling_likelihood_ratio_test(
     if not isinstance(model, PopulationGLM):
         raise TypeError("coupling_likelihood_ratio_test needs a fitted PopulationGLM")
     model._check_is_fit()
-    if model.regularizer.needs_strength or model._family() != 0:
+    if model.regularizer.needs_strength or model._family() != _core.ObservationFamily.poisson_exp:
         raise ValueError(
             "the likelihood-ratio test needs an unregularised Poisson model with exp link"
         )

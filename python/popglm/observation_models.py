@@ -20,6 +20,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import expit, gammaln, xlogy
 
+from ._native import core as _core
+
 __all__ = [
     "BernoulliObservations",
     "GammaObservations",
@@ -51,16 +53,16 @@ _LINK_ALIASES = {"expit": "logistic", "sigmoid": "logistic", "logit_inverse": "l
 class Observations:
     """Base class of the observation models."""
 
-    #: inverse link name -> the core's family code
-    families: dict[str, int] = {}
+    #: inverse link name -> the core's family (a struct in cpp/src/families/)
+    families: dict[str, Any] = {}
     default_link = "exp"
     scale = 1.0
     #: True when ``scale`` is known (1, or NegativeBinomial's dispersion) and ``fit`` does not
     #: estimate it; then ``estimate_scale`` needs no data.
     fixed_scale = True
 
-    def family_code(self, link: str) -> int:
-        """Return the core's code for this model with inverse link ``link``."""
+    def family_code(self, link: str) -> Any:
+        """Return the core's ``ObservationFamily`` for this model with inverse link ``link``."""
         if link not in self.families:
             raise ValueError(
                 f"inverse_link_function {link!r} is not available for {type(self).__name__}; "
@@ -68,8 +70,24 @@ class Observations:
             )
         return self.families[link]
 
-    def check_y(self, y: NDArray) -> None:
-        """Raise a ValueError naming ``y`` when it is outside the model's support."""
+    def check_y(self, y: NDArray, scan_flags: int | None = None) -> None:
+        """Raise a ValueError naming ``y`` when it is outside the model's support.
+
+        ``scan_flags``: what the core's ``scan_counts`` found in every row of ``y`` (also the
+        rows the fit drops), for the models that read it instead of ``y``.
+        """
+
+    def initial_mean(self, mean: NDArray, nudge: float) -> NDArray:
+        """Return the mean response of the default start, from each neuron's mean response.
+
+        A mean on the edge of the support (a silent neuron) is moved ``nudge`` inside it, as
+        NeMoS does.
+        """
+        return np.maximum(mean, nudge)
+
+    def deviance(self, y: NDArray, mu: NDArray, scale: NDArray) -> NDArray:
+        """Return the per-sample deviance, 2 (log-likelihood(y, y) - log-likelihood(y, mu))."""
+        return 2.0 * (self.log_likelihood(y, y, scale) - self.log_likelihood(y, mu, scale))
 
     def log_likelihood(self, y: NDArray, mu: NDArray, scale: NDArray | float) -> NDArray:
         """Per-sample log-likelihood, with normalising constants."""
@@ -100,9 +118,20 @@ class Observations:
 class PoissonObservations(Observations):
     """Poisson spike counts (links exp, softplus)."""
 
-    families = {"exp": 0, "softplus": 1}
+    families = {
+        "exp": _core.ObservationFamily.poisson_exp,
+        "softplus": _core.ObservationFamily.poisson_softplus,
+    }
 
-    def check_y(self, y: NDArray) -> None:  # noqa: D102
+    def check_y(self, y: NDArray, scan_flags: int | None = None) -> None:  # noqa: D102
+        if scan_flags is not None:
+            # Rows dropped for NaN or inf in X are checked too: a negative count is a data
+            # error wherever it is.
+            if scan_flags & _core.NEGATIVE_COUNT:
+                raise ValueError("y must contain non-negative spike counts, found negative values")
+            if scan_flags & _core.FRACTIONAL_COUNT:
+                raise ValueError("y must contain integer spike counts, found non-integer values")
+            return
         if np.any(y < 0):
             raise ValueError("y must contain non-negative spike counts, found negative values")
         if np.any(y != np.round(y)):
@@ -111,6 +140,12 @@ class PoissonObservations(Observations):
     def log_likelihood(self, y, mu, scale):  # noqa: D102
         mu = np.maximum(mu, _EPS)
         return y * np.log(mu) - mu - gammaln(y + 1.0)
+
+    def deviance(self, y, mu, scale):  # noqa: D102
+        mu = np.maximum(mu, _EPS)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+        return 2.0 * (ratio - (y - mu))
 
     def nll(self, y, mu):  # noqa: D102
         return mu - y * np.log(np.maximum(mu, _EPS))
@@ -122,12 +157,15 @@ class PoissonObservations(Observations):
 class BernoulliObservations(Observations):
     """Binary responses (link logistic)."""
 
-    families = {"logistic": 2}
+    families = {"logistic": _core.ObservationFamily.bernoulli_logistic}
     default_link = "logistic"
 
-    def check_y(self, y: NDArray) -> None:  # noqa: D102
+    def check_y(self, y: NDArray, scan_flags: int | None = None) -> None:  # noqa: D102
         if not np.all((y == 0) | (y == 1)):
             raise ValueError("y must contain only 0 and 1 for a Bernoulli model")
+
+    def initial_mean(self, mean: NDArray, nudge: float) -> NDArray:  # noqa: D102
+        return np.minimum(np.maximum(mean, nudge), 1.0 - nudge)
 
     def log_likelihood(self, y, mu, scale):  # noqa: D102
         p = np.clip(mu, _EPS, 1.0 - _EPS)
@@ -143,11 +181,14 @@ class BernoulliObservations(Observations):
 class GammaObservations(Observations):
     """Positive continuous responses (links one_over_x, the default, and exp)."""
 
-    families = {"one_over_x": 3, "exp": 4}
+    families = {
+        "one_over_x": _core.ObservationFamily.gamma_inverse,
+        "exp": _core.ObservationFamily.gamma_exp,
+    }
     default_link = "one_over_x"
     fixed_scale = False
 
-    def check_y(self, y: NDArray) -> None:  # noqa: D102
+    def check_y(self, y: NDArray, scan_flags: int | None = None) -> None:  # noqa: D102
         if np.any(y <= 0):
             raise ValueError("y must be strictly positive for a Gamma model")
 
@@ -176,14 +217,14 @@ class NegativeBinomialObservations(Observations):
         The fixed dispersion ``phi`` (> 0); Poisson as ``phi -> 0``.
     """
 
-    families = {"exp": 5}
+    families = {"exp": _core.ObservationFamily.negative_binomial_exp}
 
     def __init__(self, scale: float = 1.0) -> None:
         if not (isinstance(scale, (int, float)) and np.isfinite(scale) and scale > 0):
             raise ValueError(f"scale must be a positive finite number, got {scale!r}")
         self.scale = float(scale)
 
-    def check_y(self, y: NDArray) -> None:  # noqa: D102
+    def check_y(self, y: NDArray, scan_flags: int | None = None) -> None:  # noqa: D102
         PoissonObservations().check_y(y)
 
     def log_likelihood(self, y, mu, scale):  # noqa: D102
@@ -213,9 +254,12 @@ class NegativeBinomialObservations(Observations):
 class GaussianObservations(Observations):
     """Real-valued responses (link identity)."""
 
-    families = {"identity": 6}
+    families = {"identity": _core.ObservationFamily.gaussian_identity}
     default_link = "identity"
     fixed_scale = False
+
+    def initial_mean(self, mean: NDArray, nudge: float) -> NDArray:  # noqa: D102
+        return mean  # every real mean is inside the support
 
     def log_likelihood(self, y, mu, scale):  # noqa: D102
         scale = np.asarray(scale)
