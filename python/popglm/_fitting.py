@@ -1,18 +1,20 @@
 """One fit, end to end: a problem prepared once, the engine, and the record of its outcome.
 
 ``prepare(model, X, y, init_params)`` checks the inputs and builds a :class:`FitProblem` (the
-design the core reads, counts, rows, feature mask, penalty, starting point, settings);
-``solve`` runs the C++ engine on it (or, for the receiver-parallel Dask fit, on some of its
-neurons); ``finish`` turns the solution into a :class:`FitResult` (degrees of freedom, scale, fit
+design the core reads, counts, rows, feature mask, penalty, starting point, settings); ``run``
+solves it with the C++ engine (``solve``: some of its neurons, for the receiver-parallel Dask
+fit); ``finish`` turns the solution into a :class:`FitResult` (degrees of freedom, scale, fit
 record), which ``_BaseGLM._set_fitted`` writes into the model: no other module writes a model's
 fitted members. The local fit (``glm``), the receiver-parallel fit (``distributed``) and a loaded
-file (``_persistence``) all go through these pieces.
+file (``_persistence``) all go through these pieces, and ``update`` runs one iteration of the
+fit's own problem. ``FittedState`` is what the analyses of a fitted model (``inference``) read.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,10 @@ from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._validation import design_for_core, fortran_float64
 
-__all__ = ["FitProblem", "FitResult", "finish", "gram_rank", "prepare", "rows_of", "solve"]
+__all__ = [
+    "FitProblem", "FitResult", "FittedState", "finish", "gram_rank", "prepare", "rows_of", "run",
+    "solve",
+]  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -98,6 +103,44 @@ class FitProblem:
         return self.counts.shape[1]
 
 
+@dataclasses.dataclass(frozen=True)
+class FittedState:
+    """A fitted model as the analyses of it (``inference``) read it: ``_BaseGLM._fitted_state``.
+
+    Attributes
+    ----------
+    coef : ndarray, shape (n_features, n_neurons)
+        Population layout, also for the single-neuron ``GLM``.
+    intercept : ndarray, shape (n_neurons,)
+    mask : ndarray of bool, shape (n_features, n_neurons)
+        The features each neuron uses.
+    ridge : ndarray
+        Per-coefficient l2 strengths, (n_features, n_neurons), or (0, 0) when unpenalised.
+    family : _core.ObservationFamily
+    link : str
+        The inverse link's name.
+    population : bool
+        False for the single-neuron ``GLM`` (whose results drop the neuron axis).
+    info : dict
+        ``fit_info_``.
+    check_design : callable
+        ``X -> X`` checked as ``fit`` checks it.
+    linear_predictor : callable
+        ``X -> eta``, (n_samples, n_neurons), NaN on rows without a full history.
+    """
+
+    coef: NDArray
+    intercept: NDArray
+    mask: NDArray
+    ridge: NDArray
+    family: Any
+    link: str
+    population: bool
+    info: dict[str, Any]
+    check_design: Callable[[Any], Any]
+    linear_predictor: Callable[[Any], NDArray]
+
+
 def rows_of(counts: NDArray, rows: NDArray) -> NDArray:
     """counts[rows], as a view when the rows are one contiguous range (the usual case)."""
     if rows[-1] - rows[0] + 1 == rows.size:
@@ -170,6 +213,14 @@ def solve(
     return _core.fit_population(
         design, counts, rows, mask, coef, intercept, options, penalty, progress
     )
+
+
+def run(problem: FitProblem, progress: Any = None) -> dict[str, NDArray]:
+    """Solve every neuron of ``problem`` (its coef and intercept become the solution)."""
+    return solve(
+        problem.design, problem.counts, problem.rows, problem.mask, problem.penalty,
+        problem.settings, problem.coef, problem.intercept, progress,
+    )  # fmt: skip
 
 
 def finish(problem: FitProblem, record: dict[str, NDArray]) -> FitResult:

@@ -260,6 +260,25 @@ class _BaseGLM(BaseEstimator):
                 "appropriate arguments."
             )
 
+    def _fitted_state(self) -> _fitting.FittedState:
+        """Return the fitted model as ``inference`` reads it."""
+        self._check_is_fit()
+        coef = self._coef_to_population(np.asarray(self.coef_))
+        n_features, n_neurons = coef.shape
+        coef_, intercept_ = self.coef_, self.intercept_
+        return _fitting.FittedState(
+            coef=coef,
+            intercept=np.atleast_1d(self.intercept_),
+            mask=self._population_mask(n_features, n_neurons).astype(bool),
+            ridge=self._ridge_matrix(n_features, n_neurons),
+            family=self._family(),
+            link=self._link(),
+            population=self._population,
+            info=self.fit_info_,
+            check_design=self._check_design,
+            linear_predictor=lambda X: self._linear_predictor(X, coef_, intercept_),
+        )
+
     def _check_inputs(self, X: Any, y: ArrayLike) -> tuple[Any, NDArray]:
         """Return the checked design and y in population layout, for the same samples."""
         X = self._check_design(X)
@@ -366,10 +385,7 @@ class _BaseGLM(BaseEstimator):
         problem = _fitting.prepare(self, X, y, init_params)
         progress = FitProgress(self.verbose, f"popglm {type(self).__name__}.fit")
         try:
-            record = _fitting.solve(
-                problem.design, problem.counts, problem.rows, problem.mask, problem.penalty,
-                problem.settings, problem.coef, problem.intercept, progress.callback,
-            )  # fmt: skip
+            record = _fitting.run(problem, progress.callback)
         finally:
             progress.close()
         result = _fitting.finish(problem, record)
@@ -697,18 +713,11 @@ class _BaseGLM(BaseEstimator):
         """
         if not isinstance(opt_state, dict) or "iteration" not in opt_state:
             raise ValueError("opt_state must come from initialize_solver_and_state")
-        max_iter = self.max_iter
-        solver_kwargs = self._solver_kwargs
-        try:
-            self.max_iter, self._solver_kwargs = (
-                1,
-                {k: v for k, v in (solver_kwargs or {}).items() if k != "maxiter"},
-            )
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)  # one step is not convergence
-                self.fit(X, y, init_params=params)
-        finally:
-            self.max_iter, self._solver_kwargs = max_iter, solver_kwargs
+        X, y = _plain(X), _plain(y)
+        problem = _fitting.prepare(self, X, y, params)
+        problem.settings["max_iter"] = 1
+        # One iteration of the fit's own problem; one step is not convergence: no warning.
+        self._set_fitted(_fitting.finish(problem, _fitting.run(problem)))
         state = {
             "iteration": opt_state["iteration"] + 1,
             "gradient_norm": float(np.max(self.fit_info_["gradient_norm"])),

@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
+from ._fitting import FittedState
 from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._threads import resolve_n_threads
@@ -177,21 +178,21 @@ def _normal_quantile(level: float) -> float:
     return float(stats.norm.ppf(0.5 + level / 2.0))
 
 
-def _information(model: Any, X: Any, n_threads: int) -> tuple[list[NDArray], list[NDArray]]:
+def _information(
+    state: FittedState, X: Any, n_threads: int | None
+) -> tuple[list[NDArray], list[NDArray]]:
     """Per neuron: the summed observed information over [intercept, active features]."""
-    coef = model.coef_ if model._population else model.coef_[:, None]
-    n_features, n_neurons = coef.shape
-    mask = model._population_mask(n_features, n_neurons).astype(bool)
-    active = [np.flatnonzero(mask[:, j]) for j in range(n_neurons)]
-    eta = model._linear_predictor(X, model.coef_, model.intercept_)
+    n_features, n_neurons = state.coef.shape
+    active = [np.flatnonzero(state.mask[:, j]) for j in range(n_neurons)]
+    eta = state.linear_predictor(X)
     rows = np.flatnonzero(np.isfinite(eta).all(axis=1))
-    if rows.size != model.fit_info_["n_samples_used"]:
+    if rows.size != state.info["n_samples_used"]:
         raise ValueError(
             f"X has {rows.size} usable rows but the model was fitted on "
-            f"{model.fit_info_['n_samples_used']}: pass the design the model was fitted on"
+            f"{state.info['n_samples_used']}: pass the design the model was fitted on"
         )
     rates = np.exp(eta[rows])
-    ridge = model._ridge_matrix(n_features, n_neurons)
+    ridge = state.ridge
 
     if isinstance(X, HistoryFeatures):
         full = _history_informations(X, rows, rates)
@@ -229,18 +230,19 @@ def _history_informations(X: HistoryFeatures, rows: NDArray, rates: NDArray) -> 
 
 def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> CoefficientInference:
     """Build the CoefficientInference of a fitted model on its design (see ``model.inference``)."""
-    if model._family() != _core.ObservationFamily.poisson_exp:
+    state = model._fitted_state()
+    if state.family != _core.ObservationFamily.poisson_exp:
         raise ValueError(
             "inference is implemented for the Poisson GLM with exp link, got "
-            f"{model.observation_model!r} with inverse link {model._link()!r}"
+            f"{model.observation_model!r} with inverse link {state.link!r}"
         )
     if not model.regularizer.smooth:
         raise ValueError(
             f"inference after a {model.regularizer!r} fit is not supported: Wald statistics ignore "
             "the selection the penalty made (refit the selected features without the penalty)"
         )
-    X = model._check_design(X)
-    informations, active = _information(model, X, n_threads)
+    X = state.check_design(X)
+    informations, active = _information(state, X, n_threads)
     covariances = []
     singular = []
     for j, information in enumerate(informations):
@@ -261,8 +263,9 @@ def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> Co
             stacklevel=3,
         )
     return CoefficientInference(
-        np.asarray(model.coef_), model.intercept_, covariances, active, model._population
-    )
+        state.coef if state.population else state.coef[:, 0], model.intercept_, covariances,
+        active, state.population,
+    )  # fmt: skip
 
 
 def benjamini_hochberg(p_values: ArrayLike, fdr: float = 0.05) -> NDArray:
@@ -309,22 +312,22 @@ def coupling_likelihood_ratio_test(
 
     if not isinstance(model, PopulationGLM):
         raise TypeError("coupling_likelihood_ratio_test needs a fitted PopulationGLM")
-    model._check_is_fit()
-    if model.regularizer.needs_strength or model._family() != _core.ObservationFamily.poisson_exp:
+    state = model._fitted_state()
+    if model.regularizer.needs_strength or state.family != _core.ObservationFamily.poisson_exp:
         raise ValueError(
             "the likelihood-ratio test needs an unregularised Poisson model with exp link"
         )
     n_basis_funcs = check_positive_int(n_basis_funcs, "n_basis_funcs")
-    n_features, n_receivers = model.coef_.shape
+    n_features, n_receivers = state.coef.shape
     if n_features % n_basis_funcs:
         raise ValueError(
             f"the model has {n_features} features, not a multiple of n_basis_funcs = {n_basis_funcs}"
         )
     n_senders = n_features // n_basis_funcs
     y = np.asarray(as_numeric_array(y, "y"), dtype=np.float64)
-    mask = model._population_mask(n_features, n_receivers).astype(bool)
-    n_used = model.fit_info_["n_samples_used"]
-    full_objective = model.fit_info_["objective"]
+    mask = state.mask
+    n_used = state.info["n_samples_used"]
+    full_objective = state.info["objective"]
     statistic = np.full((n_senders, n_receivers), np.nan)
     p_value = np.full((n_senders, n_receivers), np.nan)
     sender_of = np.arange(n_features) // n_basis_funcs
