@@ -13,6 +13,7 @@ fit's own problem. ``FittedState`` is what the analyses of a fitted model (``inf
 from __future__ import annotations
 
 import dataclasses
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -22,11 +23,13 @@ from numpy.typing import NDArray
 
 from ._history_features import HistoryFeatures
 from ._native import core as _core
-from ._validation import design_for_core, fortran_float64
+from ._validation import as_numeric_array, design_for_core, fortran_float64
+from .exceptions import ConvergenceWarning
+from .observation_models import link
 
 __all__ = [
     "FitProblem", "FitResult", "FittedState", "finish", "gram_rank", "prepare", "rows_of", "run",
-    "solve",
+    "solve", "start", "residual_dof", "design_rank", "warn_about_failures",
 ]  # fmt: skip
 
 
@@ -185,9 +188,7 @@ def prepare(model: Any, X: Any, y: Any, init_params: tuple | None) -> FitProblem
     used_counts = rows_of(counts, rows)
     observation = model.observation_model
     observation.check_y(used_counts, scan_flags=count_flags)
-    if init_params is not None and not model._population:
-        init_params = model._single_init_to_population(init_params)
-    coef, intercept = model._starting_point(init_params, used_counts, n_features, n_neurons)
+    coef, intercept = start(model, init_params, used_counts, n_features, n_neurons)
     settings = {
         "family": int(family), "scale": float(observation.scale), "tol": tol,
         "max_iter": max_iter, "n_threads": n_threads,
@@ -235,7 +236,7 @@ def finish(problem: FitProblem, record: dict[str, NDArray]) -> FitResult:
         # The rank of X costs a Gram matrix: computed on first access, not in every fit.
         dof_pending = (weakref.ref(problem.user_X), rows, coef)
     else:
-        dof_resid = model._resid_dof(X, rows, coef, problem.settings["n_threads"])
+        dof_resid = residual_dof(model, X, rows, coef)
     if observation.fixed_scale:
         scale = observation.estimate_scale(np.empty((0, problem.n_neurons)), None, None)
     else:
@@ -269,3 +270,121 @@ def gram_rank(gram: NDArray) -> int:
     scaled = gram[np.ix_(nonzero, nonzero)] / np.outer(scale[nonzero], scale[nonzero])
     eigenvalues = np.linalg.eigvalsh(scaled)
     return int(np.sum(eigenvalues > eigenvalues.max() * _core.RANK_TOLERANCE))
+
+
+def start(
+    model: Any, init_params: tuple | None, counts: NDArray, n_features: int, n_neurons: int
+) -> tuple[NDArray, NDArray]:
+    """Return the checked starting point ``(coef, intercept)`` in population layout.
+
+    Default: zero coefficients and each neuron's intercept-only optimum, link(mean response) over
+    ``counts`` (the fitted rows), as NeMoS; ``init_params`` is in the model's own layout.
+    """
+    if init_params is None:
+        coef = np.zeros((n_features, n_neurons), order="F")
+        # A response on the edge of the support (a silent neuron) starts half a count inside it.
+        nudge = 0.5 / max(counts.shape[0], 1)
+        mean = model.observation_model.initial_mean(counts.mean(axis=0), nudge)
+        return coef, np.asarray(link(model._link())(mean), dtype=np.float64)
+    if not isinstance(init_params, (tuple, list)) or len(init_params) != 2:
+        raise ValueError("init_params must be a tuple (coef, intercept)")
+    coef = as_numeric_array(init_params[0], "init_params[0]")
+    intercept = as_numeric_array(init_params[1], "init_params[1]")
+    if not model._population:
+        if coef.ndim != 1:
+            raise ValueError(
+                f"init_params[0] (coef) must have shape (n_features,), got {coef.shape}"
+            )
+        coef, intercept = coef[:, None], np.atleast_1d(intercept)
+    coef = np.array(coef, dtype=np.float64, order="F")
+    intercept = np.array(intercept, dtype=np.float64)
+    if coef.shape != (n_features, n_neurons):
+        raise ValueError(
+            f"init_params[0] (coef) must have shape (n_features, n_neurons) = "
+            f"({n_features}, {n_neurons}), got {coef.shape}"
+        )
+    if intercept.shape != (n_neurons,):
+        raise ValueError(
+            f"init_params[1] (intercept) must have shape (n_neurons,) = ({n_neurons},), "
+            f"got {intercept.shape}"
+        )
+    if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
+        raise ValueError("init_params must be finite")
+    return coef, intercept
+
+
+def residual_dof(model: Any, X: Any, rows: NDArray, coef: NDArray) -> NDArray:
+    """Return NeMoS's residual degrees of freedom per neuron.
+
+    n - rank(X) - 1 unregularised, n - n_features - 1 with Ridge, n - (non-zero coefficients) - 1
+    per neuron with the sparse penalties; n counts the rows the fit used.
+    """
+    n_used = rows.size
+    n_neurons = coef.shape[1]
+    regularizer = model.regularizer
+    if not regularizer.smooth:
+        dof = n_used - np.count_nonzero(coef, axis=0) - 1.0
+    elif regularizer.needs_strength:
+        dof = np.full(n_neurons, n_used - X.shape[1] - 1.0)
+    else:
+        dof = np.full(n_neurons, n_used - design_rank(X, rows) - 1.0)
+    return dof.astype(np.float64)
+
+
+def design_rank(X: Any, rows: NDArray) -> int:
+    """Return the rank of X on the used rows, from its Gram matrix (no SVD of X)."""
+    n_features = X.shape[1]
+    if n_features == 0:
+        return 0
+    if isinstance(X, HistoryFeatures):
+        gram = np.zeros((n_features, n_features))
+        for _, block in X.row_blocks(rows):
+            gram += block.T @ block
+    else:
+        design = design_for_core(X)
+        gram = _core.weighted_gram(design, rows, np.ones(rows.size), False)[1:, 1:]
+    return gram_rank(gram)
+
+
+def warn_about_failures(status: NDArray, gradient_norm: NDArray, tol: float, max_iter: int) -> None:
+    """Issue one ConvergenceWarning per kind of neuron that did not converge."""
+    if (status == int(_core.FitStatus.converged)).all():  # the common case, kept cheap
+        return
+    codes = _core.FitStatus
+
+    def neurons(code: Any) -> list[int]:
+        return np.flatnonzero(status == int(code)).tolist()
+
+    if at_infinity := neurons(codes.mle_at_infinity):
+        warnings.warn(
+            f"The maximum-likelihood estimate does not exist for neurons {at_infinity}: the "
+            "neuron is silent or its spikes are perfectly separated by the features, so some "
+            "coefficients diverge to -inf. The returned values are finite points where the "
+            f"gradient is below tol={tol:g}; do not interpret their magnitude.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if stalled := neurons(codes.max_iter_reached):
+        worst = float(np.max(gradient_norm[stalled]))
+        warnings.warn(
+            f"Neurons {stalled} did not converge within max_iter={max_iter} Newton "
+            f"iterations (largest final max |gradient| = {worst:.3g}, tol = {tol:g}).",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if no_progress := neurons(codes.line_search_failed):
+        worst = float(np.max(gradient_norm[no_progress]))
+        warnings.warn(
+            f"Neurons {no_progress} stopped because no step decreased the objective "
+            f"(largest final max |gradient| = {worst:.3g}, tol = {tol:g}): the optimum is "
+            "at the limit of float64 precision.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if failed := neurons(codes.internal_error) + neurons(codes.no_valid_rows):
+        warnings.warn(
+            f"Neurons {failed} could not be fitted (internal error, e.g. out of memory); "
+            "their coefficients are the starting point.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )

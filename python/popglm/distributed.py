@@ -260,7 +260,7 @@ def _store_fit(model: Any, result: FitResult, tol: float, max_iter: int) -> Any:
     """Set the fitted attributes exactly as ``_BaseGLM.fit`` does, and warn about failures."""
     result.info["n_threads"] = _task_threads(model)  # per task: each worker runs its own solves
     model._set_fitted(result)
-    model._warn_about_failures(result.info["status"], result.info["gradient_norm"], tol, max_iter)
+    _fitting.warn_about_failures(result.info["status"], result.info["gradient_norm"], tol, max_iter)
     return model
 
 
@@ -551,10 +551,8 @@ def _fit_samples(
     if ridge.size == 0:
         ridge = np.zeros((n_features, n_neurons))
     if init_params is not None:
-        if not model._population:
-            init_params = model._single_init_to_population(init_params)
-        coef, intercept = model._starting_point(
-            init_params, np.empty((0, n_neurons)), n_features, n_neurons
+        coef, intercept = _fitting.start(
+            model, init_params, np.empty((0, n_neurons)), n_features, n_neurons
         )
         coef = np.where(mask, coef, 0.0)
 

@@ -27,15 +27,14 @@ from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._progress import FitProgress
 from ._threads import resolve_n_threads
-from ._validation import as_numeric_array, check_positive_int, design_for_core
+from ._validation import as_numeric_array, check_positive_int
 from .basis._pynapple import is_tsd
 from .basis._pynapple import wrap as wrap_tsd
-from .exceptions import ConvergenceWarning, NotFittedError
+from .exceptions import NotFittedError
 from .observation_models import (
     Observations,
     check_link_known,
     inverse_link,
-    link,
     link_name,
     resolve_observation_model,
 )
@@ -343,7 +342,7 @@ class _BaseGLM(BaseEstimator):
             valid[: X.window_size] = False
         else:
             valid &= np.isfinite(X).all(axis=1)
-        coef, intercept = self._starting_point(init_params, Y[valid], X.shape[1], Y.shape[1])
+        coef, intercept = _fitting.start(self, init_params, Y[valid], X.shape[1], Y.shape[1])
         return self._coef_from_population(coef), intercept
 
     def fit(
@@ -391,26 +390,15 @@ class _BaseGLM(BaseEstimator):
         result = _fitting.finish(problem, record)
         self._set_fitted(result)
         settings = problem.settings
-        self._warn_about_failures(
+        _fitting.warn_about_failures(
             result.info["status"], result.info["gradient_norm"], settings["tol"],
             settings["max_iter"],
         )  # fmt: skip
         return self
 
-    def _single_init_to_population(self, init_params: Any) -> tuple:
-        if not isinstance(init_params, (tuple, list)) or len(init_params) != 2:
-            raise ValueError("init_params must be a tuple (coef, intercept)")
-        coef = as_numeric_array(init_params[0], "init_params[0]")
-        intercept = np.atleast_1d(as_numeric_array(init_params[1], "init_params[1]"))
-        if coef.ndim != 1:
-            raise ValueError(
-                f"init_params[0] (coef) must have shape (n_features,), got {coef.shape}"
-            )
-        return coef[:, None], intercept
-
     @property
     def dof_resid_(self) -> NDArray:
-        """Residual degrees of freedom per neuron (NeMoS's definition, see ``_resid_dof``).
+        """Residual degrees of freedom per neuron (NeMoS's definition: ``_fitting.residual_dof``).
 
         For an unregularised Poisson, Bernoulli or NegativeBinomial fit it needs the rank of X,
         which is computed on first access from the X passed to ``fit`` (held by weak
@@ -428,105 +416,12 @@ class _BaseGLM(BaseEstimator):
                     "dof_resid_ needs the rank of the X passed to fit, which no longer exists; "
                     "read dof_resid_ while that X is alive (it is computed on first access)"
                 )
-            self._dof_resid = self._resid_dof(design, pending[1], pending[2], 1)
+            self._dof_resid = _fitting.residual_dof(self, design, pending[1], pending[2])
             self._dof_pending = None
         return self._dof_resid
 
-    def _resid_dof(self, X: Any, rows: NDArray, coef: NDArray, n_threads: int) -> NDArray:
-        """NeMoS's residual degrees of freedom.
-
-        n - rank(X) - 1 unregularised, n - n_features - 1 with Ridge, n - (non-zero
-        coefficients) - 1 per neuron with the sparse penalties; n counts the rows the fit used.
-        """
-        n_used = rows.size
-        n_neurons = coef.shape[1]
-        if not self._regularizer.smooth:
-            dof = n_used - np.count_nonzero(coef, axis=0) - 1.0
-        elif self._regularizer.needs_strength:
-            dof = np.full(n_neurons, n_used - X.shape[1] - 1.0)
-        else:
-            dof = np.full(n_neurons, n_used - _design_rank(X, rows) - 1.0)
-        return dof.astype(np.float64)
-
     def _mean_response(self, eta: NDArray) -> NDArray:
         return inverse_link(self._link())(eta)
-
-    def _starting_point(
-        self, init_params: tuple | None, counts: NDArray, n_features: int, n_neurons: int
-    ) -> tuple[NDArray, NDArray]:
-        if init_params is None:
-            coef = np.zeros((n_features, n_neurons), order="F")
-            # The intercept-only optimum, link(mean response), as NeMoS; a response that sits at
-            # the edge of the support (a silent neuron) starts half a count inside it.
-            mean = counts.mean(axis=0)
-            nudge = 0.5 / max(counts.shape[0], 1)
-            mean = self._observation_model.initial_mean(mean, nudge)
-            return coef, np.asarray(link(self._link())(mean), dtype=np.float64)
-        if not isinstance(init_params, (tuple, list)) or len(init_params) != 2:
-            raise ValueError("init_params must be a tuple (coef, intercept)")
-        coef = np.array(
-            as_numeric_array(init_params[0], "init_params[0]"), dtype=np.float64, order="F"
-        )
-        intercept = np.array(as_numeric_array(init_params[1], "init_params[1]"), dtype=np.float64)
-        if coef.shape != (n_features, n_neurons):
-            raise ValueError(
-                f"init_params[0] (coef) must have shape (n_features, n_neurons) = "
-                f"({n_features}, {n_neurons}), got {coef.shape}"
-            )
-        if intercept.shape != (n_neurons,):
-            raise ValueError(
-                f"init_params[1] (intercept) must have shape (n_neurons,) = ({n_neurons},), "
-                f"got {intercept.shape}"
-            )
-        if not (np.isfinite(coef).all() and np.isfinite(intercept).all()):
-            raise ValueError("init_params must be finite")
-        return coef, intercept
-
-    @staticmethod
-    def _warn_about_failures(
-        status: NDArray, gradient_norm: NDArray, tol: float, max_iter: int
-    ) -> None:
-        if (status == int(_core.FitStatus.converged)).all():  # the common case, kept cheap
-            return
-
-        codes = _core.FitStatus
-
-        def neurons(code) -> list[int]:
-            return np.flatnonzero(status == int(code)).tolist()
-
-        if at_infinity := neurons(codes.mle_at_infinity):
-            warnings.warn(
-                f"The maximum-likelihood estimate does not exist for neurons {at_infinity}: the "
-                "neuron is silent or its spikes are perfectly separated by the features, so some "
-                "coefficients diverge to -inf. The returned values are finite points where the "
-                f"gradient is below tol={tol:g}; do not interpret their magnitude.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        if stalled := neurons(codes.max_iter_reached):
-            worst = float(np.max(gradient_norm[stalled]))
-            warnings.warn(
-                f"Neurons {stalled} did not converge within max_iter={max_iter} Newton "
-                f"iterations (largest final max |gradient| = {worst:.3g}, tol = {tol:g}).",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        if no_progress := neurons(codes.line_search_failed):
-            worst = float(np.max(gradient_norm[no_progress]))
-            warnings.warn(
-                f"Neurons {no_progress} stopped because no step decreased the objective "
-                f"(largest final max |gradient| = {worst:.3g}, tol = {tol:g}): the optimum is "
-                "at the limit of float64 precision.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-        if failed := neurons(codes.internal_error) + neurons(codes.no_valid_rows):
-            warnings.warn(
-                f"Neurons {failed} could not be fitted (internal error, e.g. out of memory); "
-                "their coefficients are the starting point.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
 
     # -- using a fitted model --
 
@@ -842,21 +737,6 @@ class _BaseGLM(BaseEstimator):
             self.n_iter_ = info["n_iter"] if self._population else int(info["n_iter"][0])
             self.converged_ = info["converged"] if self._population else bool(info["converged"][0])
         self._dof_resid, self._dof_pending = result.dof_resid, result.dof_pending
-
-
-def _design_rank(X: Any, rows: NDArray) -> int:
-    """Rank of X on the used rows, from the eigenvalues of its Gram matrix (no SVD of X)."""
-    n_features = X.shape[1]
-    if n_features == 0:
-        return 0
-    if isinstance(X, HistoryFeatures):
-        gram = np.zeros((n_features, n_features))
-        for _, block in X.row_blocks(rows):
-            gram += block.T @ block
-    else:
-        design = design_for_core(X)
-        gram = _core.weighted_gram(design, rows, np.ones(rows.size), False)[1:, 1:]
-    return _fitting.gram_rank(gram)
 
 
 def _as_score(value: Any) -> Any:
