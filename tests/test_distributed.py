@@ -433,3 +433,25 @@ def test_samples_survive_a_worker_killed_mid_fit(client, tmp_path, counts, histo
     assert len(_worker_pids(client) - pids_before) == 1
     assert len(os.listdir(calls)) > 12  # the fit went on for passes after the kill
     assert_same_fit(distributed, local, atol=1e-8)
+
+
+def test_receivers_drop_what_separates_as_the_local_fit_does(client):
+    # Neuron 1 fires 3 times and neuron 0 is silent for 10 bins after each: neuron 1's features
+    # carry a direction of recession for neuron 0 (tests/test_recession.py has the details).
+    rng = np.random.default_rng(0)
+    counts = np.column_stack([rng.poisson(0.2, 3000), np.zeros(3000), rng.poisson(0.3, 3000)])
+    for t in (500, 1500, 2500):
+        counts[t, 1] = 1
+        counts[t + 1 : t + 11, 0] = 0
+    basis = nmo.basis.RaisedCosineLogConv(3, window_size=10)
+    X, y = basis.compute_features(counts), counts[:, [0, 2]]
+    message = r"does not exist for neurons \[0\]"
+    with pytest.warns(nmo.ConvergenceWarning, match=message):
+        local = nmo.glm.PopulationGLM().fit(X, y)
+    with pytest.warns(nmo.ConvergenceWarning, match=message):
+        distributed = popglm.distributed.fit(
+            nmo.glm.PopulationGLM(), X, y, client, neurons_per_task=1
+        )
+    np.testing.assert_array_equal(distributed.fit_info_["dropped_features"][0], [3, 4, 5])
+    np.testing.assert_array_equal(distributed.fit_info_["status"], local.fit_info_["status"])
+    np.testing.assert_allclose(distributed.coef_, local.coef_, rtol=1e-9, atol=1e-12)

@@ -208,10 +208,18 @@ def test_separated_neuron_warns(howto_counts):
             y[t, 0] = 0
     X = nmo.basis.HistoryConv(window_size=2).compute_features(y)
     with pytest.warns(ConvergenceWarning, match=r"does not exist for neurons \[0\]"):
-        model = nmo.glm.PopulationGLM().fit(X, y)
+        model = nmo.glm.PopulationGLM(no_mle="stop").fit(X, y)
     assert np.isfinite(model.coef_).all()
     assert model.coef_[0, 0] < -10  # lag-1 self coupling heads to -inf
     assert model.converged_[1:].all()
+    # By default that feature is removed for neuron 0 and the rest is its exact MLE.
+    with pytest.warns(ConvergenceWarning, match=r"does not exist for neurons \[0\]"):
+        model = nmo.glm.PopulationGLM().fit(X, y)
+    np.testing.assert_array_equal(model.fit_info_["dropped_features"][0], [0])
+    assert model.coef_[0, 0] == 0.0
+    coef, intercept = statsmodels_fit(X[:, 1:], y[:, 0].astype(float))
+    np.testing.assert_allclose(model.coef_[1:, 0], coef, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(model.intercept_[0], intercept, rtol=1e-7)
 
 
 def test_max_iter_is_honoured_and_warns(coupled_design, coupled_counts):

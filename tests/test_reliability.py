@@ -289,7 +289,14 @@ def test_fit_info_gives_a_reason_per_neuron(coupled_counts):
     ]
     np.testing.assert_array_equal(info["converged"], info["status"] == 0)
     assert np.isfinite(model.coef_).all() and np.isfinite(model.intercept_).all()
-    assert model.intercept_[1] < np.log(1e-6)  # the rate was driven towards zero
+    # No feature left and half a spike over the fitted bins (the bounded answer).
+    assert np.all(model.coef_[:, 1] == 0.0)
+    np.testing.assert_allclose(
+        model.intercept_[1], np.log(0.5 / info["n_samples_used"]), rtol=1e-12
+    )
+    with pytest.warns(nmo.ConvergenceWarning, match=r"neurons \[1\]"):
+        stopped = nmo.glm.PopulationGLM(no_mle="stop").fit(X, counts)
+    assert stopped.intercept_[1] < np.log(1e-6)  # the rate was driven towards zero
 
     with pytest.warns(nmo.ConvergenceWarning, match="max_iter=1"):
         capped = nmo.glm.PopulationGLM(max_iter=1).fit(X, coupled_counts)

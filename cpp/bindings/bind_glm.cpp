@@ -154,22 +154,25 @@ void register_glm(py::module_& m) {
       .value("negative_binomial_exp", ObservationFamily::negative_binomial_exp)
       .value("gaussian_identity", ObservationFamily::gaussian_identity);
   py::class_<FitOptions>(m, "FitOptions", "Settings of one fit_population call.")
-      .def(py::init([](ObservationFamily family, double scale, double tol, int max_iter, int n_threads) {
+      .def(py::init([](ObservationFamily family, double scale, double tol, int max_iter, int n_threads,
+                       bool detect_divergence) {
              FitOptions options;
              options.family = family;
              options.scale = scale;
              options.tol = tol;
              options.max_iter = max_iter;
              options.n_threads = n_threads;
+             options.detect_divergence = detect_divergence;
              return options;
            }),
            py::arg("family") = ObservationFamily::poisson_exp, py::arg("scale") = 1.0, py::arg("tol") = 1e-8,
-           py::arg("max_iter") = 100, py::arg("n_threads") = 1)
+           py::arg("max_iter") = 100, py::arg("n_threads") = 1, py::arg("detect_divergence") = true)
       .def_readwrite("family", &FitOptions::family)
       .def_readwrite("scale", &FitOptions::scale)
       .def_readwrite("tol", &FitOptions::tol)
       .def_readwrite("max_iter", &FitOptions::max_iter)
-      .def_readwrite("n_threads", &FitOptions::n_threads);
+      .def_readwrite("n_threads", &FitOptions::n_threads)
+      .def_readwrite("detect_divergence", &FitOptions::detect_divergence);
 
   // Releases the GIL inside (run_interruptibly) so that Ctrl-C can stop it.
   m.def("fit_population", &fit, py::arg("design"), py::arg("counts").noconvert(), py::arg("rows").noconvert(),

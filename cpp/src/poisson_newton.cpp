@@ -385,6 +385,7 @@ class PopulationSolver {
 
   /// True when the neuron is silent or some predicted rate vanishes relative to its mean count.
   bool rates_reach_zero(const NeuronState& state) const {
+    if (!options_.detect_divergence) return false;
     return state.mean_count == 0.0 ||
            std::exp(eta_.col(state.neuron).minCoeff()) < kVanishingRate * state.mean_count;
   }
@@ -393,6 +394,7 @@ class PopulationSolver {
   /// tol (rate < 10 n tol) while far below the mean count: where a ray towards an MLE at infinity
   /// can end within tol without its rates ever looking vanishing against the mean.
   bool rates_at_tol_floor(const NeuronState& state) const {
+    if (!options_.detect_divergence) return false;
     const double floor = std::max(
         kVanishingRate * state.mean_count,
         std::min(10.0 * static_cast<double>(rows_.size()) * options_.tol, kTolFloorRate * state.mean_count));

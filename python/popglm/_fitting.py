@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from . import _recession
 from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._validation import as_numeric_array, design_for_core, fortran_float64
@@ -210,6 +211,7 @@ def solve(
     options = _core.FitOptions(
         family=_core.ObservationFamily(settings["family"]), scale=settings["scale"],
         tol=settings["tol"], max_iter=settings["max_iter"], n_threads=settings["n_threads"],
+        detect_divergence=settings.get("detect_divergence", True),
     )  # fmt: skip
     return _core.fit_population(
         design, counts, rows, mask, coef, intercept, options, penalty, progress
@@ -222,6 +224,144 @@ def run(problem: FitProblem, progress: Any = None) -> dict[str, NDArray]:
         problem.design, problem.counts, problem.rows, problem.mask, problem.penalty,
         problem.settings, problem.coef, problem.intercept, progress,
     )  # fmt: skip
+
+
+#: Rounds of certificate and refit (each removes at least one feature from the neurons in it).
+_MAX_SETTLE_ROUNDS = 8
+
+
+def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
+    """Decide by certificate whether each neuron's MLE exists; bound the answer where it does not.
+
+    Only with ``no_mle="drop"`` and families with a certificate (``_recession``). Every neuron
+    the engine stopped is checked (converged, at infinity, out of iterations, stuck) on its
+    unpenalised features and intercept by ``_recession.diagnose``. Where a direction of recession
+    exists, the features that carry it are removed and the neuron is refitted from the start,
+    then checked again, until the certificate says the reduced problem has an MLE; such neurons
+    are labelled ``mle_at_infinity`` and ``record["dropped_features"]`` lists what they lost. A
+    neuron whose MLE exists but which the engine called at infinity is solved on without the
+    engine's divergence test. A silent neuron (no count on a fitted row, or one binary value)
+    keeps no feature and its start's intercept. The problem's mask, coef and intercept and the
+    record are updated in place.
+    """
+    codes = _core.FitStatus
+    family = _core.ObservationFamily(problem.settings["family"])
+    status = record["status"]
+    dropped = [np.empty(0, dtype=np.int64) for _ in range(problem.n_neurons)]
+    record["dropped_features"] = dropped
+    if problem.model.no_mle != "drop" or (
+        family not in _recession.COUNT_FAMILIES and family not in _recession.BINARY_FAMILIES
+    ):
+        return
+    pending = np.flatnonzero(np.isin(
+        status,
+        [int(codes.converged), int(codes.mle_at_infinity), int(codes.max_iter_reached),
+         int(codes.line_search_failed)],
+    ))  # fmt: skip
+    X, rows, scale = problem.X, problem.rows, problem.settings["scale"]
+    free = problem.mask.astype(bool) & ~_penalised(problem.penalty, problem.mask.shape)
+    silent, without_mle = [], np.zeros(problem.n_neurons, dtype=bool)
+    copied = False
+    for _ in range(_MAX_SETTLE_ROUNDS):
+        reduced, exists = [], []
+        for j in pending:
+            y = problem.counts[:, j]
+            values = rows_of(y, rows)
+            one_value = values.min() == values.max()
+            if one_value and (values[0] == 0 or family in _recession.BINARY_FAMILIES):
+                silent.append(j)  # only the intercept recedes (no count, or one binary value)
+                continue
+            active = np.flatnonzero(free[:, j])
+            if active.size == 0:
+                continue
+            point = None
+            if status[j] in (int(codes.converged), int(codes.max_iter_reached)):
+                point = np.concatenate([[problem.intercept[j]], problem.coef[active, j]])
+            try:
+                lost = _recession.diagnose(X, y, rows, active, family, scale, point)
+            except _recession.Undecided:
+                continue  # the engine's own verdict stands
+            if lost is None:
+                if status[j] == int(codes.mle_at_infinity):
+                    exists.append(j)  # the engine's divergence test was wrong: solve on
+                continue
+            features = active[lost]
+            without_mle[j] = True
+            dropped[j] = np.union1d(dropped[j], features)
+            free[features, j] = False
+            reduced.append(j)
+        if (reduced or silent) and not copied:
+            problem.mask = np.array(problem.mask, dtype=np.uint8, order="F")  # not the user's
+            copied = True
+        if exists:
+            _solve_again(problem, record, np.array(exists), detect_divergence=False)
+        if not reduced:
+            break
+        neurons = np.array(reduced)
+        for j in reduced:
+            problem.mask[dropped[j], j] = 0
+        # From the start, not from where the iterates went along the direction (their other
+        # coefficients can be far out too).
+        coef, intercept = start(
+            problem.model, None, rows_of(problem.counts[:, neurons], rows), problem.coef.shape[0],
+            neurons.size,
+        )  # fmt: skip
+        problem.coef[:, neurons] = coef
+        problem.intercept[neurons] = intercept
+        _solve_again(problem, record, neurons, detect_divergence=True)
+        pending = neurons
+    if silent:
+        neurons = np.array(silent)
+        for j in silent:
+            dropped[j] = np.flatnonzero(problem.mask[:, j]).astype(np.int64)
+            problem.mask[:, j] = 0
+        problem.coef[:, neurons] = 0.0
+        problem.intercept[neurons] = start(
+            problem.model, None, rows_of(problem.counts[:, neurons], rows), 0, neurons.size
+        )[1]
+        # Nothing is left to fit: the record is evaluated at the start's intercept.
+        _solve_again(problem, record, neurons, detect_divergence=False, max_iter=0)
+        status[neurons] = int(codes.mle_at_infinity)
+    status[without_mle & (status == int(codes.converged))] = int(codes.mle_at_infinity)
+
+
+def _penalised(penalty: dict[str, NDArray], shape: tuple[int, int]) -> NDArray:
+    """Which coefficients the penalty bounds (a direction of recession cannot move them)."""
+    bounded = np.zeros(shape, dtype=bool)
+    for key in ("l1", "l2"):
+        if key in penalty and penalty[key].size:
+            bounded |= penalty[key] > 0
+    groups, weights = penalty.get("group"), penalty.get("group_weight")
+    if groups is not None and weights is not None and groups.size and weights.size:
+        in_group = groups >= 0
+        columns = np.broadcast_to(np.arange(shape[1]), shape)
+        bounded[in_group] |= weights[groups[in_group], columns[in_group]] > 0
+    return bounded
+
+
+def _solve_again(
+    problem: FitProblem, record: dict[str, NDArray], neurons: NDArray, detect_divergence: bool,
+    max_iter: int | None = None,
+) -> None:  # fmt: skip
+    """Solve some neurons of the problem again from their current point, adding to the record."""
+    design = problem.design
+    counts = np.asfortranarray(problem.counts[:, neurons])
+    coef = np.asfortranarray(problem.coef[:, neurons])
+    intercept = problem.intercept[neurons].copy()
+    penalty = {key: np.asfortranarray(value[:, neurons]) for key, value in problem.penalty.items()}
+    settings = dict(problem.settings, detect_divergence=detect_divergence)
+    if max_iter is not None:
+        settings["max_iter"] = max_iter
+    again = solve(
+        design, counts, problem.rows, np.asfortranarray(problem.mask[:, neurons]), penalty,
+        settings, coef, intercept,
+    )  # fmt: skip
+    problem.coef[:, neurons] = coef
+    problem.intercept[neurons] = intercept
+    for key in ("status", "gradient_norm", "objective"):
+        record[key][neurons] = again[key]
+    for key in ("n_iter", "n_hessian"):
+        record[key][neurons] += again[key]
 
 
 def finish(problem: FitProblem, record: dict[str, NDArray]) -> FitResult:
@@ -246,6 +386,9 @@ def finish(problem: FitProblem, record: dict[str, NDArray]) -> FitResult:
         )
     info = {
         **{key: np.asarray(record[key]) for key in _RECORD_KEYS},
+        **(
+            {"dropped_features": record["dropped_features"]} if "dropped_features" in record else {}
+        ),
         "n_samples_used": int(rows.size),
         "n_threads": problem.settings["n_threads"],
     }
@@ -346,8 +489,10 @@ def design_rank(X: Any, rows: NDArray) -> int:
     return gram_rank(gram)
 
 
-def warn_about_failures(status: NDArray, gradient_norm: NDArray, tol: float, max_iter: int) -> None:
+def warn_about_failures(info: dict[str, Any], settings: dict[str, Any]) -> None:
     """Issue one ConvergenceWarning per kind of neuron that did not converge."""
+    status, gradient_norm = info["status"], info["gradient_norm"]
+    tol, max_iter = settings["tol"], settings["max_iter"]
     if (status == int(_core.FitStatus.converged)).all():  # the common case, kept cheap
         return
     codes = _core.FitStatus
@@ -356,11 +501,24 @@ def warn_about_failures(status: NDArray, gradient_norm: NDArray, tol: float, max
         return np.flatnonzero(status == int(code)).tolist()
 
     if at_infinity := neurons(codes.mle_at_infinity):
+        dropped = info.get("dropped_features")
+        if dropped is not None and all(dropped[j].size for j in at_infinity):
+            answer = (
+                "a linear program found, for each, directions of recession (a silent neuron, or "
+                "features whose values never meet its spikes, e.g. a rare sender). The features "
+                "carrying them were removed for that neuron and the rest fitted to its exact "
+                "MLE: see fit_info_['dropped_features'] (a silent neuron keeps only its "
+                "intercept, at half a spike over the fitted bins)."
+            )
+        else:
+            answer = (
+                "the neuron is silent or its spikes are separated by some features, so some "
+                "coefficients diverge. The returned values are the finite point where the "
+                "iterates stopped; do not interpret their magnitude (no_mle='drop' removes "
+                "the features that carry the divergence instead)."
+            )
         warnings.warn(
-            f"The maximum-likelihood estimate does not exist for neurons {at_infinity}: the "
-            "neuron is silent or its spikes are perfectly separated by the features, so some "
-            "coefficients diverge to -inf. The returned values are finite points where the "
-            f"gradient is below tol={tol:g}; do not interpret their magnitude.",
+            f"The maximum-likelihood estimate does not exist for neurons {at_infinity}: {answer}",
             ConvergenceWarning,
             stacklevel=3,
         )

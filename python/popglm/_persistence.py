@@ -24,6 +24,8 @@ __all__ = ["fitted_state", "load", "restore_fitted_state", "save"]
 # fit_info_ entries recomputed on load from "status" rather than stored.
 _DERIVED_FIT_INFO = ("converged", "reason")
 _FIT_INFO_PREFIX = "fit_info/"
+# fit_info_ entry listing, per neuron, the features a fit without an MLE removed.
+_DROPPED = "dropped_features"
 
 
 def save(model: Any, filename: str | Path) -> None:
@@ -48,6 +50,7 @@ def save(model: Any, filename: str | Path) -> None:
                     "max_iter": model.max_iter,
                     "n_threads": model.n_threads,
                     "verbose": model.verbose,
+                    "no_mle": model.no_mle,
                 }
             )
         ),
@@ -79,6 +82,13 @@ def fitted_state(model: Any) -> dict[str, NDArray]:
     if getattr(model, "scale_", None) is not None:
         state["scale_"] = np.asarray(model.scale_, dtype=np.float64)
     for key, value in (getattr(model, "fit_info_", None) or {}).items():
+        if key == _DROPPED:
+            # A list of index arrays per neuron: stored as a (n_features, n_neurons) mask.
+            dropped = np.zeros((np.shape(model.coef_)[0], len(value)), dtype=np.uint8)
+            for j, features in enumerate(value):
+                dropped[np.asarray(features, dtype=np.int64), j] = 1
+            state[_FIT_INFO_PREFIX + key] = dropped
+            continue
         value = np.asarray(value)
         if key not in _DERIVED_FIT_INFO and value.dtype.kind in "biuf":
             state[_FIT_INFO_PREFIX + key] = value
@@ -107,6 +117,14 @@ def restore_fitted_state(
         for key in ("n_samples_used", "n_threads"):
             if key in info and info[key].ndim == 0:
                 info[key] = int(info[key])
+        dropped = info.get(_DROPPED)
+        if dropped is not None:
+            if dropped.ndim != 2 or dropped.shape[1] != intercept.shape[0]:
+                raise ValueError(
+                    f"{_FIT_INFO_PREFIX}{_DROPPED} must have shape (n_features, n_neurons), got "
+                    f"{dropped.shape}"
+                )
+            info[_DROPPED] = [np.flatnonzero(column).astype(np.int64) for column in dropped.T]
     else:
         info = None
     dof_resid = contents.get("dof_resid_")
@@ -181,6 +199,7 @@ def load(filename: str | Path, classes: dict[str, type]) -> Any:
             max_iter=settings["max_iter"],
             n_threads=settings["n_threads"],
             verbose=settings.get("verbose"),
+            no_mle=settings.get("no_mle", "drop"),
         )
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as error:
         raise ValueError(f"{filename!s} has damaged settings: {error}") from None

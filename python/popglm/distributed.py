@@ -260,7 +260,7 @@ def _store_fit(model: Any, result: FitResult, tol: float, max_iter: int) -> Any:
     """Set the fitted attributes exactly as ``_BaseGLM.fit`` does, and warn about failures."""
     result.info["n_threads"] = _task_threads(model)  # per task: each worker runs its own solves
     model._set_fitted(result)
-    _fitting.warn_about_failures(result.info["status"], result.info["gradient_norm"], tol, max_iter)
+    _fitting.warn_about_failures(result.info, {"tol": tol, "max_iter": max_iter})
     return model
 
 
@@ -352,6 +352,8 @@ def _fit_receivers(
         key: np.concatenate([result[key] for result in results])
         for key in ("status", "n_iter", "gradient_norm", "objective", "n_hessian")
     }
+    # Neurons without a finite answer are settled here, on the client (few, and small fits).
+    _fitting.settle(problem, record)
     settings = problem.settings
     return _store_fit(
         model, _fitting.finish(problem, record), settings["tol"], settings["max_iter"]
@@ -680,6 +682,8 @@ def _fit_samples(
         "objective": objective,
         "n_hessian": n_hessian,
         "n_samples_used": n_used,
+        # The certificate needs the design on the client: not run on sample-split data.
+        "dropped_features": [np.empty(0, dtype=np.int64) for _ in range(n_neurons)],
     }
     if needs_rank:
         dof = np.full(n_neurons, n_used - _fitting.gram_rank(summary["gram"][1:, 1:]) - 1.0)

@@ -42,6 +42,9 @@ from .regularizer import GroupLasso, Regularizer, resolve_regularizer
 
 __all__ = ["FIT_STATUS", "GLM", "PopulationGLM", "load_model"]
 
+#: What ``fit`` returns for a neuron whose maximum-likelihood estimate does not exist.
+_NO_MLE = ("drop", "stop")
+
 #: Meaning of the codes in ``fit_info_["status"]``: the C++ engine's ``FitStatus`` (``interrupted``
 #: is never seen in a fitted model: the fit raises KeyboardInterrupt instead).
 FIT_STATUS = {int(code): name for name, code in _core.FitStatus.__members__.items()}
@@ -110,6 +113,7 @@ class _BaseGLM(BaseEstimator):
         self, observation_model: Any, inverse_link_function: Any, regularizer: Any,
         regularizer_strength: Any, solver_name: str | None, solver_kwargs: dict | None,
         tol: float, max_iter: int, n_threads: int | None, verbose: bool | None = None,
+        no_mle: str = "drop",
     ) -> None:  # fmt: skip
         # Each subclass spells out its own __init__ (scikit-learn reads the parameters from it).
         self.observation_model = observation_model
@@ -125,6 +129,18 @@ class _BaseGLM(BaseEstimator):
         if verbose is not None and not isinstance(verbose, (bool, np.bool_)):
             raise TypeError(f"verbose must be True, False or None, got {verbose!r}")
         self.verbose = verbose
+        self.no_mle = no_mle
+
+    @property
+    def no_mle(self) -> str:
+        """What ``fit`` returns for a neuron without a maximum-likelihood estimate."""
+        return self._no_mle
+
+    @no_mle.setter
+    def no_mle(self, no_mle: str) -> None:
+        if not isinstance(no_mle, str) or no_mle not in _NO_MLE:
+            raise ValueError(f"no_mle must be one of {list(_NO_MLE)}, got {no_mle!r}")
+        self._no_mle = no_mle
 
     @property
     def observation_model(self) -> Observations:
@@ -268,7 +284,7 @@ class _BaseGLM(BaseEstimator):
         return _fitting.FittedState(
             coef=coef,
             intercept=np.atleast_1d(self.intercept_),
-            mask=self._population_mask(n_features, n_neurons).astype(bool),
+            mask=self._fitted_mask(n_features, n_neurons),
             ridge=self._ridge_matrix(n_features, n_neurons),
             family=self._family(),
             link=self._link(),
@@ -277,6 +293,13 @@ class _BaseGLM(BaseEstimator):
             check_design=self._check_design,
             linear_predictor=lambda X: self._linear_predictor(X, coef_, intercept_),
         )
+
+    def _fitted_mask(self, n_features: int, n_neurons: int) -> NDArray:
+        """Return the features each neuron's fit used: the feature mask without dropped ones."""
+        mask = self._population_mask(n_features, n_neurons).astype(bool)
+        for j, dropped in enumerate(self.fit_info_.get("dropped_features", ())):
+            mask[np.asarray(dropped, dtype=np.int64), j] = False
+        return mask
 
     def _check_inputs(self, X: Any, y: ArrayLike) -> tuple[Any, NDArray]:
         """Return the checked design and y in population layout, for the same samples."""
@@ -385,15 +408,12 @@ class _BaseGLM(BaseEstimator):
         progress = FitProgress(self.verbose, f"popglm {type(self).__name__}.fit")
         try:
             record = _fitting.run(problem, progress.callback)
+            _fitting.settle(problem, record)
         finally:
             progress.close()
         result = _fitting.finish(problem, record)
         self._set_fitted(result)
-        settings = problem.settings
-        _fitting.warn_about_failures(
-            result.info["status"], result.info["gradient_norm"], settings["tol"],
-            settings["max_iter"],
-        )  # fmt: skip
+        _fitting.warn_about_failures(result.info, problem.settings)
         return self
 
     @property
@@ -790,6 +810,16 @@ class GLM(_BaseGLM):
     verbose : bool, optional
         Show a progress bar (tqdm if installed) for fits longer than a second: ``None`` (default)
         when stderr is a terminal or in a notebook, ``True`` always, ``False`` never.
+    no_mle : {"drop", "stop"}
+        What ``fit`` returns for a neuron whose maximum-likelihood estimate does not exist (a
+        silent neuron, or spikes separated by some features: e.g. a rare sender whose few
+        spikes never precede the receiver's). Whether it exists is decided by a certificate
+        (a linear program for a direction of recession), never guessed. ``"drop"`` (default):
+        the features that carry each direction are removed for that neuron and the rest is
+        fitted to its exact MLE, so coefficients are finite and predictions on new data stay
+        bounded (``fit_info_["dropped_features"]`` lists them; a silent neuron keeps only its
+        intercept, at half a spike over the fitted bins). ``"stop"``: the finite point where the
+        iterates were stopped, whose coefficients along the direction are arbitrary.
 
     Attributes
     ----------
@@ -832,10 +862,11 @@ class GLM(_BaseGLM):
         max_iter: int = 100,
         n_threads: int | None = None,
         verbose: bool | None = None,
+        no_mle: str = "drop",
     ) -> None:
         self._set_parameters(
             observation_model, inverse_link_function, regularizer, regularizer_strength,
-            solver_name, solver_kwargs, tol, max_iter, n_threads, verbose,
+            solver_name, solver_kwargs, tol, max_iter, n_threads, verbose, no_mle,
         )  # fmt: skip
 
 
@@ -883,6 +914,16 @@ class PopulationGLM(_BaseGLM):
         Show a progress bar (tqdm if installed: neurons done, current largest ``max |gradient|``)
         for fits longer than a second: ``None`` (default) when stderr is a terminal or in a
         notebook, ``True`` always, ``False`` never.
+    no_mle : {"drop", "stop"}
+        What ``fit`` returns for a neuron whose maximum-likelihood estimate does not exist (a
+        silent neuron, or spikes separated by some features: e.g. a rare sender whose few
+        spikes never precede the receiver's). Whether it exists is decided by a certificate
+        (a linear program for a direction of recession), never guessed. ``"drop"`` (default):
+        the features that carry each direction are removed for that neuron and the rest is
+        fitted to its exact MLE, so coefficients are finite and predictions on new data stay
+        bounded (``fit_info_["dropped_features"]`` lists them; a silent neuron keeps only its
+        intercept, at half a spike over the fitted bins). ``"stop"``: the finite point where the
+        iterates were stopped, whose coefficients along the direction are arbitrary.
 
     Attributes
     ----------
@@ -936,10 +977,11 @@ class PopulationGLM(_BaseGLM):
         max_iter: int = 100,
         n_threads: int | None = None,
         verbose: bool | None = None,
+        no_mle: str = "drop",
     ) -> None:
         self._set_parameters(
             observation_model, inverse_link_function, regularizer, regularizer_strength,
-            solver_name, solver_kwargs, tol, max_iter, n_threads, verbose,
+            solver_name, solver_kwargs, tol, max_iter, n_threads, verbose, no_mle,
         )  # fmt: skip
         self.feature_mask = feature_mask
 

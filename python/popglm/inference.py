@@ -34,7 +34,9 @@ __all__ = [
 class CoefficientInference:
     """Standard errors, Wald statistics and confidence intervals of a fitted model.
 
-    Obtained from ``model.inference(X)``. Masked-out coefficients have NaN statistics.
+    Obtained from ``model.inference(X)``. Masked-out coefficients have NaN statistics, and so
+    have the coefficients a fit dropped because they carried a direction of recession (the MLE
+    does not exist along them: ``fit_info_["dropped_features"]``).
 
     Attributes
     ----------
@@ -51,8 +53,10 @@ class CoefficientInference:
         covariances: list[NDArray],
         active: list[NDArray],
         population: bool,
+        dropped: list[NDArray] | None = None,
     ) -> None:
         self._population = population
+        self._dropped = dropped or [np.empty(0, dtype=np.int64) for _ in active]
         self._coef = coef if population else coef[:, None]
         self._intercept = np.asarray(intercept, dtype=np.float64)
         self._covariances = covariances
@@ -100,7 +104,8 @@ class CoefficientInference:
         Returns
         -------
         statistic, p_value : ndarray, shape (n_senders, n_receivers)
-            NaN where the pair is masked out entirely.
+            NaN where the pair is masked out entirely, and where the fit dropped any of the
+            pair's features (no MLE along them: the pair is not identifiable).
         """
         n_senders = self._senders(n_basis_funcs)
         n_receivers = self._coef.shape[1]
@@ -109,9 +114,10 @@ class CoefficientInference:
         for r in range(n_receivers):
             active = self._active[r]
             covariance = self._covariances[r]
+            unidentified = set((np.asarray(self._dropped[r]) // n_basis_funcs).tolist())
             for s in range(n_senders):
                 block = np.flatnonzero(active // n_basis_funcs == s)
-                if block.size == 0:
+                if block.size == 0 or s in unidentified:
                     continue
                 w = self._coef[active[block], r]
                 sub = covariance[np.ix_(block + 1, block + 1)]
@@ -243,6 +249,15 @@ def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> Co
         )
     X = state.check_design(X)
     informations, active = _information(state, X, n_threads)
+    dropped = state.info.get("dropped_features")
+    if dropped is not None and (without := [j for j, d in enumerate(dropped) if len(d)]):
+        warnings.warn(
+            f"Neurons {without} have no maximum-likelihood estimate along some features, which "
+            "the fit dropped (fit_info_['dropped_features']): their standard errors, p-values "
+            "and coupling tests are NaN.",
+            UserWarning,
+            stacklevel=3,
+        )
     covariances = []
     singular = []
     for j, information in enumerate(informations):
@@ -264,14 +279,16 @@ def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> Co
         )
     return CoefficientInference(
         state.coef if state.population else state.coef[:, 0], model.intercept_, covariances,
-        active, state.population,
+        active, state.population, dropped,
     )  # fmt: skip
 
 
 def benjamini_hochberg(p_values: ArrayLike, fdr: float = 0.05) -> NDArray:
     """Benjamini-Hochberg step-up procedure: which hypotheses are rejected at false discovery rate ``fdr``.
 
-    NaN p-values (e.g. masked pairs) are not tested and never rejected.
+    NaN p-values (a masked diagonal, pairs that are not identifiable: ``coupling_test`` warns
+    about those) are not tested and never rejected, and do not count in the number of tests: the
+    false discovery rate is controlled among the tested hypotheses.
 
     Returns
     -------

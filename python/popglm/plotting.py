@@ -198,7 +198,9 @@ def plot_connectivity(
         Needed when ``strength`` is a model.
     significant : ndarray of bool, shape (n_senders, n_receivers), optional
         Pairs to mark with a black dot, e.g. ``benjamini_hochberg(p_values)`` of the p-values
-        from ``model.inference(X).coupling_test(n_basis_funcs)``.
+        from ``model.inference(X).coupling_test(n_basis_funcs)``. With a model, the pairs whose
+        features its fit dropped (no MLE along them: ``fit_info_["dropped_features"]``) are
+        marked "not identifiable" with a grey cross instead, never as significant.
     neuron_names : list of str, optional
     ax : matplotlib Axes, optional
         Draw here instead of in a new figure.
@@ -221,10 +223,12 @@ def plot_connectivity(
     2
     """
     plt = _pyplot()
+    unidentified = None
     if hasattr(strength, "coef_"):
         if basis is None:
             raise ValueError("basis is required when strength is a fitted model")
         matrix = coupling_filters_of(strength, basis).sum(axis=1)
+        unidentified = _unidentified_pairs(strength, matrix.shape, basis)
     else:
         matrix = np.asarray(strength, dtype=np.float64)
     if matrix.ndim != 2:
@@ -247,8 +251,13 @@ def plot_connectivity(
         marks = np.asarray(significant)
         if marks.shape != matrix.shape:
             raise ValueError(f"significant must have shape {matrix.shape}, got {marks.shape}")
+        if unidentified is not None:
+            marks = marks & ~unidentified
         senders, receivers = np.nonzero(marks)
         ax.scatter(receivers, senders, s=12, color="black", label="significant")
+    if unidentified is not None and unidentified.any():
+        senders, receivers = np.nonzero(unidentified)
+        ax.scatter(receivers, senders, s=14, marker="x", color="0.4", label="not identifiable")
     names = _names(neuron_names, max(matrix.shape))
     if max(matrix.shape) <= 30:
         ax.set_xticks(range(matrix.shape[1]), names[: matrix.shape[1]], rotation=90)
@@ -257,6 +266,18 @@ def plot_connectivity(
     ax.set_ylabel("sender")
     ax.set_title("Connectivity")
     return fig
+
+
+def _unidentified_pairs(model: Any, shape: tuple[int, int], basis: Any) -> NDArray | None:
+    """(sender, receiver) pairs with a feature the fit dropped, or None when none was."""
+    dropped = getattr(model, "fit_info_", {}).get("dropped_features")
+    if dropped is None or not any(len(d) for d in dropped):
+        return None
+    n_basis = int(basis.n_basis_funcs)
+    pairs = np.zeros(shape, dtype=bool)
+    for receiver, features in enumerate(dropped):
+        pairs[np.unique(np.asarray(features, dtype=np.int64) // n_basis), receiver] = True
+    return pairs
 
 
 def plot_feature_matrix(

@@ -42,6 +42,10 @@ struct FitOptions {
   double tol = 1e-8;   ///< stop when max |gradient of the mean objective| <= tol
   int max_iter = 100;  ///< Newton iterations per neuron
   int n_threads = 1;   ///< OpenMP threads; results do not depend on it
+  /// Let the smooth engine end a neuron whose iterates run towards infinity (mle_at_infinity) by
+  /// its exact-Newton-step test; off, every neuron iterates to tol or max_iter (for neurons whose
+  /// MLE is known to exist).
+  bool detect_divergence = true;
   /// Checked between rounds and row blocks; when it fires, unfinished neurons end `interrupted`.
   const StopToken* stop = nullptr;
   /// Called by the calling thread between rounds with (neurons done, neurons, largest max

@@ -334,5 +334,3 @@ class HistoryConv(_ConvBasis):
         if self.conv_kwargs:
             params["conv_kwargs"] = self.conv_kwargs
         return params
-
-

@@ -14,7 +14,12 @@ from . import _functions as F
 from ._conv import _ConvBasis
 from ._eval import _EvalBasis
 
-__all__ = ["RaisedCosineLinearConv", "RaisedCosineLinearEval", "RaisedCosineLogConv", "RaisedCosineLogEval"]
+__all__ = [
+    "RaisedCosineLinearConv",
+    "RaisedCosineLinearEval",
+    "RaisedCosineLogConv",
+    "RaisedCosineLogEval",
+]
 
 
 def _check_width(width: float) -> float:
@@ -58,7 +63,11 @@ class RaisedCosineLog:
     """Log-stretched raised-cosine bumps on [0, 1] (NeMoS's ``RaisedCosineBasisLog``)."""
 
     def _set_family(
-        self, n_basis_funcs: int, width: float, time_scaling: float | None, enforce_decay_to_zero: bool
+        self,
+        n_basis_funcs: int,
+        width: float,
+        time_scaling: float | None,
+        enforce_decay_to_zero: bool,
     ) -> int:
         n_basis_funcs = _check_raised_cosine_n(n_basis_funcs, type(self).__name__)
         self.width = _check_width(width)
@@ -182,7 +191,9 @@ class RaisedCosineLogEval(RaisedCosineLog, _EvalBasis):
         fill_value: float = np.nan,
         label: str | None = None,
     ) -> None:
-        self._n_basis_funcs = self._set_family(n_basis_funcs, width, time_scaling, enforce_decay_to_zero)
+        self._n_basis_funcs = self._set_family(
+            n_basis_funcs, width, time_scaling, enforce_decay_to_zero
+        )
         _EvalBasis.__init__(self, label, bounds, fill_value)
 
 

@@ -14,7 +14,14 @@ from . import _functions as F
 from ._conv import _ConvBasis
 from ._eval import _EvalBasis
 
-__all__ = ["BSplineConv", "BSplineEval", "CyclicBSplineConv", "CyclicBSplineEval", "MSplineConv", "MSplineEval"]
+__all__ = [
+    "BSplineConv",
+    "BSplineEval",
+    "CyclicBSplineConv",
+    "CyclicBSplineEval",
+    "MSplineConv",
+    "MSplineEval",
+]
 
 
 def _check_order(order: int, n_basis_funcs: int, cls: str, minimum: int = 1) -> int:

@@ -1,0 +1,485 @@
+"""Whether a neuron's maximum-likelihood estimate exists, decided by a certificate.
+
+For count observations (Poisson, negative binomial: per-row log-likelihood y eta - b(eta) with b
+increasing and unbounded, y >= 0) the MLE of a neuron whose design on its fitted rows is
+A = [1, X_active] does not exist exactly when a direction of recession does: d with A d = 0 on
+every row with a count, A d <= 0 on every row and A d != 0 (Geyer 2009, "Likelihood inference in
+exponential families and directions of recession"). Along such a d the likelihood increases for
+ever and the rates of the rows with (A d)_i < 0 go to zero. For Bernoulli observations the
+condition is A d <= 0 where y = 0, A d >= 0 where y = 1, A d != 0 (separation). Gaussian and
+Gamma likelihoods have a maximiser whenever A has full column rank.
+
+The test, for counts: the directions with A d = 0 on the rows with a count form the null space of
+those rows (from the eigendecomposition of their Jacobi-scaled Gram matrix, with the engine's rank
+rule); when it is empty the MLE exists, which settles most neurons with one Gram matrix of their
+spike rows. Otherwise a linear program over that null space, for A d <= 0 on the rows without
+a count and A d != 0 there, either finds a direction or proves there is none (``_largest_recession``).
+For Bernoulli the same program runs over all of d, with the rows of y = 1 negated.
+
+``diagnose`` answers the question for a fitted neuron with cheaper steps first. (1) A feature
+whose column vanishes on the rows with a count and keeps one sign on the others is a direction by
+itself (a rare sender whose spikes never precede the receiver's): found by one pass over the
+columns. (2) The theorem of the alternative (Stiemke's): no direction exists exactly when some
+weights w > 0 on the rows without a count and v on the rows with one give A_0^T w + A_S^T v = 0.
+At a point where the gradient A^T r is small, r is such a pair up to that gradient; the gradient's
+part in the null space of A_S is absorbed by w -> w (1 - A_0 N c), with H c = N^T A^T r and
+H = N^T A_0^T diag(w) A_0 N, which stays positive when max(A_0 N c) < 1: the Newton step in the
+null space moves no linear predictor by a unit or more. It costs one weighted Gram matrix.
+(3) Otherwise the linear program decides.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import linprog
+
+from ._history_features import HistoryFeatures
+from ._native import core as _core
+from ._threads import available_cores
+from ._validation import design_for_core
+
+__all__ = [
+    "COUNT_FAMILIES", "BINARY_FAMILIES", "Undecided", "carrying_features", "diagnose",
+    "recession_direction",
+]  # fmt: skip
+
+_Family = _core.ObservationFamily
+#: Families whose MLE fails to exist along directions of recession of the count type.
+COUNT_FAMILIES = {_Family.poisson_exp, _Family.poisson_softplus, _Family.negative_binomial_exp}
+#: ... and of the separation type.
+BINARY_FAMILIES = {_Family.bernoulli_logistic}
+
+#: Rows per block when the design is read in pieces (dense or history features).
+_BLOCK_ELEMENTS = 1 << 21
+#: A coordinate of a direction (in units of its feature's root mean square) carries the direction
+#: when it exceeds this fraction of the largest.
+_SUPPORT = 1e-6
+#: A guard against a solver that does not finish: the engine's own verdict then stands.
+_LP_SECONDS = 60.0
+#: The largest ratio of two weights in the certificate that no direction exists (1 / _ZERO: a
+#: row that misses zero by less than _ZERO is zero).
+_WEIGHT_RATIO = 1e6
+#: Rounds of holding at zero the rows a dual solution misses zero on.
+_REPAIRS = 5
+#: The first phase's optimum (sum |a|, relative to its right-hand side) that counts as zero.
+_FEASIBLE = 1e-9
+#: A verified direction keeps |A d| below this, relative to max |A d|, where it must be zero.
+#: Along a d that misses by that much the likelihood keeps rising until coefficients of order
+#: 1 / _ZERO times their scale: an MLE no float64 fit can tell from one at infinity. It is also
+#: well above the linear program's feasibility tolerance (1e-7 on values of order one).
+_ZERO = 1e-6
+#: Entries of the linear program's matrix (columns scaled to 1) below this are rounding.
+_ROUNDING = 1e-9
+#: The dual certificate holds when the null-space Newton step moves no linear predictor by more
+#: than this (1 in exact arithmetic; the margin absorbs the rounding of the gradient).
+_CERTIFICATE_STEP = 0.5
+
+
+class Undecided(RuntimeError):
+    """The linear program could not decide (solver failure): neither answer is proven."""
+
+
+def _blocks(X: Any, rows: NDArray, active: NDArray):
+    """Yield ``(start, [1, X[rows][:, active]])`` in row blocks (the design is never copied whole)."""
+    width = active.size + 1
+    if isinstance(X, HistoryFeatures):
+        for start, block in X.row_blocks(rows, max_elements=_BLOCK_ELEMENTS):
+            yield start, np.column_stack([np.ones(block.shape[0]), block[:, active]])
+        return
+    step = max(1, _BLOCK_ELEMENTS // width)
+    for start in range(0, rows.size, step):
+        chunk = rows[start : start + step]
+        yield start, np.column_stack([np.ones(chunk.size), X[np.ix_(chunk, active)]])
+
+
+def _gram(X: Any, rows: NDArray, active: NDArray) -> NDArray:
+    """[1, X[rows][:, active]]^T [1, X[rows][:, active]]."""
+    if isinstance(X, HistoryFeatures):
+        gram = np.zeros((active.size + 1, active.size + 1))
+        for _, block in _blocks(X, rows, active):
+            gram += block.T @ block
+        return gram
+    full = _core.weighted_gram(design_for_core(X), rows, np.ones(rows.size), False)
+    keep = np.concatenate([[0], active + 1])
+    return full[np.ix_(keep, keep)]
+
+
+def _product(X: Any, rows: NDArray, active: NDArray, directions: NDArray) -> NDArray:
+    """[1, X[rows][:, active]] @ directions, by the engine's batched product."""
+    coefs = np.zeros((X.shape[1], directions.shape[1]), order="F")
+    coefs[active] = directions[1:]
+    offsets = np.ascontiguousarray(directions[0], dtype=np.float64)
+    threads = available_cores()
+    if isinstance(X, HistoryFeatures):
+        out = np.empty((X.shape[0], directions.shape[1]), order="F")
+        _core.history_linear_predictor(X.inputs, X.kernels, coefs, offsets, out, threads)
+        return out[rows]
+    out = np.empty((rows.size, directions.shape[1]), order="F")
+    _core.design_multiply(design_for_core(X), rows, coefs, offsets, out, threads)
+    return out
+
+
+def _column_rms(X: Any, rows: NDArray, active: NDArray) -> NDArray:
+    """Root mean square over ``rows`` of the intercept column and the active features."""
+    squares = np.zeros(active.size + 1)
+    contiguous = rows.size and rows[-1] - rows[0] + 1 == rows.size
+    if contiguous and not isinstance(X, HistoryFeatures):
+        view = np.asarray(X)[rows[0] : rows[-1] + 1]
+        squares[0] = rows.size
+        for start in range(0, active.size, 64):
+            columns = view[:, active[start : start + 64]]
+            squares[1 + start : 1 + start + columns.shape[1]] = np.einsum(
+                "ij,ij->j", columns, columns
+            )
+    else:
+        for _, block in _blocks(X, rows, active):
+            squares += np.einsum("ij,ij->j", block, block)
+    return np.sqrt(squares / max(rows.size, 1))
+
+
+def _null_space(gram: NDArray) -> tuple[NDArray, NDArray]:
+    """Return (basis of the null space of A from its Gram A^T A, column scale of A)."""
+    scale = np.sqrt(np.maximum(np.diag(gram), 0.0))
+    inverse = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 1.0)
+    scaled = gram * np.outer(inverse, inverse)
+    values, vectors = np.linalg.eigh(scaled)
+    cutoff = _core.RANK_TOLERANCE * max(values.max(initial=0.0), 0.0)
+    null = vectors[:, values <= cutoff]
+    # In the original coordinates: d = inverse * v (a column of A that is zero keeps its unit).
+    return inverse[:, None] * null, scale
+
+
+def _largest_recession(products: NDArray) -> NDArray | None:
+    """Find z with P z <= 0 and P z != 0, or None when there is none.
+
+    By Stiemke's alternative no such z exists exactly when some w > 0 has P^T w = 0 (rows of P
+    that are zero aside). The linear program is the first phase of that feasibility problem:
+    minimise sum |a| subject to P^T (1 + u) + a = 0, 0 <= u <= _WEIGHT_RATIO. Its optimum is 0
+    when no z exists, and otherwise its dual solution is a z with P z <= 0, |z| <= 1 and sum(P z)
+    minimal: a direction that drives every row it can below zero at once. The bound on the
+    weights is what makes this hold in floating point: rounding leaves rows of P z at +1e-13
+    where exactly 0, which weights of 1e13 would balance. The program has one equality per column
+    of P, which the dual simplex method solves far faster than the direction's own program (one
+    inequality per row).
+    """
+    # Columns of comparable size help the solver's tolerances; z is rescaled back below.
+    column_scale = np.abs(products).max(axis=0)
+    column_scale[column_scale == 0] = 1.0
+    scaled = products / column_scale
+    # Entries within rounding of zero (the null space's basis is exact only to rounding) are
+    # zero; rows left empty constrain nothing, and equal rows are one row with a multiplicity.
+    scaled[np.abs(scaled) <= _ROUNDING] = 0.0
+    scaled = scaled[np.abs(scaled).max(axis=1) > 0]
+    if scaled.shape[0] == 0:
+        return None
+    rows, multiplicity = np.unique(scaled, axis=0, return_counts=True)
+    basis = np.eye(rows.shape[1])  # z = basis @ y: the coordinates still free
+    for repair in range(_REPAIRS + 1):
+        # Unbounded weights first: exact directions, and the usual certificate has moderate
+        # weights. Only when its weights are extreme is the bounded program needed.
+        z, largest = _phase_one(rows @ basis, multiplicity, bounded=False)
+        if z is None and largest > _WEIGHT_RATIO:
+            z, _ = _phase_one(rows @ basis, multiplicity, bounded=True)
+        if z is None:
+            if repair == 0:
+                return None
+            break  # no direction holds those rows at zero; one may still drive them negative
+        values = rows @ (basis @ z)
+        size = np.abs(values).max()
+        if not np.isfinite(size):
+            break
+        violated = values > _ZERO * size
+        if not violated.any():
+            return basis @ z / column_scale
+        # The weights' bound lets rows miss zero slightly where that buys a larger objective:
+        # hold those rows at zero and solve again in what is left.
+        _, singular, right = np.linalg.svd(rows[violated] @ basis, full_matrices=True)
+        rank = int(np.sum(singular > _ROUNDING * singular.max(initial=0.0)))
+        basis = basis @ right[rank:].T
+        if basis.shape[1] == 0:
+            break
+    raise Undecided("the linear program found no exact direction of recession")
+
+
+def _phase_one(rows: NDArray, multiplicity: NDArray, bounded: bool) -> tuple[NDArray | None, float]:
+    """Solve the first phase of Stiemke's feasibility problem (see _largest_recession).
+
+    Returns ``(z, largest weight)``: z is None when the weights exist (then ``largest`` is their
+    largest, relative to the smallest, 1), else the direction from the dual solution.
+    """
+    n_rows, width = rows.shape
+    target = -(rows.T @ multiplicity.astype(np.float64))
+    result = linprog(
+        np.concatenate([np.zeros(n_rows), np.ones(2 * width)]),
+        A_eq=np.hstack([rows.T, np.eye(width), -np.eye(width)]),
+        b_eq=target,
+        bounds=[(0.0, _WEIGHT_RATIO if bounded else None)] * n_rows + [(0.0, None)] * (2 * width),
+        method="highs-ds",
+        options={"time_limit": _LP_SECONDS},
+    )
+    if result.status != 0 or result.x is None:
+        raise Undecided(f"the linear program stopped: {result.message}")
+    if result.fun <= _FEASIBLE * max(1.0, np.abs(target).max()):
+        return None, 1.0 + float(result.x[:n_rows].max(initial=0.0))
+    return np.asarray(result.eqlin.marginals, dtype=np.float64), np.inf
+
+
+def recession_direction(
+    X: Any, y: NDArray, rows: NDArray, active: NDArray, family: Any, null: NDArray | None = None
+) -> NDArray | None:
+    """Return a direction of recession of one neuron's likelihood, or None when its MLE exists.
+
+    Parameters
+    ----------
+    X : ndarray or HistoryFeatures, shape (n_samples, n_features)
+    y : ndarray, shape (n_samples,)
+        The neuron's responses.
+    rows : ndarray of int
+        The fitted rows.
+    active : ndarray of int
+        The features the neuron uses.
+    family : _core.ObservationFamily
+    null : ndarray, optional
+        For counts, the null space of the rows with a count, when already known.
+
+    Returns
+    -------
+    ndarray of shape (1 + active.size,) or None
+        ``d`` in the coordinates (intercept, active features), verified on every row.
+    """
+    y_rows = np.asarray(y)[rows]
+    if family in COUNT_FAMILIES:
+        spikes = rows[y_rows > 0]
+        silent = rows[y_rows == 0]
+        if null is not None:
+            pass
+        elif spikes.size:
+            null, _ = _null_space(_gram(X, spikes, active))
+        else:
+            null = np.eye(active.size + 1)
+        if null.shape[1] == 0 or silent.size == 0:
+            return None
+        z = _largest_recession(_product(X, silent, active, null))
+        if z is None:
+            return None
+        direction = null @ z
+        signs = np.ones(rows.size)
+    elif family in BINARY_FAMILIES:
+        signs = np.where(y_rows > 0, -1.0, 1.0)
+        products = _product(X, rows, active, np.eye(active.size + 1)) * signs[:, None]
+        z = _largest_recession(products)
+        if z is None:
+            return None
+        direction = z
+        spikes = rows[:0]
+    else:
+        return None
+    return direction if _verified(X, rows, active, direction, y_rows, signs, family) else None
+
+
+def _verified(
+    X: Any, rows: NDArray, active: NDArray, direction: NDArray, y_rows: NDArray,
+    signs: NDArray, family: Any,
+) -> bool:  # fmt: skip
+    """Check the direction's defining conditions on every fitted row, in float64."""
+    values = _product(X, rows, active, direction[:, None])[:, 0] * signs
+    size = np.abs(values).max(initial=0.0)
+    if not size > 0:
+        return False
+    bound = _ZERO * size
+    if family in COUNT_FAMILIES and np.abs(values[y_rows > 0]).max(initial=0.0) > bound:
+        return False
+    return bool(values.max() <= bound)
+
+
+def carrying_features(direction: NDArray, X: Any, rows: NDArray, active: NDArray) -> NDArray:
+    """Positions in (intercept, active) whose coordinate carries ``direction``.
+
+    Coordinates are compared in units of their column's root mean square over ``rows``, so the
+    choice does not depend on the features' scales.
+    """
+    weight = np.abs(direction) * _column_rms(X, rows, active)
+    return np.flatnonzero(weight > _SUPPORT * weight.max(initial=0.0))
+
+
+def _residuals(eta: NDArray, y: NDArray, family: Any, scale: float) -> NDArray:
+    """Return the derivative of the loss in eta per row (the engine's ``first``, families/).
+
+    Only its signs matter for the certificate's validity (positive where y = 0, negative where a
+    binary y = 1); being the true gradient makes the certificate tight at an optimum.
+    """
+    if family == _Family.poisson_exp:
+        return np.exp(eta) - y
+    if family == _Family.poisson_softplus:
+        mean = np.logaddexp(0.0, eta)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(y > 0, y / mean, 0.0)
+        return _sigmoid(eta) * (1.0 - ratio)
+    if family == _Family.negative_binomial_exp:
+        return (y + 1.0 / scale) * _sigmoid(eta + np.log(scale)) - y
+    return _sigmoid(eta) - y
+
+
+def _sigmoid(x: NDArray) -> NDArray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _column_summaries(X: Any, rows: NDArray, active: NDArray, counted: NDArray):
+    """Per column of [1, X_active]: max |x| on the counted rows, min and max on the others."""
+    width = active.size + 1
+    on_counted = np.zeros(width)
+    low, high = np.full(width, np.inf), np.full(width, -np.inf)
+    for start, block in _blocks(X, rows, active):
+        hit = counted[start : start + block.shape[0]]
+        if hit.any():
+            on_counted = np.maximum(on_counted, np.abs(block[hit]).max(axis=0))
+        if not hit.all():
+            rest = block[~hit]
+            low = np.minimum(low, rest.min(axis=0))
+            high = np.maximum(high, rest.max(axis=0))
+    return on_counted, low, high
+
+
+def _single_feature_directions(
+    X: Any, y_rows: NDArray, rows: NDArray, active: NDArray, family: Any
+) -> NDArray:
+    """Positions in ``active`` of features that are a direction of recession by themselves.
+
+    Counts: the column is zero on every row with a count and of one sign on the others (not all
+    zero). Binary: the column separates, >= 0 where y = 1 and <= 0 where y = 0, or the reverse.
+    Zero means within ``_ZERO`` of the column's largest magnitude, as in ``_verified``.
+    """
+    counted = y_rows > 0
+    on_counted, low, high = _column_summaries(X, rows, active, counted)
+    if family in BINARY_FAMILIES:
+        # For binary data: max |x| on y=1 is not enough; use the signs on both sides.
+        ones_low, ones_high = _signed_range(X, rows, active, counted)
+        size = np.maximum.reduce([np.abs(low), np.abs(high), np.abs(ones_low), np.abs(ones_high)])
+        zero = _ZERO * size
+        up = (ones_low >= -zero) & (high <= zero)
+        down = (ones_high <= zero) & (low >= -zero)
+        hits = (up | down) & (size > 0)
+    else:
+        size = np.maximum.reduce([on_counted, np.abs(low), np.abs(high)])
+        zero = _ZERO * size
+        one_sign = (low >= -zero) | (high <= zero)
+        hits = (on_counted <= zero) & one_sign & (np.maximum(-low, high) > zero)
+    return np.flatnonzero(hits[1:])
+
+
+def _signed_range(X: Any, rows: NDArray, active: NDArray, selected: NDArray):
+    """Per column of [1, X_active]: min and max over the selected rows."""
+    width = active.size + 1
+    low, high = np.full(width, np.inf), np.full(width, -np.inf)
+    for start, block in _blocks(X, rows, active):
+        hit = selected[start : start + block.shape[0]]
+        if hit.any():
+            low = np.minimum(low, block[hit].min(axis=0))
+            high = np.maximum(high, block[hit].max(axis=0))
+    return low, high
+
+
+def _weighted_gram(X: Any, rows: NDArray, active: NDArray, weights: NDArray) -> NDArray:
+    """[1, X_active]^T diag(weights) [1, X_active] over ``rows``."""
+    if isinstance(X, HistoryFeatures):
+        gram = np.zeros((active.size + 1, active.size + 1))
+        for start, block in _blocks(X, rows, active):
+            gram += block.T @ (block * weights[start : start + block.shape[0], None])
+        return gram
+    full = _core.weighted_gram(design_for_core(X), rows, np.ascontiguousarray(weights), False)
+    keep = np.concatenate([[0], active + 1])
+    return full[np.ix_(keep, keep)]
+
+
+def _gradient(X: Any, rows: NDArray, active: NDArray, residuals: NDArray) -> NDArray:
+    """[1, X_active]^T residuals over ``rows`` (a sum)."""
+    gradient = np.zeros(active.size + 1)
+    for start, block in _blocks(X, rows, active):
+        gradient += block.T @ residuals[start : start + block.shape[0]]
+    return gradient
+
+
+def _certified(
+    X: Any, y_rows: NDArray, rows: NDArray, active: NDArray, family: Any, scale: float,
+    point: NDArray, null: NDArray,
+) -> bool:  # fmt: skip
+    """Stiemke's certificate that no direction of recession exists, built at ``point``.
+
+    ``point`` is (intercept, coefficients of active), ``null`` spans the directions allowed on the
+    rows with a count (the identity for binary data). See the module docstring.
+    """
+    eta = _product(X, rows, active, point[:, None])[:, 0]
+    residuals = _residuals(eta, y_rows, family, scale)
+    if family in BINARY_FAMILIES:
+        free = np.ones(rows.size, dtype=bool)
+        signs = np.where(y_rows > 0, -1.0, 1.0)
+    else:
+        free = y_rows == 0
+        signs = np.ones(rows.size)
+    weights = residuals[free] * signs[free]
+    if not (np.all(np.isfinite(weights)) and np.all(weights > 0)):
+        return False
+    gradient = _gradient(X, rows, active, residuals)
+    gram = _weighted_gram(X, rows[free], active, weights)
+    reduced = null.T @ gram @ null
+    target = null.T @ gradient
+    step, *_ = np.linalg.lstsq(reduced, target, rcond=None)
+    if not np.all(np.isfinite(step)):
+        return False
+    if np.abs(reduced @ step - target).max(initial=0.0) > 1e-6 * np.abs(target).max(initial=0.0):
+        return False  # part of the gradient no weight change can absorb
+    moves = _product(X, rows[free], active, (null @ step)[:, None])[:, 0] * signs[free]
+    return bool(moves.max(initial=0.0) < _CERTIFICATE_STEP)
+
+
+def diagnose(
+    X: Any, y: NDArray, rows: NDArray, active: NDArray, family: Any, scale: float = 1.0,
+    point: NDArray | None = None,
+) -> NDArray | None:  # fmt: skip
+    """Return the features to remove for a neuron whose MLE does not exist, or None when it does.
+
+    Parameters
+    ----------
+    X, y, rows, active, family
+        As for :func:`recession_direction`.
+    scale : float
+        The observation model's scale (negative binomial dispersion).
+    point : ndarray of shape (1 + active.size,), optional
+        A fit of this neuron on ``active`` (intercept first): enables the dual certificate.
+
+    Returns
+    -------
+    ndarray of int or None
+        Positions in ``active`` that carry a direction of recession (every single-feature
+        direction at once, or the support of the linear program's direction).
+    """
+    y_rows = np.asarray(y)[rows]
+    if family in COUNT_FAMILIES:
+        spikes = rows[y_rows > 0]
+        null, _ = _null_space(_gram(X, spikes, active))
+        if null.shape[1] == 0:
+            return None
+    elif family in BINARY_FAMILIES:
+        null = np.eye(active.size + 1)
+    else:
+        return None
+    singles = _single_feature_directions(X, y_rows, rows, active, family)
+    if singles.size:
+        return singles
+    if point is not None and _certified(X, y_rows, rows, active, family, scale, point, null):
+        return None
+    direction = recession_direction(
+        X, y, rows, active, family, null if family in COUNT_FAMILIES else None
+    )
+    if direction is None:
+        return None
+    carried = carrying_features(direction, X, rows, active)
+    features = carried[carried > 0] - 1
+    if features.size == 0:
+        # Two kinds of counts leave the intercept alone no room to recede: what the support rule
+        # left out is rounding, and every feature the direction moves carries it.
+        features = np.flatnonzero(direction[1:] != 0)
+    return features
