@@ -40,6 +40,9 @@ CASES = {
     "M": (100_000, 50, ("RaisedCosineLogConv", {"n_basis_funcs": 8, "window_size": 100})),
     "L": (1_000_000, 100, ("RaisedCosineLogConv", {"n_basis_funcs": 8, "window_size": 100})),
     "real": (35_129, 52, ("RaisedCosineLogConv", {"n_basis_funcs": 4, "window_size": 10})),
+    # S's size with what real recordings have: strong couplings, bursts, refractoriness, low
+    # rates, rare senders (some neurons' MLE does not exist; some are near separation).
+    "S-hard": (20_000, 20, ("RaisedCosineLogConv", {"n_basis_funcs": 6, "window_size": 50})),
 }
 QUICK_CASES = {
     "howto": CASES["howto"],
@@ -73,6 +76,15 @@ def make_case(name: str, spec, cache: pathlib.Path) -> pathlib.Path | None:
             return None
         counts = np.load(REAL_DATA)["counts"].astype(np.int64)
         np.savez(path, counts=counts)
+    elif name == "S-hard":
+        network = random_coupled_network(
+            basis, n_neurons, spike_probability=(0.002, 0.05), connection_probability=0.2,
+            coupling_strength=4.0, refractory_strength=4.0, seed=2026,
+        )  # fmt: skip
+        counts = simulate_counts(
+            network, n_samples, burst_probability=1e-3, burst_log_rate=2.5, seed=2027
+        )
+        np.savez(path, counts=counts, true_coef=network.coef, true_intercept=network.intercept)
     else:
         network = random_coupled_network(
             basis, n_neurons, spike_probability=(0.01, 0.1), connection_probability=0.1,
@@ -227,13 +239,20 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
             lambda: np.asarray(basis.compute_features(counts)), min_total=0.5
         )
         y = counts.astype(np.float64)
+        settings = {}  # NeMoS's default solver, as a user runs it
         t0 = time.perf_counter()
         model = nemos.glm.PopulationGLM().fit(X, y)
+        if not np.isfinite(np.asarray(model.coef_)).all():
+            # What a user does when the default returns NaN: NeMoS's LBFGS.
+            settings = {"solver_name": "LBFGS"}
+            record["solver"] = "LBFGS (default solver returned NaN)"
+            t0 = time.perf_counter()
+            model = nemos.glm.PopulationGLM(**settings).fit(X, y)
         np.asarray(model.coef_)
         record["fit_cold_s"] = time.perf_counter() - t0
 
         def fit_nemos():
-            model = nemos.glm.PopulationGLM().fit(X, y)
+            model = nemos.glm.PopulationGLM(**settings).fit(X, y)
             return np.asarray(model.coef_), np.asarray(model.intercept_)
 
         (coef, intercept), record["fit_s"], record["fit_repeats"] = best_of(fit_nemos)
@@ -277,6 +296,8 @@ def run_peer(case: str, peer: str, spec, data_path: str, budget: float) -> dict:
             record["neurons_fitted"] = n_neurons
             record["newton_iterations"] = int(model.n_iter_.sum())
             record["hessians"] = int(model.fit_info_["n_hessian"].sum())
+            reasons = list(model.fit_info_["reason"])
+            record["reasons"] = {reason: reasons.count(reason) for reason in sorted(set(reasons))}
             record["isa"] = core.active_isa()
             record["peak_rss_mb"] = peak_rss_mb()  # before the kernel timings below
             record.update({f"{k}_gflops": v for k, v in kernel_rates(X, n_neurons).items()})
@@ -502,6 +523,10 @@ def markdown(meta: dict, rows: list[dict]) -> str:
             )
         if "design" in r:
             note.append(r["design"])
+        if "solver" in r:
+            note.append(r["solver"])
+        if set(r.get("reasons", {})) - {"converged"}:
+            note.append(", ".join(f"{n} {reason}" for reason, n in r["reasons"].items()))
         rmse = r.get("coef_rmse_vs_truth")
         lines.append(
             f"| {r['case']} | {r['peer']} | {r['fit_s_all_neurons']:.3g} | {ratio} | {r['features_s']:.3g} | "

@@ -252,3 +252,18 @@ def test_connectivity_plot_marks_dropped_pairs_not_significant(rare_sender):
     marked = {tuple(point) for point in np.asarray(dots.get_offsets()).tolist()}
     assert (0, 1) not in marked and len(marked) == 5
     plt.close(fig)
+
+
+def test_inference_flags_a_barely_identified_finite_mle():
+    # The near-separation case above, farther out: a finite MLE (w ~ -18) whose information
+    # along x is ~e^w of what x would carry at the mean rate.
+    rng = np.random.default_rng(11)
+    n_a, n_b, delta = 600, 2000, 3e-6
+    x = np.concatenate([np.zeros(n_a), np.ones(n_b), [delta]])
+    y = np.concatenate([rng.poisson(0.5, n_a), np.zeros(n_b), [1.0]])
+    model = nmo.glm.GLM().fit(x[:, None], y)
+    assert model.converged_
+    with pytest.warns(UserWarning, match="barely identified"):
+        inference = model.inference(x[:, None])
+    # Its standard error is finite but dwarfs the coefficient (a 1-D case: 1 / sqrt(information)).
+    assert np.isfinite(inference.coef_se).all() and inference.coef_se[0] > 5 * abs(model.coef_[0])

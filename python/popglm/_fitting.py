@@ -16,6 +16,7 @@ import dataclasses
 import warnings
 import weakref
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -263,10 +264,9 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
     silent, without_mle = [], np.zeros(problem.n_neurons, dtype=bool)
     copied = False
     for _ in range(_MAX_SETTLE_ROUNDS):
-        reduced, exists = [], []
+        reduced, exists, tasks = [], [], []
         for j in pending:
-            y = problem.counts[:, j]
-            values = rows_of(y, rows)
+            values = rows_of(problem.counts[:, j], rows)
             one_value = values.min() == values.max()
             if one_value and (values[0] == 0 or family in _recession.BINARY_FAMILIES):
                 silent.append(j)  # only the intercept recedes (no count, or one binary value)
@@ -277,9 +277,22 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
             point = None
             if status[j] in (int(codes.converged), int(codes.max_iter_reached)):
                 point = np.concatenate([[problem.intercept[j]], problem.coef[active, j]])
+            tasks.append((j, active, point))
+
+        def verdict(task: tuple) -> NDArray | None | _recession.Undecided:
+            j, active, point = task
             try:
-                lost = _recession.diagnose(X, y, rows, active, family, scale, point)
-            except _recession.Undecided:
+                y = problem.counts[:, j]
+                return _recession.diagnose(X, y, rows, active, family, scale, point)
+            except _recession.Undecided as undecided:
+                return undecided
+
+        # Neurons are independent and the heavy parts (Gram matrices, the linear program)
+        # release the GIL; the verdicts are used in neuron order, whatever the thread count.
+        with ThreadPoolExecutor(max_workers=max(1, problem.settings["n_threads"])) as pool:
+            verdicts = list(pool.map(verdict, tasks))
+        for (j, active, _), lost in zip(tasks, verdicts, strict=True):
+            if isinstance(lost, _recession.Undecided):
                 continue  # the engine's own verdict stands
             if lost is None:
                 if status[j] == int(codes.mle_at_infinity):

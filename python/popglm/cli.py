@@ -12,6 +12,7 @@ import sys
 import time
 import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -161,7 +162,7 @@ def _save_figures(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     if inference is None:
-        inference = model.inference(X)
+        inference = _inference(model, X)
     _, p_values = inference.coupling_test(basis.n_basis_funcs)
     off_diagonal = ~np.eye(p_values.shape[0], p_values.shape[1], dtype=bool)
     found = benjamini_hochberg(np.where(off_diagonal, p_values, np.nan), fdr=0.05)
@@ -280,7 +281,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "over the self (refractory) filters"
     )
 
-    inference = model.inference(X)
+    inference = _inference(model, X)
     from .inference import benjamini_hochberg
 
     _, p_values = inference.coupling_test(basis.n_basis_funcs)
@@ -385,6 +386,16 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                              help="progress bar (default: when run in a terminal)")  # fmt: skip
     return parser
+
+
+def _inference(model: Any, X: Any) -> Any:
+    """model.inference(X), with its warnings (e.g. a barely identified neuron) printed as notes."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        inference = model.inference(X)
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
+    return inference
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from scipy import stats
 from ._fitting import FittedState
 from ._history_features import HistoryFeatures
 from ._native import core as _core
+from ._recession import column_rms
 from ._threads import resolve_n_threads
 from ._validation import as_numeric_array, check_positive_int, design_for_core
 
@@ -186,8 +187,8 @@ def _normal_quantile(level: float) -> float:
 
 def _information(
     state: FittedState, X: Any, n_threads: int | None
-) -> tuple[list[NDArray], list[NDArray]]:
-    """Per neuron: the summed observed information over [intercept, active features]."""
+) -> tuple[list[NDArray], list[NDArray], NDArray]:
+    """Per neuron: the summed observed information over [intercept, active features]; the rows."""
     n_features, n_neurons = state.coef.shape
     active = [np.flatnonzero(state.mask[:, j]) for j in range(n_neurons)]
     eta = state.linear_predictor(X)
@@ -221,7 +222,7 @@ def _information(
                 np.concatenate([[0.0], ridge[active[j], j]])
             )
         informations.append(information)
-    return informations, active
+    return informations, active, rows
 
 
 def _history_informations(X: HistoryFeatures, rows: NDArray, rates: NDArray) -> list[NDArray]:
@@ -232,6 +233,13 @@ def _history_informations(X: HistoryFeatures, rows: NDArray, rates: NDArray) -> 
         for j, information in enumerate(out):
             information += design.T @ (design * rates[start : start + block.shape[0], j, None])
     return out
+
+
+#: A finite MLE is flagged as barely identified when a coefficient's Fisher information is below
+#: this fraction of the information its feature would carry at the neuron's mean rate: rates
+#: suppressed ~e^-16 wherever the feature is active (a strong refractory period, rates ~e^-10
+#: after a spike, is not flagged).
+_BARELY_IDENTIFIED = 1e-7
 
 
 def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> CoefficientInference:
@@ -248,7 +256,9 @@ def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> Co
             "the selection the penalty made (refit the selected features without the penalty)"
         )
     X = state.check_design(X)
-    informations, active = _information(state, X, n_threads)
+    informations, active, rows = _information(state, X, n_threads)
+    # Each feature's information relative to what it would have at the neuron's mean rate.
+    mean_square = column_rms(X, rows, np.arange(X.shape[1]))[1:] ** 2
     dropped = state.info.get("dropped_features")
     if dropped is not None and (without := [j for j, d in enumerate(dropped) if len(d)]):
         warnings.warn(
@@ -259,12 +269,17 @@ def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> Co
             stacklevel=3,
         )
     covariances = []
-    singular = []
+    singular, barely = [], []
     for j, information in enumerate(informations):
         eigenvalues, vectors = np.linalg.eigh(information)
         cutoff = eigenvalues.max(initial=0.0) * 1e-12
         if np.any(eigenvalues <= cutoff):
             singular.append(j)
+        else:
+            at_mean = information[0, 0] * mean_square[active[j]]
+            share = np.diag(information)[1:] / np.where(at_mean > 0, at_mean, np.inf)
+            if share.size and share.min() < _BARELY_IDENTIFIED:
+                barely.append(j)
         inverse = np.where(
             eigenvalues > cutoff, 1.0 / np.where(eigenvalues > cutoff, eigenvalues, 1.0), 0.0
         )
@@ -274,6 +289,16 @@ def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> Co
             f"The Fisher information is singular for neurons {singular} (collinear features or "
             "an MLE at infinity): their covariance is a pseudo-inverse and the standard errors of "
             "non-identifiable directions are not meaningful.",
+            UserWarning,
+            stacklevel=3,
+        )
+    if barely:
+        warnings.warn(
+            f"The maximum-likelihood estimate of neurons {barely} is finite but barely identified: "
+            f"some coefficient's Fisher information is below {_BARELY_IDENTIFIED:g} of what its "
+            "feature would carry at the neuron's mean rate (near separation: the fit drives the "
+            "rate to ~0 wherever that feature is active). Its standard error is very large and "
+            "its Wald statistics unreliable.",
             UserWarning,
             stacklevel=3,
         )
