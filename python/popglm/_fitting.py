@@ -235,8 +235,9 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
     """Decide by certificate whether each neuron's MLE exists; bound the answer where it does not.
 
     Only with ``no_mle="drop"`` and families with a certificate (``_recession``). Every neuron
-    the engine stopped is checked (converged, at infinity, out of iterations, stuck) on its
-    unpenalised features and intercept by ``_recession.diagnose``. Where a direction of recession
+    the engine stopped is checked (at infinity, out of iterations, stuck, and converged ones
+    whose fit drives some rate towards zero: ``_recession.rates_vanish``) on its unpenalised
+    features and intercept by ``_recession.diagnose``. Where a direction of recession
     exists, the features that carry it are removed and the neuron is refitted from the start,
     then checked again, until the certificate says the reduced problem has an MLE; such neurons
     are labelled ``mle_at_infinity`` and ``record["dropped_features"]`` lists what they lost. A
@@ -260,6 +261,14 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
          int(codes.line_search_failed)],
     ))  # fmt: skip
     X, rows, scale = problem.X, problem.rows, problem.settings["scale"]
+    converged = pending[status[pending] == int(codes.converged)]
+    if converged.size:
+        # A converged neuron is certified only when its fit drives some rate towards zero.
+        mean = rows_of(problem.counts, rows).mean(axis=0)[converged]
+        calm = converged[~_recession.rates_vanish(
+            X, rows, mean, problem.coef[:, converged], problem.intercept[converged], family
+        )]  # fmt: skip
+        pending = np.setdiff1d(pending, calm)
     free = problem.mask.astype(bool) & ~_penalised(problem.penalty, problem.mask.shape)
     silent, without_mle = [], np.zeros(problem.n_neurons, dtype=bool)
     copied = False

@@ -43,7 +43,7 @@ from ._validation import design_for_core
 
 __all__ = [
     "COUNT_FAMILIES", "BINARY_FAMILIES", "Undecided", "carrying_features", "diagnose",
-    "recession_direction",
+    "rates_vanish", "recession_direction",
 ]  # fmt: skip
 
 _Family = _core.ObservationFamily
@@ -57,6 +57,8 @@ _BLOCK_ELEMENTS = 1 << 21
 #: A coordinate of a direction (in units of its feature's root mean square) carries the direction
 #: when it exceeds this fraction of the largest.
 _SUPPORT = 1e-6
+#: A converged fit whose lowest rate is below this fraction of the neuron's mean is checked.
+_SUSPECT = 1e-3
 #: Rows per column of the sample whose rank is tried first (_counted_null_space).
 _RANK_SAMPLE = 4
 #: A guard against a solver that does not finish: the engine's own verdict then stands.
@@ -502,3 +504,30 @@ def diagnose(
         # left out is rounding, and every feature the direction moves carries it.
         features = np.flatnonzero(direction[1:] != 0)
     return features
+
+
+def rates_vanish(
+    X: Any, rows: NDArray, mean: NDArray, coef: NDArray, intercept: NDArray, family: Any
+) -> NDArray:
+    """Tell which fitted neurons drive some row's mean response towards the edge of its range.
+
+    ``mean`` is each neuron's mean response on ``rows``. A neuron without an MLE that still reached the gradient tolerance did so along a direction of
+    recession, where the rates of the receding rows vanish: below _SUSPECT times the neuron's mean
+    (for binary data, its probabilities approach 0 or 1 alike). Such converged neurons are the
+    ones worth a certificate; a fit whose rates all stay near the data's does not recede.
+    """
+    directions = np.vstack([intercept, coef])
+    lowest = np.full(intercept.size, np.inf)
+    step = max(1, _BLOCK_ELEMENTS // max(intercept.size, 1))
+    if isinstance(X, HistoryFeatures):
+        step = max(rows.size, 1)  # its product covers every row at once anyway
+    for start in range(0, rows.size, step):  # row blocks: no (rows x neurons) matrix
+        eta = _product(X, rows[start : start + step], np.arange(X.shape[1]), directions)
+        if family in BINARY_FAMILIES:
+            eta = -np.abs(eta)
+        lowest = np.minimum(lowest, eta.min(axis=0))
+    if family in BINARY_FAMILIES:
+        return _sigmoid(lowest) < _SUSPECT * np.minimum(mean, 1.0 - mean)
+    if family == _Family.poisson_softplus:
+        return np.logaddexp(0.0, lowest) < _SUSPECT * mean
+    return np.exp(lowest) < _SUSPECT * mean
