@@ -227,8 +227,11 @@ def run(problem: FitProblem, progress: Any = None) -> dict[str, NDArray]:
     )  # fmt: skip
 
 
-#: Rounds of certificate and refit (each removes at least one feature from the neurons in it).
+#: Rounds of certificate and refit (each removes at least one feature from the neurons in it,
+#: or solves on a neuron the engine stopped at infinity).
 _MAX_SETTLE_ROUNDS = 8
+#: Newton iterations a neuron stopped at infinity gets to reach a point the certificate can use.
+_PROBE_ITERATIONS = 30
 
 
 def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
@@ -271,7 +274,7 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
         pending = np.setdiff1d(pending, calm)
     free = problem.mask.astype(bool) & ~_penalised(problem.penalty, problem.mask.shape)
     silent, without_mle = [], np.zeros(problem.n_neurons, dtype=bool)
-    copied = False
+    copied, probed = False, set()
     for _ in range(_MAX_SETTLE_ROUNDS):
         reduced, exists, tasks = [], [], []
         for j in pending:
@@ -288,11 +291,14 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
                 point = np.concatenate([[problem.intercept[j]], problem.coef[active, j]])
             tasks.append((j, active, point))
 
-        def verdict(task: tuple) -> NDArray | None | _recession.Undecided:
+        def verdict(task: tuple) -> NDArray | None | str | _recession.Undecided:
             j, active, point = task
+            # A neuron the engine stopped at infinity is first solved on (below) rather than
+            # sent to the linear program: at a finite optimum the dual certificate decides.
+            program = point is not None or j in probed
             try:
                 y = problem.counts[:, j]
-                return _recession.diagnose(X, y, rows, active, family, scale, point)
+                return _recession.diagnose(X, y, rows, active, family, scale, point, program)
             except _recession.Undecided as undecided:
                 return undecided
 
@@ -300,11 +306,17 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
         # release the GIL; the verdicts are used in neuron order, whatever the thread count.
         with ThreadPoolExecutor(max_workers=max(1, problem.settings["n_threads"])) as pool:
             verdicts = list(pool.map(verdict, tasks))
+        probes = []
         for (j, active, _), lost in zip(tasks, verdicts, strict=True):
             if isinstance(lost, _recession.Undecided):
                 continue  # the engine's own verdict stands
+            if isinstance(lost, str):  # NEEDS_PROGRAM
+                probes.append(j)
+                continue
             if lost is None:
-                if status[j] == int(codes.mle_at_infinity):
+                if status[j] == int(codes.mle_at_infinity) or (
+                    j in probed and status[j] != int(codes.converged)
+                ):
                     exists.append(j)  # the engine's divergence test was wrong: solve on
                 continue
             features = active[lost]
@@ -317,21 +329,28 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
             copied = True
         if exists:
             _solve_again(problem, record, np.array(exists), detect_divergence=False)
-        if not reduced:
+        if probes:
+            probed.update(probes)
+            _solve_again(
+                problem, record, np.array(probes), detect_divergence=False,
+                max_iter=min(problem.settings["max_iter"], _PROBE_ITERATIONS),
+            )  # fmt: skip
+        if not (reduced or probes):
             break
-        neurons = np.array(reduced)
-        for j in reduced:
-            problem.mask[dropped[j], j] = 0
-        # From the start, not from where the iterates went along the direction (their other
-        # coefficients can be far out too).
-        coef, intercept = start(
-            problem.model, None, rows_of(problem.counts[:, neurons], rows), problem.coef.shape[0],
-            neurons.size,
-        )  # fmt: skip
-        problem.coef[:, neurons] = coef
-        problem.intercept[neurons] = intercept
-        _solve_again(problem, record, neurons, detect_divergence=True)
-        pending = neurons
+        if reduced:
+            neurons = np.array(reduced, dtype=np.int64)
+            for j in reduced:
+                problem.mask[dropped[j], j] = 0
+            # From the start, not from where the iterates went along the direction (their other
+            # coefficients can be far out too).
+            coef, intercept = start(
+                problem.model, None, rows_of(problem.counts[:, neurons], rows),
+                problem.coef.shape[0], neurons.size,
+            )  # fmt: skip
+            problem.coef[:, neurons] = coef
+            problem.intercept[neurons] = intercept
+            _solve_again(problem, record, neurons, detect_divergence=True)
+        pending = np.union1d(np.array(reduced, dtype=np.int64), np.array(probes, dtype=np.int64))
     if silent:
         neurons = np.array(silent)
         for j in silent:

@@ -42,7 +42,8 @@ from ._threads import available_cores
 from ._validation import design_for_core
 
 __all__ = [
-    "COUNT_FAMILIES", "BINARY_FAMILIES", "Undecided", "carrying_features", "diagnose",
+    "COUNT_FAMILIES", "BINARY_FAMILIES", "NEEDS_PROGRAM", "Undecided", "carrying_features",
+    "diagnose",
     "rates_vanish", "recession_direction",
 ]  # fmt: skip
 
@@ -456,10 +457,14 @@ def _certified(
     return bool(moves.max(initial=0.0) < _CERTIFICATE_STEP)
 
 
+#: What ``diagnose`` returns when only its linear program could decide and it was not to run.
+NEEDS_PROGRAM = "needs the linear program"
+
+
 def diagnose(
     X: Any, y: NDArray, rows: NDArray, active: NDArray, family: Any, scale: float = 1.0,
-    point: NDArray | None = None,
-) -> NDArray | None:  # fmt: skip
+    point: NDArray | None = None, program: bool = True,
+) -> NDArray | None | str:  # fmt: skip
     """Return the features to remove for a neuron whose MLE does not exist, or None when it does.
 
     Parameters
@@ -470,6 +475,9 @@ def diagnose(
         The observation model's scale (negative binomial dispersion).
     point : ndarray of shape (1 + active.size,), optional
         A fit of this neuron on ``active`` (intercept first): enables the dual certificate.
+    program : bool
+        Run the linear program when the cheaper steps cannot decide; otherwise return
+        ``NEEDS_PROGRAM`` (a fit to a better point may let the certificate decide instead).
 
     Returns
     -------
@@ -492,6 +500,8 @@ def diagnose(
         return singles
     if point is not None and _certified(X, y_rows, rows, active, family, scale, point, null):
         return None
+    if not program:
+        return NEEDS_PROGRAM
     direction = recession_direction(
         X, y, rows, active, family, null if family in COUNT_FAMILIES else None
     )
