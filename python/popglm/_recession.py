@@ -64,9 +64,11 @@ _SUSPECT = 1e-3
 _RANK_SAMPLE = 4
 #: A guard against a solver that does not finish: the engine's own verdict then stands.
 _LP_SECONDS = 60.0
-#: The largest ratio of two weights in the certificate that no direction exists (1 / _ZERO: a
-#: row that misses zero by less than _ZERO is zero).
-_WEIGHT_RATIO = 1e6
+#: The largest ratio of two weights in the certificate that no direction exists: 1 / _ROUNDING.
+#: Rounding (~1e-13 of a row) can only be balanced by far larger weights; rows that miss zero
+#: by 1e-9 .. 1e-6 are real, and the MLE they leave is finite (and its inference flags it as
+#: barely identified).
+_WEIGHT_RATIO = 1e9
 #: Rounds of holding at zero the rows a dual solution misses zero on.
 _REPAIRS = 5
 #: The first phase's optimum (sum |a|, relative to its right-hand side) that counts as zero.
