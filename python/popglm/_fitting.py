@@ -258,20 +258,21 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
         family not in _recession.COUNT_FAMILIES and family not in _recession.BINARY_FAMILIES
     ):
         return
-    pending = np.flatnonzero(np.isin(
-        status,
-        [int(codes.converged), int(codes.mle_at_infinity), int(codes.max_iter_reached),
-         int(codes.line_search_failed)],
-    ))  # fmt: skip
+    checked = (
+        (status == int(codes.mle_at_infinity)) | (status == int(codes.max_iter_reached))
+        | (status == int(codes.line_search_failed))
+    )  # fmt: skip
     X, rows, scale = problem.X, problem.rows, problem.settings["scale"]
-    converged = pending[status[pending] == int(codes.converged)]
+    converged = np.flatnonzero(status == int(codes.converged))
     if converged.size:
         # A converged neuron is certified only when its fit drives some rate towards zero.
         mean = rows_of(problem.counts, rows).mean(axis=0)[converged]
-        calm = converged[~_recession.rates_vanish(
+        checked[converged] = _recession.rates_vanish(
             X, rows, mean, problem.coef[:, converged], problem.intercept[converged], family
-        )]  # fmt: skip
-        pending = np.setdiff1d(pending, calm)
+        )
+    pending = np.flatnonzero(checked)
+    if pending.size == 0:
+        return  # the common case, kept cheap
     free = problem.mask.astype(bool) & ~_penalised(problem.penalty, problem.mask.shape)
     silent, without_mle = [], np.zeros(problem.n_neurons, dtype=bool)
     copied, probed = False, set()
@@ -304,8 +305,11 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
 
         # Neurons are independent and the heavy parts (Gram matrices, the linear program)
         # release the GIL; the verdicts are used in neuron order, whatever the thread count.
-        with ThreadPoolExecutor(max_workers=max(1, problem.settings["n_threads"])) as pool:
-            verdicts = list(pool.map(verdict, tasks))
+        if len(tasks) > 1:
+            with ThreadPoolExecutor(max_workers=max(1, problem.settings["n_threads"])) as pool:
+                verdicts = list(pool.map(verdict, tasks))
+        else:
+            verdicts = [verdict(task) for task in tasks]
         probes = []
         for (j, active, _), lost in zip(tasks, verdicts, strict=True):
             if isinstance(lost, _recession.Undecided):
