@@ -292,7 +292,7 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
                 point = np.concatenate([[problem.intercept[j]], problem.coef[active, j]])
             tasks.append((j, active, point))
 
-        def verdict(task: tuple) -> NDArray | None | str | _recession.Undecided:
+        def verdict(task: tuple) -> Any:
             j, active, point = task
             # A neuron the engine stopped at infinity is first solved on (below) rather than
             # sent to the linear program: at a finite optimum the dual certificate decides.
@@ -314,7 +314,7 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
         for (j, active, _), lost in zip(tasks, verdicts, strict=True):
             if isinstance(lost, _recession.Undecided):
                 continue  # the engine's own verdict stands
-            if isinstance(lost, str):  # NEEDS_PROGRAM
+            if lost is _recession.NEEDS_PROGRAM:
                 probes.append(j)
                 continue
             if lost is None:

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linprog
+from scipy.special import expit
 
 from ._history_features import HistoryFeatures
 from ._native import core as _core
@@ -43,8 +44,7 @@ from ._validation import design_for_core
 
 __all__ = [
     "COUNT_FAMILIES", "BINARY_FAMILIES", "NEEDS_PROGRAM", "Undecided", "carrying_features",
-    "diagnose",
-    "rates_vanish", "recession_direction",
+    "column_rms", "diagnose", "rates_vanish", "recession_direction",
 ]  # fmt: skip
 
 _Family = _core.ObservationFamily
@@ -102,18 +102,6 @@ def _blocks(X: Any, rows: NDArray, active: NDArray):
         yield start, np.column_stack([np.ones(chunk.size), X[np.ix_(chunk, active)]])
 
 
-def _gram(X: Any, rows: NDArray, active: NDArray) -> NDArray:
-    """[1, X[rows][:, active]]^T [1, X[rows][:, active]]."""
-    if isinstance(X, HistoryFeatures):
-        gram = np.zeros((active.size + 1, active.size + 1))
-        for _, block in _blocks(X, rows, active):
-            gram += block.T @ block
-        return gram
-    full = _core.weighted_gram(design_for_core(X), rows, np.ones(rows.size), False)
-    keep = np.concatenate([[0], active + 1])
-    return full[np.ix_(keep, keep)]
-
-
 def _product(X: Any, rows: NDArray, active: NDArray, directions: NDArray) -> NDArray:
     """[1, X[rows][:, active]] @ directions, by the engine's batched product."""
     coefs = np.zeros((X.shape[1], directions.shape[1]), order="F")
@@ -147,8 +135,8 @@ def column_rms(X: Any, rows: NDArray, active: NDArray) -> NDArray:
     return np.sqrt(squares / max(rows.size, 1))
 
 
-def _null_space(gram: NDArray) -> tuple[NDArray, NDArray]:
-    """Return (basis of the null space of A from its Gram A^T A, column scale of A)."""
+def _null_space(gram: NDArray) -> NDArray:
+    """Return a basis of the null space of A from its Gram matrix A^T A (the engine's rank rule)."""
     scale = np.sqrt(np.maximum(np.diag(gram), 0.0))
     inverse = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 1.0)
     scaled = gram * np.outer(inverse, inverse)
@@ -156,7 +144,7 @@ def _null_space(gram: NDArray) -> tuple[NDArray, NDArray]:
     cutoff = _core.RANK_TOLERANCE * max(values.max(initial=0.0), 0.0)
     null = vectors[:, values <= cutoff]
     # In the original coordinates: d = inverse * v (a column of A that is zero keeps its unit).
-    return inverse[:, None] * null, scale
+    return inverse[:, None] * null
 
 
 def _counted_null_space(X: Any, counted: NDArray, active: NDArray) -> NDArray:
@@ -169,10 +157,10 @@ def _counted_null_space(X: Any, counted: NDArray, active: NDArray) -> NDArray:
     width = active.size + 1
     if counted.size > _RANK_SAMPLE * width:
         sample = counted[np.linspace(0, counted.size - 1, _RANK_SAMPLE * width).astype(np.int64)]
-        null, _ = _null_space(_gram(X, np.unique(sample), active))
+        null = _null_space(_weighted_gram(X, np.unique(sample), active))
         if null.shape[1] == 0:
             return null
-    null, _ = _null_space(_gram(X, counted, active))
+    null = _null_space(_weighted_gram(X, counted, active))
     return null
 
 
@@ -278,12 +266,10 @@ def recession_direction(
     if family in COUNT_FAMILIES:
         spikes = rows[y_rows > 0]
         silent = rows[y_rows == 0]
-        if null is not None:
-            pass
-        elif spikes.size:
-            null = _counted_null_space(X, spikes, active)
-        else:
-            null = np.eye(active.size + 1)
+        if null is None:
+            null = (
+                _counted_null_space(X, spikes, active) if spikes.size else np.eye(active.size + 1)
+            )
         if null.shape[1] == 0 or silent.size == 0:
             return None
         z = _largest_recession(_product(X, silent, active, null))
@@ -298,7 +284,6 @@ def recession_direction(
         if z is None:
             return None
         direction = z
-        spikes = rows[:0]
     else:
         return None
     return direction if _verified(X, rows, active, direction, y_rows, signs, family) else None
@@ -341,30 +326,26 @@ def _residuals(eta: NDArray, y: NDArray, family: Any, scale: float) -> NDArray:
         mean = np.logaddexp(0.0, eta)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(y > 0, y / mean, 0.0)
-        return _sigmoid(eta) * (1.0 - ratio)
+        return expit(eta) * (1.0 - ratio)
     if family == _Family.negative_binomial_exp:
-        return (y + 1.0 / scale) * _sigmoid(eta + np.log(scale)) - y
-    return _sigmoid(eta) - y
+        return (y + 1.0 / scale) * expit(eta + np.log(scale)) - y
+    return expit(eta) - y
 
 
-def _sigmoid(x: NDArray) -> NDArray:
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
+def _column_ranges(X: Any, rows: NDArray, active: NDArray, counted: NDArray) -> list[NDArray]:
+    """Per column of [1, X_active]: min and max on the counted rows, then on the others.
 
-
-def _column_summaries(X: Any, rows: NDArray, active: NDArray, counted: NDArray):
-    """Per column of [1, X_active]: max |x| on the counted rows, min and max on the others."""
+    One pass over the design; a side without rows gives 0.
+    """
     width = active.size + 1
-    on_counted = np.zeros(width)
-    low, high = np.full(width, np.inf), np.full(width, -np.inf)
+    ranges = [np.full(width, bound) for bound in (np.inf, -np.inf, np.inf, -np.inf)]
     for start, block in _blocks(X, rows, active):
         hit = counted[start : start + block.shape[0]]
-        if hit.any():
-            on_counted = np.maximum(on_counted, np.abs(block[hit]).max(axis=0))
-        if not hit.all():
-            rest = block[~hit]
-            low = np.minimum(low, rest.min(axis=0))
-            high = np.maximum(high, rest.max(axis=0))
-    return on_counted, low, high
+        for part, selected in ((0, hit), (2, ~hit)):
+            if selected.any():
+                ranges[part] = np.minimum(ranges[part], block[selected].min(axis=0))
+                ranges[part + 1] = np.maximum(ranges[part + 1], block[selected].max(axis=0))
+    return [np.where(np.isfinite(r), r, 0.0) for r in ranges]
 
 
 def _single_feature_directions(
@@ -376,38 +357,26 @@ def _single_feature_directions(
     zero). Binary: the column separates, >= 0 where y = 1 and <= 0 where y = 0, or the reverse.
     Zero means within ``_ZERO`` of the column's largest magnitude, as in ``_verified``.
     """
-    counted = y_rows > 0
-    on_counted, low, high = _column_summaries(X, rows, active, counted)
+    counted_low, counted_high, low, high = _column_ranges(X, rows, active, y_rows > 0)
+    size = np.maximum.reduce([-counted_low, counted_high, -low, high])  # max |x| per column
+    zero = _ZERO * size
     if family in BINARY_FAMILIES:
-        # For binary data: max |x| on y=1 is not enough; use the signs on both sides.
-        ones_low, ones_high = _signed_range(X, rows, active, counted)
-        size = np.maximum.reduce([np.abs(low), np.abs(high), np.abs(ones_low), np.abs(ones_high)])
-        zero = _ZERO * size
-        up = (ones_low >= -zero) & (high <= zero)
-        down = (ones_high <= zero) & (low >= -zero)
+        up = (counted_low >= -zero) & (high <= zero)
+        down = (counted_high <= zero) & (low >= -zero)
         hits = (up | down) & (size > 0)
     else:
-        size = np.maximum.reduce([on_counted, np.abs(low), np.abs(high)])
-        zero = _ZERO * size
+        on_counted = np.maximum(-counted_low, counted_high)
         one_sign = (low >= -zero) | (high <= zero)
         hits = (on_counted <= zero) & one_sign & (np.maximum(-low, high) > zero)
     return np.flatnonzero(hits[1:])
 
 
-def _signed_range(X: Any, rows: NDArray, active: NDArray, selected: NDArray):
-    """Per column of [1, X_active]: min and max over the selected rows."""
-    width = active.size + 1
-    low, high = np.full(width, np.inf), np.full(width, -np.inf)
-    for start, block in _blocks(X, rows, active):
-        hit = selected[start : start + block.shape[0]]
-        if hit.any():
-            low = np.minimum(low, block[hit].min(axis=0))
-            high = np.maximum(high, block[hit].max(axis=0))
-    return low, high
-
-
-def _weighted_gram(X: Any, rows: NDArray, active: NDArray, weights: NDArray) -> NDArray:
-    """[1, X_active]^T diag(weights) [1, X_active] over ``rows``."""
+def _weighted_gram(
+    X: Any, rows: NDArray, active: NDArray, weights: NDArray | None = None
+) -> NDArray:
+    """[1, X_active]^T diag(weights) [1, X_active] over ``rows`` (weights 1 when None)."""
+    if weights is None:
+        weights = np.ones(rows.size)
     if isinstance(X, HistoryFeatures):
         gram = np.zeros((active.size + 1, active.size + 1))
         for start, block in _blocks(X, rows, active):
@@ -420,10 +389,16 @@ def _weighted_gram(X: Any, rows: NDArray, active: NDArray, weights: NDArray) -> 
 
 def _gradient(X: Any, rows: NDArray, active: NDArray, residuals: NDArray) -> NDArray:
     """[1, X_active]^T residuals over ``rows`` (a sum)."""
-    gradient = np.zeros(active.size + 1)
-    for start, block in _blocks(X, rows, active):
-        gradient += block.T @ residuals[start : start + block.shape[0]]
-    return gradient
+    if isinstance(X, HistoryFeatures):
+        gradient = np.zeros(active.size + 1)
+        for start, block in _blocks(X, rows, active):
+            gradient += block.T @ residuals[start : start + block.shape[0]]
+        return gradient
+    # The engine's batched gradient product (a mean over the rows), on one column.
+    mean = _core.design_transpose_multiply(
+        design_for_core(X), rows, np.asfortranarray(residuals[:, None]), available_cores()
+    )
+    return np.asarray(mean)[np.concatenate([[0], active + 1]), 0] * rows.size
 
 
 def _certified(
@@ -523,8 +498,8 @@ def rates_vanish(
 ) -> NDArray:
     """Tell which fitted neurons drive some row's mean response towards the edge of its range.
 
-    ``mean`` is each neuron's mean response on ``rows``. A neuron without an MLE that still reached the gradient tolerance did so along a direction of
-    recession, where the rates of the receding rows vanish: below _SUSPECT times the neuron's mean
+    ``mean`` is each neuron's mean response on ``rows``. A neuron without an MLE that still
+    reached the gradient tolerance did so along a direction of recession, where the rates of the receding rows vanish: below _SUSPECT times the neuron's mean
     (for binary data, its probabilities approach 0 or 1 alike). Such converged neurons are the
     ones worth a certificate; a fit whose rates all stay near the data's does not recede.
     """
@@ -539,7 +514,7 @@ def rates_vanish(
             eta = -np.abs(eta)
         lowest = np.minimum(lowest, eta.min(axis=0))
     if family in BINARY_FAMILIES:
-        return _sigmoid(lowest) < _SUSPECT * np.minimum(mean, 1.0 - mean)
+        return expit(lowest) < _SUSPECT * np.minimum(mean, 1.0 - mean)
     if family == _Family.poisson_softplus:
         return np.logaddexp(0.0, lowest) < _SUSPECT * mean
     return np.exp(lowest) < _SUSPECT * mean
