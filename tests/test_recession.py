@@ -267,3 +267,161 @@ def test_inference_flags_a_barely_identified_finite_mle():
         inference = model.inference(x[:, None])
     # Its standard error is finite but dwarfs the coefficient (a 1-D case: 1 / sqrt(information)).
     assert np.isfinite(inference.coef_se).all() and inference.coef_se[0] > 5 * abs(model.coef_[0])
+
+
+def single_feature_reference(X, counts, rows, binary=False):
+    """The definition, feature by feature and neuron by neuron, in NumPy."""
+    n_features, n_neurons = X.shape[1], counts.shape[1]
+    hits = np.zeros((n_features, n_neurons), dtype=bool)
+    for j in range(n_neurons):
+        y = counts[rows, j]
+        if y.min() == y.max():
+            continue
+        for p in range(n_features):
+            column = X[rows, p]
+            size = np.abs(column).max()
+            if size == 0:
+                continue
+            zero = 1e-6 * size
+            if binary:
+                up = column[y > 0].min() >= -zero and column[y == 0].max() <= zero
+                down = column[y > 0].max() <= zero and column[y == 0].min() >= -zero
+                hits[p, j] = up or down
+            else:
+                quiet = np.abs(column[y > 0]).max() <= zero
+                one_sign = column[y == 0].min() >= -zero or column[y == 0].max() <= zero
+                hits[p, j] = quiet and one_sign
+    return hits
+
+
+def refractory_counts(seed: int = 3, n_samples: int = 4000) -> np.ndarray:
+    """Neuron 0 never fires in the 3 bins after its own spikes (refractory); neuron 1 fires 3
+    times, each followed by 10 silent bins of neuron 0 (a rare sender); neurons 2-3 Poisson."""
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson([0.15, 0.0, 0.3, 0.2], (n_samples, 4)).astype(float)
+    for t in range(n_samples):
+        if counts[t, 0] > 0:
+            counts[t + 1 : t + 4, 0] = 0
+    for t in (800, 2100, 3300):
+        counts[t, 1] = 1
+        counts[t + 1 : t + 11, 0] = 0
+    return counts
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_single_feature_scan_matches_the_definition(binary):
+    counts = refractory_counts()
+    if binary:
+        counts = np.minimum(counts, 1.0)
+    basis = nmo.basis.RaisedCosineLogConv(3, window_size=10)
+    X = basis.compute_features(counts)
+    rows = np.flatnonzero(np.isfinite(X).all(axis=1))
+    family = core.ObservationFamily.bernoulli_logistic if binary else POISSON
+    free = np.ones((X.shape[1], counts.shape[1]), dtype=bool)
+    expected = single_feature_reference(X, counts, rows, binary)
+    found = _recession.single_feature_directions(X, counts, rows, free, family)
+    np.testing.assert_array_equal(found, expected)
+    if not binary:
+        # The refractory self-history feature and the rare sender's, for neuron 0 only.
+        assert 0 in np.flatnonzero(found[:, 0]) and {3, 4, 5} <= set(np.flatnonzero(found[:, 0]))
+        assert not found[np.r_[0:3, 6:12], 2:].any()  # only the rare sender, by chance
+    # History features (never formed) give the same answer; a mask removes candidates.
+    lazy = basis.history_features(counts)
+    np.testing.assert_array_equal(
+        _recession.single_feature_directions(lazy, counts, rows, free, family), expected
+    )
+    free[3:6] = False
+    masked = _recession.single_feature_directions(X, counts, rows, free, family)
+    np.testing.assert_array_equal(masked, expected & free)
+
+
+def test_features_that_recede_alone_leave_before_the_engine_runs():
+    counts = refractory_counts()
+    X = nmo.basis.RaisedCosineLogConv(3, window_size=10).compute_features(counts)
+    receivers = counts[:, [0, 2]]
+    with pytest.warns(ConvergenceWarning, match="does not exist"):
+        model = nmo.glm.PopulationGLM().fit(X, receivers)
+    rows = np.flatnonzero(np.isfinite(X).all(axis=1))
+    alone = single_feature_reference(X, receivers, rows)
+    assert alone[:, 0].sum() >= 4
+    info = model.fit_info_
+    for j in range(2):
+        np.testing.assert_array_equal(info["dropped_features"][j], np.flatnonzero(alone[:, j]))
+    assert info["status"].tolist() == [AT_INFINITY if alone[:, j].any() else 0 for j in range(2)]
+    # The engine saw the reduced problem from the start: the same iterations and solution as a
+    # fit where the user masked those features.
+    mask = (~alone).astype(float)
+    masked = nmo.glm.PopulationGLM(feature_mask=mask, no_mle="stop").fit(X, receivers)
+    np.testing.assert_array_equal(info["n_hessian"], masked.fit_info_["n_hessian"])
+    np.testing.assert_array_equal(model.coef_, masked.coef_)
+    # Neuron 2's reduced problem is benign: statsmodels agrees. (Neuron 0's keeps a refractory
+    # feature far out, near-separated: no IRLS reference converges there.)
+    kept = np.flatnonzero(mask[:, 1])
+    coef, intercept = statsmodels_poisson(X[:, kept], receivers[:, 1])
+    np.testing.assert_allclose(model.coef_[kept, 1], coef, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(model.intercept_[1], intercept, rtol=1e-8)
+
+
+def test_null_space_keeps_zero_columns_exact():
+    """Columns that vanish on the counted rows are null directions by themselves: their basis
+    vectors must be exact, or the rest's rounding lands on rows where they are exactly zero (the
+    linear program then sees a direction miss zero by 1e-6 and calls it no direction)."""
+    rng = np.random.default_rng(5)
+    A = np.column_stack([np.ones(30), rng.normal(size=(30, 50)) * 100.0, np.zeros((30, 3))])
+    null = _recession._null_space(A.T @ A)
+    # 51 used columns on 30 rows leave 21 directions among them, plus the 3 zero columns.
+    assert null.shape == (54, 24)
+    np.testing.assert_array_equal(null[51:, -3:], np.eye(3))
+    np.testing.assert_array_equal(null[:51, -3:], 0.0)
+    np.testing.assert_allclose(A @ null, 0.0, atol=1e-9 * np.abs(A).max())
+
+
+def test_a_direction_whose_rows_have_vanished_is_not_certified_away():
+    """Two features that cancel on every counted row and sum to >= 0 elsewhere: d = -(e1 + e2)
+    recedes, though neither feature alone does. At the fitted point the receding rows' rates
+    are ~0: the certificate must not be built from the other rows alone."""
+    rng = np.random.default_rng(8)
+    n = 3000
+    y = rng.poisson(0.3, n).astype(float)
+    first = rng.normal(size=n)
+    second = -first.copy()
+    silent = np.flatnonzero(y == 0)
+    push = silent[rng.choice(silent.size, 40, replace=False)]
+    second[push] += rng.uniform(0.5, 1.5, push.size)  # first + second > 0 only there
+    X = np.column_stack([first, second, rng.normal(size=n)])
+    rows = np.arange(n)
+    active = np.arange(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        stopped = nmo.glm.GLM(no_mle="stop").fit(X, y)
+    point = np.concatenate([[stopped.intercept_[0]], stopped.coef_])
+    null = _recession._counted_null_space(X, rows[y > 0], active)
+    assert null.shape[1] == 1
+    assert not _recession._certified(X, y, rows, active, POISSON, 1.0, point, null)
+    assert _recession.diagnose(X, y, rows, active, POISSON, point=point).tolist() == [0, 1]
+    with pytest.warns(ConvergenceWarning, match="does not exist"):
+        model = nmo.glm.GLM().fit(X, y)
+    np.testing.assert_array_equal(model.fit_info_["dropped_features"][0], [0, 1])
+
+
+def test_certificate_decides_a_finite_mle_far_out_without_the_program(monkeypatch):
+    """One feature, zero on every counted row, +1 on 200 silent rows and -delta on one: the MLE
+    is finite, w = log(delta / 200) / (1 + delta) (the silent rows' part of the likelihood,
+    200 e^w + e^(-w delta) up to the intercept's factor, is minimal there): rates ~5e-8 of the
+    others'. The dual certificate at the fit must prove it, with no linear program."""
+    rng = np.random.default_rng(2)
+    delta = 1e-5
+    y = np.concatenate([rng.poisson(0.8, 500), np.zeros(201)]).astype(float)
+    y[:500][y[:500] == 0] = 1.0  # every row of the first block counted
+    x = np.concatenate([np.zeros(500), np.ones(200), [-delta]])
+    expected = np.log(delta / 200) / (1 + delta)
+
+    def no_program(*args, **kwargs):
+        raise AssertionError("the linear program ran")
+
+    monkeypatch.setattr(_recession, "_largest_recession", no_program)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = nmo.glm.GLM().fit(x[:, None], y)
+    assert model.converged_ and model.fit_info_["dropped_features"][0].size == 0
+    np.testing.assert_allclose(model.coef_[0], expected, rtol=1e-6)

@@ -25,12 +25,12 @@ from numpy.typing import NDArray
 from . import _recession
 from ._history_features import HistoryFeatures
 from ._native import core as _core
-from ._validation import as_numeric_array, design_for_core, fortran_float64
+from ._validation import as_numeric_array, design_for_core, fortran_float64, rows_of
 from .exceptions import ConvergenceWarning
 from .observation_models import link
 
 __all__ = [
-    "FitProblem", "FitResult", "FittedState", "finish", "gram_rank", "prepare", "rows_of", "run",
+    "FitProblem", "FitResult", "FittedState", "finish", "gram_rank", "prepare", "presolve", "run",
     "solve", "start", "residual_dof", "design_rank", "warn_about_failures",
 ]  # fmt: skip
 
@@ -89,6 +89,8 @@ class FitProblem:
         carry them).
     coef, intercept : ndarray
         The start, in population layout; ``solve`` leaves the solution here.
+    dropped : list of ndarray or None
+        Per neuron, the features removed because its MLE does not exist with them.
     """
 
     model: Any
@@ -102,6 +104,9 @@ class FitProblem:
     settings: dict[str, Any]
     coef: NDArray
     intercept: NDArray
+    #: Per neuron, the features removed because the MLE does not exist with them (``presolve``,
+    #: ``settle``); None before ``presolve``.
+    dropped: list[NDArray] | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -144,13 +149,6 @@ class FittedState:
     info: dict[str, Any]
     check_design: Callable[[Any], Any]
     linear_predictor: Callable[[Any], NDArray]
-
-
-def rows_of(counts: NDArray, rows: NDArray) -> NDArray:
-    """counts[rows], as a view when the rows are one contiguous range (the usual case)."""
-    if rows[-1] - rows[0] + 1 == rows.size:
-        return counts[rows[0] : rows[-1] + 1]
-    return counts[rows]
 
 
 def prepare(model: Any, X: Any, y: Any, init_params: tuple | None) -> FitProblem:
@@ -234,30 +232,81 @@ _MAX_SETTLE_ROUNDS = 8
 _PROBE_ITERATIONS = 30
 
 
+def presolve(problem: FitProblem) -> None:
+    """Remove, before the engine runs, the features that are a direction of recession by themselves.
+
+    Only with ``no_mle="drop"`` and families with a certificate. A feature that is zero on every
+    row where a neuron has a count and of one sign elsewhere (``_recession``) proves that
+    neuron's MLE does not exist; its coefficient would run to infinity over many Newton
+    iterations. Found for every neuron in one pass over the design, such features leave the
+    neuron's mask (``problem.dropped`` lists them) and ``settle`` labels it ``mle_at_infinity``.
+    """
+    problem.dropped = [np.empty(0, dtype=np.int64) for _ in range(problem.n_neurons)]
+    family = _core.ObservationFamily(problem.settings["family"])
+    if not _certifiable(problem.model, family):
+        return
+    free = problem.mask.astype(bool) & ~_penalised(problem.penalty, problem.mask.shape)
+    hits = _recession.single_feature_directions(
+        problem.X, problem.counts, problem.rows, free, family
+    )
+    if not hits.any():
+        return
+    problem.mask = np.array(problem.mask, dtype=np.uint8, order="F")  # not the user's
+    problem.mask[hits] = 0
+    for j in np.flatnonzero(hits.any(axis=0)):
+        problem.dropped[j] = np.flatnonzero(hits[:, j]).astype(np.int64)
+        problem.coef[hits[:, j], j] = 0.0
+
+
+def _certifiable(model: Any, family: Any) -> bool:
+    """Whether neurons without an MLE are to be found (and have a certificate) in this fit."""
+    return model.no_mle == "drop" and (
+        family in _recession.COUNT_FAMILIES or family in _recession.BINARY_FAMILIES
+    )
+
+
 def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
     """Decide by certificate whether each neuron's MLE exists; bound the answer where it does not.
 
-    Only with ``no_mle="drop"`` and families with a certificate (``_recession``). Every neuron
-    the engine stopped is checked (at infinity, out of iterations, stuck, and converged ones
-    whose fit drives some rate towards zero: ``_recession.rates_vanish``) on its unpenalised
-    features and intercept by ``_recession.diagnose``. Where a direction of recession
-    exists, the features that carry it are removed and the neuron is refitted from the start,
-    then checked again, until the certificate says the reduced problem has an MLE; such neurons
-    are labelled ``mle_at_infinity`` and ``record["dropped_features"]`` lists what they lost. A
-    neuron whose MLE exists but which the engine called at infinity is solved on without the
-    engine's divergence test. A silent neuron (no count on a fitted row, or one binary value)
+    Only with ``no_mle="drop"`` and families with a certificate (``_recession``), after
+    ``presolve`` and the engine. Every neuron the engine stopped is checked (at infinity, out of
+    iterations, stuck, and converged ones whose fit drives some rate towards zero:
+    ``_recession.rates_vanish``) on its unpenalised features and intercept by
+    ``_recession.diagnose``. Where a direction of recession exists, the features that carry it
+    are removed and the neuron is refitted from the start, then checked again, until the
+    certificate says the reduced problem has an MLE; such neurons (and those ``presolve``
+    reduced) are labelled ``mle_at_infinity`` and ``record["dropped_features"]`` lists what they
+    lost. A neuron whose MLE exists but which the engine called at infinity is solved on without
+    the engine's divergence test. A silent neuron (no count on a fitted row, or one binary value)
     keeps no feature and its start's intercept. The problem's mask, coef and intercept and the
     record are updated in place.
     """
     codes = _core.FitStatus
     family = _core.ObservationFamily(problem.settings["family"])
     status = record["status"]
-    dropped = [np.empty(0, dtype=np.int64) for _ in range(problem.n_neurons)]
+    if problem.dropped is None:
+        presolved = False
+        problem.dropped = [np.empty(0, dtype=np.int64) for _ in range(problem.n_neurons)]
+    else:
+        presolved = True
+    dropped = problem.dropped
     record["dropped_features"] = dropped
-    if problem.model.no_mle != "drop" or (
-        family not in _recession.COUNT_FAMILIES and family not in _recession.BINARY_FAMILIES
-    ):
+    if not _certifiable(problem.model, family):
         return
+    without_mle = np.array([features.size > 0 for features in dropped], dtype=bool)
+    try:
+        _settle_rounds(problem, record, without_mle, presolved)
+    finally:
+        status[without_mle & (status == int(codes.converged))] = int(codes.mle_at_infinity)
+
+
+def _settle_rounds(
+    problem: FitProblem, record: dict[str, NDArray], without_mle: NDArray, presolved: bool
+) -> None:
+    """Run the rounds of certificate and refit of ``settle`` (updating ``without_mle``)."""
+    codes = _core.FitStatus
+    family = _core.ObservationFamily(problem.settings["family"])
+    status, dropped = record["status"], problem.dropped
     checked = (
         (status == int(codes.mle_at_infinity)) | (status == int(codes.max_iter_reached))
         | (status == int(codes.line_search_failed))
@@ -274,7 +323,7 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
     if pending.size == 0:
         return  # the common case, kept cheap
     free = problem.mask.astype(bool) & ~_penalised(problem.penalty, problem.mask.shape)
-    silent, without_mle = [], np.zeros(problem.n_neurons, dtype=bool)
+    silent = []
     copied, probed = False, set()
     for _ in range(_MAX_SETTLE_ROUNDS):
         reduced, exists, tasks = [], [], []
@@ -299,7 +348,9 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
             program = point is not None or j in probed
             try:
                 y = problem.counts[:, j]
-                return _recession.diagnose(X, y, rows, active, family, scale, point, program)
+                return _recession.diagnose(
+                    X, y, rows, active, family, scale, point, program, singles=not presolved
+                )
             except _recession.Undecided as undecided:
                 return undecided
 
@@ -367,7 +418,6 @@ def settle(problem: FitProblem, record: dict[str, NDArray]) -> None:
         # Nothing is left to fit: the record is evaluated at the start's intercept.
         _solve_again(problem, record, neurons, detect_divergence=False, max_iter=0)
         status[neurons] = int(codes.mle_at_infinity)
-    status[without_mle & (status == int(codes.converged))] = int(codes.mle_at_infinity)
 
 
 def _penalised(penalty: dict[str, NDArray], shape: tuple[int, int]) -> NDArray:
@@ -549,8 +599,9 @@ def warn_about_failures(info: dict[str, Any], settings: dict[str, Any]) -> None:
         dropped = info.get("dropped_features")
         if dropped is not None and all(dropped[j].size for j in at_infinity):
             answer = (
-                "a linear program found, for each, directions of recession (a silent neuron, or "
-                "features whose values never meet its spikes, e.g. a rare sender). The features "
+                "a certificate found, for each, directions of recession (a silent neuron, or "
+                "features whose values never meet its spikes, e.g. a rare sender or a "
+                "refractory self-history function). The features "
                 "carrying them were removed for that neuron and the rest fitted to its exact "
                 "MLE: see fit_info_['dropped_features'] (a silent neuron keeps only its "
                 "intercept, at half a spike over the fitted bins)."

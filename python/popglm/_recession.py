@@ -18,13 +18,14 @@ For Bernoulli the same program runs over all of d, with the rows of y = 1 negate
 
 ``diagnose`` answers the question for a fitted neuron with cheaper steps first. (1) A feature
 whose column vanishes on the rows with a count and keeps one sign on the others is a direction by
-itself (a rare sender whose spikes never precede the receiver's): found by one pass over the
-columns. (2) The theorem of the alternative (Stiemke's): no direction exists exactly when some
-weights w > 0 on the rows without a count and v on the rows with one give A_0^T w + A_S^T v = 0.
-At a point where the gradient A^T r is small, r is such a pair up to that gradient; the gradient's
-part in the null space of A_S is absorbed by w -> w (1 - A_0 N c), with H c = N^T A^T r and
-H = N^T A_0^T diag(w) A_0 N, which stays positive when max(A_0 N c) < 1: the Newton step in the
-null space moves no linear predictor by a unit or more. It costs one weighted Gram matrix.
+itself (a rare sender whose spikes never precede the receiver's, a refractory self-history basis
+function): ``single_feature_directions`` finds them for every neuron in one pass over the design,
+before the engine runs, so that no neuron chases them. (2) The theorem of the alternative
+(Stiemke's): no direction exists exactly when some weights w > 0 on the rows without a count
+give N^T A_0^T w = 0, N a basis of the null space of the rows with one. At a fitted point the
+residuals r of those rows nearly are such weights (the gradient is small); w = r (1 - B c), with
+B = A_0 N and c the r-weighted least-squares fit of ones by B, satisfies B^T w = 0 exactly and
+is positive when max(B c) < 1. It costs one least-squares problem in dim(N) unknowns.
 (3) Otherwise the linear program decides.
 """
 
@@ -40,11 +41,11 @@ from scipy.special import expit
 from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._threads import available_cores
-from ._validation import design_for_core
+from ._validation import design_for_core, rows_of
 
 __all__ = [
     "COUNT_FAMILIES", "BINARY_FAMILIES", "NEEDS_PROGRAM", "Undecided", "carrying_features",
-    "column_rms", "diagnose", "rates_vanish", "recession_direction",
+    "column_rms", "diagnose", "rates_vanish", "recession_direction", "single_feature_directions",
 ]  # fmt: skip
 
 _Family = _core.ObservationFamily
@@ -55,6 +56,9 @@ BINARY_FAMILIES = {_Family.bernoulli_logistic}
 
 #: Rows per block when the design is read in pieces (dense or history features).
 _BLOCK_ELEMENTS = 1 << 21
+#: ... in the pass over every feature before a fit: its temporaries must stay far below the
+#: design's size (a memory-mapped design is never copied whole).
+_SCAN_ELEMENTS = 1 << 18
 #: A coordinate of a direction (in units of its feature's root mean square) carries the direction
 #: when it exceeds this fraction of the largest.
 _SUPPORT = 1e-6
@@ -80,8 +84,8 @@ _FEASIBLE = 1e-9
 _ZERO = 1e-6
 #: Entries of the linear program's matrix (columns scaled to 1) below this are rounding.
 _ROUNDING = 1e-9
-#: The dual certificate holds when the null-space Newton step moves no linear predictor by more
-#: than this (1 in exact arithmetic; the margin absorbs the rounding of the gradient).
+#: The dual certificate w (1 - B c) is accepted when B c stays below this on every row (below 1
+#: is enough in exact arithmetic; the margin absorbs rounding).
 _CERTIFICATE_STEP = 0.5
 
 
@@ -136,15 +140,23 @@ def column_rms(X: Any, rows: NDArray, active: NDArray) -> NDArray:
 
 
 def _null_space(gram: NDArray) -> NDArray:
-    """Return a basis of the null space of A from its Gram matrix A^T A (the engine's rank rule)."""
+    """Return a basis of the null space of A from its Gram matrix A^T A (the engine's rank rule).
+
+    Columns of A that are zero (a sender silent before every counted row) are basis vectors of
+    their own, exactly: mixed by the eigendecomposition with the rest, their directions would
+    carry that rest's rounding onto rows where they are exactly zero.
+    """
     scale = np.sqrt(np.maximum(np.diag(gram), 0.0))
-    inverse = np.where(scale > 0, 1.0 / np.where(scale > 0, scale, 1.0), 1.0)
-    scaled = gram * np.outer(inverse, inverse)
+    used = np.flatnonzero(scale > 0)
+    scaled = gram[np.ix_(used, used)] / np.outer(scale[used], scale[used])
     values, vectors = np.linalg.eigh(scaled)
     cutoff = _core.RANK_TOLERANCE * max(values.max(initial=0.0), 0.0)
-    null = vectors[:, values <= cutoff]
-    # In the original coordinates: d = inverse * v (a column of A that is zero keeps its unit).
-    return inverse[:, None] * null
+    null = vectors[:, values <= cutoff] / scale[used, None]  # d = v / scale, in A's coordinates
+    unused = np.flatnonzero(scale == 0)
+    basis = np.zeros((gram.shape[0], null.shape[1] + unused.size))
+    basis[used, : null.shape[1]] = null
+    basis[unused, null.shape[1] + np.arange(unused.size)] = 1.0
+    return basis
 
 
 def _counted_null_space(X: Any, counted: NDArray, active: NDArray) -> NDArray:
@@ -332,43 +344,80 @@ def _residuals(eta: NDArray, y: NDArray, family: Any, scale: float) -> NDArray:
     return expit(eta) - y
 
 
-def _column_ranges(X: Any, rows: NDArray, active: NDArray, counted: NDArray) -> list[NDArray]:
-    """Per column of [1, X_active]: min and max on the counted rows, then on the others.
-
-    One pass over the design; a side without rows gives 0.
-    """
-    width = active.size + 1
-    ranges = [np.full(width, bound) for bound in (np.inf, -np.inf, np.inf, -np.inf)]
-    for start, block in _blocks(X, rows, active):
-        hit = counted[start : start + block.shape[0]]
-        for part, selected in ((0, hit), (2, ~hit)):
-            if selected.any():
-                ranges[part] = np.minimum(ranges[part], block[selected].min(axis=0))
-                ranges[part + 1] = np.maximum(ranges[part + 1], block[selected].max(axis=0))
-    return [np.where(np.isfinite(r), r, 0.0) for r in ranges]
-
-
-def _single_feature_directions(
-    X: Any, y_rows: NDArray, rows: NDArray, active: NDArray, family: Any
+def single_feature_directions(
+    X: Any, counts: NDArray, rows: NDArray, free: NDArray, family: Any
 ) -> NDArray:
-    """Positions in ``active`` of features that are a direction of recession by themselves.
+    """Which features are a direction of recession by themselves, for every neuron at once.
 
-    Counts: the column is zero on every row with a count and of one sign on the others (not all
-    zero). Binary: the column separates, >= 0 where y = 1 and <= 0 where y = 0, or the reverse.
-    Zero means within ``_ZERO`` of the column's largest magnitude, as in ``_verified``.
+    Counts: the column is zero on every row where the neuron has a count and keeps one sign on
+    the others (a rare sender whose spikes never precede the receiver's, or a refractory
+    self-history basis function). Binary: the column separates, >= 0 where y = 1 and <= 0 where
+    y = 0, or the reverse. Zero means a root sum of squares over those rows within ``_ZERO`` of
+    the column's largest magnitude (so that every row is, as ``_verified`` asks).
+
+    Parameters
+    ----------
+    X : ndarray or HistoryFeatures, shape (n_samples, n_features)
+    counts : ndarray, shape (n_samples, n_neurons)
+    rows : ndarray of int
+        The fitted rows.
+    free : ndarray of bool, shape (n_features, n_neurons)
+        The features each neuron may lose (used and unpenalised).
+    family : _core.ObservationFamily
+
+    Returns
+    -------
+    ndarray of bool, shape (n_features, n_neurons)
+        False for neurons with one response value on ``rows`` (only their intercept recedes).
+
+    Notes
+    -----
+    One pass over the design in row blocks. Per block, the sums of squares on each neuron's
+    counted rows are one matrix product with the indicator of counts; on the other rows a count
+    column's sign is its column's (its counted rows being zero), so only binary data needs the
+    product with the complement too.
     """
-    counted_low, counted_high, low, high = _column_ranges(X, rows, active, y_rows > 0)
-    size = np.maximum.reduce([-counted_low, counted_high, -low, high])  # max |x| per column
-    zero = _ZERO * size
-    if family in BINARY_FAMILIES:
-        up = (counted_low >= -zero) & (high <= zero)
-        down = (counted_high <= zero) & (low >= -zero)
-        hits = (up | down) & (size > 0)
+    n_features, n_neurons = free.shape
+    binary = family in BINARY_FAMILIES
+    low, high = np.zeros(n_features), np.zeros(n_features)
+    # Per feature and neuron, sums of squares over the counted rows (binary: of the positive and
+    # negative parts, on the rows with y = 1 and then on the others).
+    sums = np.zeros((n_features, 4 * n_neurons if binary else n_neurons))
+    for start, block in _feature_blocks(X, rows):
+        hit = (rows_of(counts, rows[start : start + block.shape[0]]) > 0).astype(np.float64)
+        low = np.minimum(low, block.min(axis=0))
+        high = np.maximum(high, block.max(axis=0))
+        if binary:
+            sides = np.hstack([hit, 1.0 - hit])
+            sums[:, : 2 * n_neurons] += np.square(np.maximum(block, 0.0)).T @ sides
+            sums[:, 2 * n_neurons :] += np.square(np.minimum(block, 0.0)).T @ sides
+        else:
+            sums += np.square(block).T @ hit
+    size = np.maximum(-low, high)
+    zero = ((_ZERO * size) ** 2)[:, None]  # compared with sums of squares
+    if binary:
+        counted_positive, other_positive, counted_negative, other_negative = np.split(sums, 4, 1)
+        up = (counted_negative <= zero) & (other_positive <= zero)
+        down = (counted_positive <= zero) & (other_negative <= zero)
+        hits = (up | down) & (size > 0)[:, None]
     else:
-        on_counted = np.maximum(-counted_low, counted_high)
-        one_sign = (low >= -zero) | (high <= zero)
-        hits = (on_counted <= zero) & one_sign & (np.maximum(-low, high) > zero)
-    return np.flatnonzero(hits[1:])
+        margin = _ZERO * size
+        kept = ((low >= -margin) | (high <= margin)) & (size > 0)
+        hits = (sums <= zero) & kept[:, None]
+    values = rows_of(counts, rows)
+    one_value = values.min(axis=0) == values.max(axis=0)
+    hits[:, one_value] = False
+    return hits & free
+
+
+def _feature_blocks(X: Any, rows: NDArray):
+    """Yield ``(start, X[rows[start:start + len(block)]])`` in row blocks of every feature."""
+    if isinstance(X, HistoryFeatures):
+        yield from X.row_blocks(rows, max_elements=_SCAN_ELEMENTS)
+        return
+    step = max(1, _SCAN_ELEMENTS // max(X.shape[1], 1))
+    for start in range(0, rows.size, step):
+        yield start, rows_of(X, rows[start : start + step])
 
 
 def _weighted_gram(
@@ -408,7 +457,13 @@ def _certified(
     """Stiemke's certificate that no direction of recession exists, built at ``point``.
 
     ``point`` is (intercept, coefficients of active), ``null`` spans the directions allowed on the
-    rows with a count (the identity for binary data). See the module docstring.
+    rows with a count (the identity for binary data). See the module docstring: with B the rows
+    without a count times ``null`` (binary: every row, signed) and w their residuals at the
+    point, w' = w (1 - B c) with c the weighted least-squares fit of ones by B has B^T w' = 0
+    exactly; w' > 0 is the certificate. Only the rows whose weight is within a cut-off of the
+    largest take part: where B has full column rank on them, no z != 0 has B z <= 0 on them, so
+    none has it on every row. This keeps the least squares well conditioned when the fit drives
+    some rates to 1e-60 (a finite MLE far out, which the full weights would hide).
     """
     eta = _product(X, rows, active, point[:, None])[:, 0]
     residuals = _residuals(eta, y_rows, family, scale)
@@ -419,19 +474,39 @@ def _certified(
         free = y_rows == 0
         signs = np.ones(rows.size)
     weights = residuals[free] * signs[free]
-    if not (np.all(np.isfinite(weights)) and np.all(weights > 0)):
+    # Rates that underflow to zero only leave their rows out of every cut-off below.
+    if not (weights.size and np.all(np.isfinite(weights)) and weights.min() >= 0 < weights.max()):
         return False
-    gradient = _gradient(X, rows, active, residuals)
-    gram = _weighted_gram(X, rows[free], active, weights)
-    reduced = null.T @ gram @ null
-    target = null.T @ gradient
-    step, *_ = np.linalg.lstsq(reduced, target, rcond=None)
-    if not np.all(np.isfinite(step)):
+    # Columns in units of their largest value on every such row, and what rounding leaves of a
+    # zero set to zero, as in the linear program: a column that vanishes on the kept rows must
+    # not be scaled back up there.
+    products = _product(X, rows[free], active, null) * signs[free][:, None]
+    size = np.abs(products).max(axis=0)
+    if not np.all(size > 0):
         return False
-    if np.abs(reduced @ step - target).max(initial=0.0) > 1e-6 * np.abs(target).max(initial=0.0):
-        return False  # part of the gradient no weight change can absorb
-    moves = _product(X, rows[free], active, (null @ step)[:, None])[:, 0] * signs[free]
-    return bool(moves.max(initial=0.0) < _CERTIFICATE_STEP)
+    products /= size
+    products[np.abs(products) <= _ROUNDING] = 0.0
+    # Cut-offs from _WEIGHT_RATIO down: the fewer rows, the smaller the imbalance the dropped
+    # rows leave, but the more likely a direction only they constrain.
+    for cut in (_WEIGHT_RATIO, _WEIGHT_RATIO ** (2 / 3), _WEIGHT_RATIO ** (1 / 3)):
+        kept = weights >= weights.max() / cut
+        if _balanced(products[kept], weights[kept], null.shape[1]):
+            return True
+    return False
+
+
+def _balanced(products: NDArray, weights: NDArray, width: int) -> bool:
+    """Whether weights (1 - B c) > 0, c the weighted least-squares fit of ones by B, certify."""
+    root = np.sqrt(weights)
+    fit, _, rank, _ = np.linalg.lstsq(products * root[:, None], root, rcond=_ROUNDING)
+    if rank < width:
+        return False  # these rows leave a direction free: not certified by them
+    fitted = products @ fit
+    certificate = weights * (1.0 - fitted)
+    balance = np.abs(products.T @ certificate).max(initial=0.0)
+    if not balance <= _FEASIBLE * (np.abs(products).T @ np.abs(certificate)).max(initial=0.0):
+        return False
+    return bool(fitted.max(initial=0.0) < _CERTIFICATE_STEP)
 
 
 #: What ``diagnose`` returns when only its linear program could decide and it was not to run.
@@ -440,7 +515,7 @@ NEEDS_PROGRAM = "needs the linear program"
 
 def diagnose(
     X: Any, y: NDArray, rows: NDArray, active: NDArray, family: Any, scale: float = 1.0,
-    point: NDArray | None = None, program: bool = True,
+    point: NDArray | None = None, program: bool = True, singles: bool = True,
 ) -> NDArray | None | str:  # fmt: skip
     """Return the features to remove for a neuron whose MLE does not exist, or None when it does.
 
@@ -455,6 +530,9 @@ def diagnose(
     program : bool
         Run the linear program when the cheaper steps cannot decide; otherwise return
         ``NEEDS_PROGRAM`` (a fit to a better point may let the certificate decide instead).
+    singles : bool
+        Look for features that are a direction by themselves (False when
+        :func:`single_feature_directions` already removed them).
 
     Returns
     -------
@@ -472,9 +550,12 @@ def diagnose(
         null = np.eye(active.size + 1)
     else:
         return None
-    singles = _single_feature_directions(X, y_rows, rows, active, family)
-    if singles.size:
-        return singles
+    if singles:
+        free = np.zeros((X.shape[1], 1), dtype=bool)
+        free[active] = True
+        hits = single_feature_directions(X, np.asarray(y)[:, None], rows, free, family)[active, 0]
+        if hits.any():
+            return np.flatnonzero(hits)
     if point is not None and _certified(X, y_rows, rows, active, family, scale, point, null):
         return None
     if not program:

@@ -12,6 +12,7 @@ __all__ = [
     "check_positive_int",
     "design_for_core",
     "fortran_float64",
+    "rows_of",
 ]
 
 
@@ -59,3 +60,10 @@ def design_for_core(x: NDArray) -> NDArray:
 def fortran_float64(x: ArrayLike) -> NDArray:
     """Return ``x`` as an aligned, Fortran-ordered float64 array, copying only if needed."""
     return np.require(x, dtype=np.float64, requirements=["F", "A"])
+
+
+def rows_of(array: NDArray, rows: NDArray) -> NDArray:
+    """Return array[rows] for increasing ``rows`` (a view when they are one contiguous range)."""
+    if rows.size and rows[-1] - rows[0] + 1 == rows.size:
+        return array[rows[0] : rows[-1] + 1]
+    return array[rows]

@@ -304,6 +304,7 @@ def _fit_receivers(
     neurons_per_task = check_positive_int(neurons_per_task, "neurons_per_task")
     problem.settings["n_threads"] = _task_threads(model)
     history = isinstance(problem.design, tuple)
+    _fitting.presolve(problem)  # on the client: one pass over the design
 
     # Every worker gets one copy of the shared inputs: tasks then read them locally, and a
     # worker's death loses no data (the other copies remain for Dask's retries).

@@ -407,6 +407,7 @@ class _BaseGLM(BaseEstimator):
         problem = _fitting.prepare(self, X, y, init_params)
         progress = FitProgress(self.verbose, f"popglm {type(self).__name__}.fit")
         try:
+            _fitting.presolve(problem)
             record = _fitting.run(problem, progress.callback)
             _fitting.settle(problem, record)
         finally:
