@@ -425,3 +425,47 @@ def test_certificate_decides_a_finite_mle_far_out_without_the_program(monkeypatc
         model = nmo.glm.GLM().fit(x[:, None], y)
     assert model.converged_ and model.fit_info_["dropped_features"][0].size == 0
     np.testing.assert_allclose(model.coef_[0], expected, rtol=1e-6)
+
+
+def full_phase_one(rows, multiplicity, bound=None):
+    """The first phase of Stiemke's problem on every row at once (scipy's HiGHS): its optimum."""
+    from scipy.optimize import linprog
+
+    n_rows, width = rows.shape
+    result = linprog(
+        np.concatenate([np.zeros(n_rows), np.ones(2 * width)]),
+        A_eq=np.hstack([rows.T, np.eye(width), -np.eye(width)]),
+        b_eq=-(rows.T @ multiplicity),
+        bounds=[(0.0, bound)] * n_rows + [(0.0, None)] * (2 * width),
+        method="highs",
+    )
+    assert result.status == 0
+    return result.fun
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("receding", [False, True])
+def test_row_generation_solves_the_whole_program(seed, receding):
+    """Few rows bind: the program solved on a growing subset of rows must reach the optimum of
+    the program on every row, with a direction that no row violates."""
+    rng = np.random.default_rng(seed)
+    rows = rng.normal(size=(3000, 12))
+    if receding:
+        # Every row but a few is pushed to one side of a hidden direction.
+        hidden = rng.normal(size=12)
+        values = rows @ hidden
+        rows[values > 0] -= np.outer(
+            values[values > 0] + rng.uniform(0, 1, (values > 0).sum()), hidden
+        ) / (hidden @ hidden)
+    multiplicity = rng.integers(1, 3, rows.shape[0]).astype(float)
+    for bounded in (False, True):
+        expected = full_phase_one(rows, multiplicity, 1e9 if bounded else None)
+        z, largest = _recession._phase_one(rows, multiplicity, bounded)
+        if not receding:
+            assert expected <= 1e-9 * np.abs(rows.T @ multiplicity).max()
+            assert z is None and 1.0 <= largest < np.inf
+            continue
+        assert z is not None and expected > 1.0
+        values = rows @ z
+        assert values.max() <= 1e-7 and np.abs(z).max() <= 1 + 1e-9
+        np.testing.assert_allclose(-(multiplicity @ values), expected, rtol=1e-7)

@@ -31,10 +31,12 @@ is positive when max(B c) < 1. It costs one least-squares problem in dim(N) unkn
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import sparse
 from scipy.optimize import linprog
 from scipy.special import expit
 
@@ -68,6 +70,10 @@ _SUSPECT = 1e-3
 _RANK_SAMPLE = 4
 #: A guard against a solver that does not finish: the engine's own verdict then stands.
 _LP_SECONDS = 60.0
+#: Rows per column the linear program's row generation starts from, and the value of (P z)_i
+#: (rows scaled to 1, |z| <= 1) above which a row outside it joins.
+_START_ROWS = 4
+_ADMIT = 1e-9
 #: The largest ratio of two weights in the certificate that no direction exists: 1 / _ROUNDING.
 #: Rounding (~1e-13 of a row) can only be balanced by far larger weights; rows that miss zero
 #: by 1e-9 .. 1e-6 are real, and the MLE they leave is finite (and its inference flags it as
@@ -185,9 +191,8 @@ def _largest_recession(products: NDArray) -> NDArray | None:
     when no z exists, and otherwise its dual solution is a z with P z <= 0, |z| <= 1 and sum(P z)
     minimal: a direction that drives every row it can below zero at once. The bound on the
     weights is what makes this hold in floating point: rounding leaves rows of P z at +1e-13
-    where exactly 0, which weights of 1e13 would balance. The program has one equality per column
-    of P, which the dual simplex method solves far faster than the direction's own program (one
-    inequality per row).
+    where exactly 0, which weights of 1e13 would balance. ``_phase_one`` solves it through its
+    dual, on the few rows that bind.
     """
     # Columns of comparable size help the solver's tolerances; z is rescaled back below.
     column_scale = np.abs(products).max(axis=0)
@@ -232,23 +237,62 @@ def _phase_one(rows: NDArray, multiplicity: NDArray, bounded: bool) -> tuple[NDA
     """Solve the first phase of Stiemke's feasibility problem (see _largest_recession).
 
     Returns ``(z, largest weight)``: z is None when the weights exist (then ``largest`` is their
-    largest, relative to the smallest, 1), else the direction from the dual solution.
+    largest, relative to the smallest, 1), else the direction.
+
+    Solved through its dual: minimise sum_i m_i (P z)_i subject to (P z)_i <= s_i and |z| <= 1,
+    with s = 0, or s >= 0 at a cost of ``_WEIGHT_RATIO`` each when the weights are bounded. The
+    optimum is minus the first phase's, the rows' multipliers are its weights u and z is the
+    direction. Few rows bind at the optimum, so the program is solved on some rows and its
+    solution is the whole program's as soon as it violates no other row; the violated rows join
+    and it is solved again (row generation: a few rounds on a fraction of the rows, where one
+    program on every row costs seconds).
     """
     n_rows, width = rows.shape
-    target = -(rows.T @ multiplicity.astype(np.float64))
-    result = linprog(
-        np.concatenate([np.zeros(n_rows), np.ones(2 * width)]),
-        A_eq=np.hstack([rows.T, np.eye(width), -np.eye(width)]),
-        b_eq=target,
-        bounds=[(0.0, _WEIGHT_RATIO if bounded else None)] * n_rows + [(0.0, None)] * (2 * width),
-        method="highs-ds",
-        options={"time_limit": _LP_SECONDS},
+    cost = rows.T @ multiplicity.astype(np.float64)
+    # A start: the rows that moving against the objective's gradient violates most, and a
+    # spread of the others.
+    first = min(n_rows, _START_ROWS * width)
+    working = np.union1d(
+        np.argsort(rows @ cost)[: first // 2 + 1],
+        np.linspace(0, n_rows - 1, first // 2 + 1).astype(np.int64),
     )
+    deadline = time.monotonic() + _LP_SECONDS
+    while True:
+        result = _restricted_phase_one(rows[working], cost, bounded, deadline - time.monotonic())
+        z = result.x[:width]
+        values = rows @ z
+        outside = np.ones(n_rows, dtype=bool)
+        outside[working] = False
+        violated = np.flatnonzero(outside & (values > _ADMIT))
+        if violated.size == 0:
+            break
+        if working.size + violated.size > n_rows // 2:
+            violated = np.flatnonzero(outside)  # generation does not pay: every row
+        working = np.union1d(working, violated)
+    if -result.fun <= _FEASIBLE * max(1.0, np.abs(cost).max()):
+        weights = -np.asarray(result.ineqlin.marginals, dtype=np.float64)
+        return None, 1.0 + float(weights.max(initial=0.0))
+    return np.asarray(z, dtype=np.float64), np.inf
+
+
+def _restricted_phase_one(rows: NDArray, cost: NDArray, bounded: bool, seconds: float) -> Any:
+    """Solve the dual program of ``_phase_one`` on some rows; return scipy's result."""
+    n_rows, width = rows.shape
+    if seconds <= 0:
+        raise Undecided("the linear program ran out of time")
+    if bounded:
+        objective = np.concatenate([cost, np.full(n_rows, _WEIGHT_RATIO)])
+        matrix = sparse.hstack([sparse.csr_matrix(rows), -sparse.identity(n_rows)], format="csr")
+        bounds = [(-1.0, 1.0)] * width + [(0.0, None)] * n_rows
+    else:
+        objective, matrix, bounds = cost, rows, [(-1.0, 1.0)] * width
+    result = linprog(
+        objective, A_ub=matrix, b_ub=np.zeros(n_rows), bounds=bounds, method="highs-ds",
+        options={"time_limit": seconds},
+    )  # fmt: skip
     if result.status != 0 or result.x is None:
         raise Undecided(f"the linear program stopped: {result.message}")
-    if result.fun <= _FEASIBLE * max(1.0, np.abs(target).max()):
-        return None, 1.0 + float(result.x[:n_rows].max(initial=0.0))
-    return np.asarray(result.eqlin.marginals, dtype=np.float64), np.inf
+    return result
 
 
 def recession_direction(
