@@ -469,3 +469,26 @@ def test_row_generation_solves_the_whole_program(seed, receding):
         values = rows @ z
         assert values.max() <= 1e-7 and np.abs(z).max() <= 1 + 1e-9
         np.testing.assert_allclose(-(multiplicity @ values), expected, rtol=1e-7)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_counted_square_sums_kernel_matches_numpy_for_any_thread_count(order):
+    rng = np.random.default_rng(4)
+    design = np.asarray(rng.normal(size=(500, 7)), order=order)
+    counts = np.asfortranarray(rng.poisson(0.2, (500, 5)).astype(float))
+    rows = np.sort(rng.choice(500, 300, replace=False)).astype(np.int64)
+    expected = np.column_stack(
+        [(design[rows][counts[rows, j] > 0] ** 2).sum(axis=0) for j in range(5)]
+    )
+    results = []
+    for threads in (1, 2, 3):
+        sums, low, high = np.zeros((7, 5), order="F"), np.zeros(7), np.zeros(7)
+        core.counted_square_sums(design, rows, counts, sums, low, high, threads)
+        results.append(sums)
+        np.testing.assert_array_equal(low, design[rows].min(axis=0))
+        np.testing.assert_array_equal(high, design[rows].max(axis=0))
+    np.testing.assert_allclose(results[0], expected, rtol=1e-12)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
+    with pytest.raises(ValueError, match="row index out of range"):
+        core.counted_square_sums(design, np.array([500]), counts, sums, low, high, 1)

@@ -54,6 +54,22 @@ void register_convolve(py::module_& m) {
         "One pass over counts (F-ordered float64): valid[t] = 0 for rows with NaN/inf when\n"
         "drop_nonfinite_rows; returns NEGATIVE_COUNT | FRACTIONAL_COUNT for what it found among\n"
         "the finite entries.");
+  m.def("counted_square_sums",
+        py::overload_cast<const Eigen::Ref<const MatrixColMajor>&, const Eigen::Ref<const IndexVector>&,
+                          const Eigen::Ref<const MatrixColMajor>&, Eigen::Ref<MatrixColMajor>,
+                          Eigen::Ref<Eigen::VectorXd>, Eigen::Ref<Eigen::VectorXd>, int>(&popglm::counted_square_sums),
+        py::arg("design").noconvert(), py::arg("rows").noconvert(), py::arg("counts").noconvert(),
+        py::arg("sums").noconvert(), py::arg("low").noconvert(), py::arg("high").noconvert(), py::arg("n_threads"),
+        py::call_guard<py::gil_scoped_release>());
+  m.def("counted_square_sums",
+        py::overload_cast<const Eigen::Ref<const MatrixRowMajor>&, const Eigen::Ref<const IndexVector>&,
+                          const Eigen::Ref<const MatrixColMajor>&, Eigen::Ref<MatrixColMajor>,
+                          Eigen::Ref<Eigen::VectorXd>, Eigen::Ref<Eigen::VectorXd>, int>(&popglm::counted_square_sums),
+        py::arg("design").noconvert(), py::arg("rows").noconvert(), py::arg("counts").noconvert(),
+        py::arg("sums").noconvert(), py::arg("low").noconvert(), py::arg("high").noconvert(), py::arg("n_threads"),
+        py::call_guard<py::gil_scoped_release>(),
+        "sums[p, j] = sum of design[r, p]**2 over the r in rows with counts[r, j] > 0; low/high: each\n"
+        "feature's extremes over rows (design float64 F or C order; counts, sums F-ordered).");
   m.attr("NEGATIVE_COUNT") = popglm::kNegativeCount;
   m.attr("FRACTIONAL_COUNT") = popglm::kFractionalCount;
 }

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <stdexcept>
+#include <vector>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -38,6 +40,49 @@ void finite_rows_impl(const Matrix& matrix, Eigen::Ref<MaskVector> out, int n_th
   }
 }
 
+template <class Matrix>
+void counted_square_sums_impl(const Matrix& design, const Eigen::Ref<const IndexVector>& rows,
+                              const Eigen::Ref<const MatrixColMajor>& counts, Eigen::Ref<MatrixColMajor> sums,
+                              Eigen::Ref<Eigen::VectorXd> low, Eigen::Ref<Eigen::VectorXd> high, int n_threads) {
+  const Index n_features = design.cols();
+  const Index n_neurons = counts.cols();
+  if (counts.rows() != design.rows() || sums.rows() != n_features || sums.cols() != n_neurons ||
+      low.size() != n_features || high.size() != n_features)
+    throw std::invalid_argument("counted_square_sums: inconsistent shapes");
+  for (Index i = 0; i < rows.size(); ++i)
+    if (rows[i] < 0 || rows[i] >= design.rows())
+      throw std::invalid_argument("counted_square_sums: row index out of range");
+  // Per fitted row, the neurons with a count there: counts are sparse, so every feature's pass
+  // touches only those.
+  std::vector<Index> offsets(static_cast<std::size_t>(rows.size()) + 1, 0);
+  std::vector<Index> neurons;
+  for (Index i = 0; i < rows.size(); ++i) {
+    for (Index j = 0; j < n_neurons; ++j)
+      if (counts(rows[i], j) > 0.0) neurons.push_back(j);
+    offsets[static_cast<std::size_t>(i) + 1] = static_cast<Index>(neurons.size());
+  }
+#pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_features > 1)
+  {
+    Eigen::VectorXd column_sums(n_neurons);
+#pragma omp for schedule(static)
+    for (Index p = 0; p < n_features; ++p) {
+      column_sums.setZero();
+      double smallest = std::numeric_limits<double>::infinity();
+      double largest = -smallest;
+      for (Index i = 0; i < rows.size(); ++i) {
+        const double value = design(rows[i], p);
+        smallest = std::min(smallest, value);
+        largest = std::max(largest, value);
+        const double square = value * value;
+        for (Index k = offsets[static_cast<std::size_t>(i)]; k < offsets[static_cast<std::size_t>(i) + 1]; ++k)
+          column_sums[neurons[static_cast<std::size_t>(k)]] += square;
+      }
+      sums.row(p) = column_sums.transpose();
+      low[p] = rows.size() ? smallest : 0.0;
+      high[p] = rows.size() ? largest : 0.0;
+    }
+  }
+}
 }  // namespace
 
 int scan_counts(const Eigen::Ref<const MatrixColMajor>& counts, Eigen::Ref<MaskVector> valid,
@@ -75,6 +120,18 @@ void finite_rows(const Eigen::Ref<const MatrixColMajor>& matrix, Eigen::Ref<Mask
 void finite_rows(const Eigen::Ref<const MatrixRowMajor>& matrix, Eigen::Ref<MaskVector> out,
                  int n_threads) {
   finite_rows_impl(matrix, out, n_threads);
+}
+
+void counted_square_sums(const Eigen::Ref<const MatrixColMajor>& design, const Eigen::Ref<const IndexVector>& rows,
+                         const Eigen::Ref<const MatrixColMajor>& counts, Eigen::Ref<MatrixColMajor> sums,
+                         Eigen::Ref<Eigen::VectorXd> low, Eigen::Ref<Eigen::VectorXd> high, int n_threads) {
+  counted_square_sums_impl(design, rows, counts, sums, low, high, n_threads);
+}
+
+void counted_square_sums(const Eigen::Ref<const MatrixRowMajor>& design, const Eigen::Ref<const IndexVector>& rows,
+                         const Eigen::Ref<const MatrixColMajor>& counts, Eigen::Ref<MatrixColMajor> sums,
+                         Eigen::Ref<Eigen::VectorXd> low, Eigen::Ref<Eigen::VectorXd> high, int n_threads) {
+  counted_square_sums_impl(design, rows, counts, sums, low, high, n_threads);
 }
 
 }  // namespace popglm

@@ -43,7 +43,7 @@ from scipy.special import expit
 from ._history_features import HistoryFeatures
 from ._native import core as _core
 from ._threads import available_cores
-from ._validation import design_for_core, rows_of
+from ._validation import design_for_core, fortran_float64, rows_of
 
 __all__ = [
     "COUNT_FAMILIES", "BINARY_FAMILIES", "NEEDS_PROGRAM", "Undecided", "carrying_features",
@@ -416,27 +416,17 @@ def single_feature_directions(
 
     Notes
     -----
-    One pass over the design in row blocks. Per block, the sums of squares on each neuron's
-    counted rows are one matrix product with the indicator of counts; on the other rows a count
-    column's sign is its column's (its counted rows being zero), so only binary data needs the
-    product with the complement too.
+    One pass over the design (the engine's scan, ``_core.counted_square_sums``, visiting each
+    row's counted neurons only). On the other rows a count column's sign is its column's (its
+    counted rows being zero); binary data needs sums on both sides (row blocks and matrix
+    products).
     """
     n_features, n_neurons = free.shape
     binary = family in BINARY_FAMILIES
-    low, high = np.zeros(n_features), np.zeros(n_features)
-    # Per feature and neuron, sums of squares over the counted rows (binary: of the positive and
-    # negative parts, on the rows with y = 1 and then on the others).
-    sums = np.zeros((n_features, 4 * n_neurons if binary else n_neurons))
-    for start, block in _feature_blocks(X, rows):
-        hit = (rows_of(counts, rows[start : start + block.shape[0]]) > 0).astype(np.float64)
-        low = np.minimum(low, block.min(axis=0))
-        high = np.maximum(high, block.max(axis=0))
-        if binary:
-            sides = np.hstack([hit, 1.0 - hit])
-            sums[:, : 2 * n_neurons] += np.square(np.maximum(block, 0.0)).T @ sides
-            sums[:, 2 * n_neurons :] += np.square(np.minimum(block, 0.0)).T @ sides
-        else:
-            sums += np.square(block).T @ hit
+    if binary:
+        sums, low, high = _signed_square_sums(X, counts, rows, n_neurons)
+    else:
+        sums, low, high = _counted_square_sums(X, counts, rows, n_neurons)
     size = np.maximum(-low, high)
     zero = ((_ZERO * size) ** 2)[:, None]  # compared with sums of squares
     if binary:
@@ -452,6 +442,52 @@ def single_feature_directions(
     one_value = values.min(axis=0) == values.max(axis=0)
     hits[:, one_value] = False
     return hits & free
+
+
+def _counted_square_sums(
+    X: Any, counts: NDArray, rows: NDArray, n_neurons: int
+) -> tuple[NDArray, NDArray, NDArray]:
+    """Per feature and neuron, the sum of squares over the rows with a count; column extremes."""
+    n_features = X.shape[1]
+    sums = np.zeros((n_features, n_neurons), order="F")
+    low, high = np.zeros(n_features), np.zeros(n_features)
+    threads = available_cores()
+    if not isinstance(X, HistoryFeatures):
+        _core.counted_square_sums(
+            design_for_core(X), rows, fortran_float64(counts), sums, low, high, threads
+        )
+        return sums, low, high
+    part = np.zeros_like(sums)
+    part_low, part_high = np.zeros(n_features), np.zeros(n_features)
+    for start, block in _feature_blocks(X, rows):
+        chunk = rows[start : start + block.shape[0]]
+        local = np.arange(chunk.size, dtype=np.int64)
+        _core.counted_square_sums(
+            block, local, fortran_float64(counts[chunk]), part, part_low, part_high, threads
+        )
+        sums += part
+        low, high = np.minimum(low, part_low), np.maximum(high, part_high)
+    return sums, low, high
+
+
+def _signed_square_sums(
+    X: Any, counts: NDArray, rows: NDArray, n_neurons: int
+) -> tuple[NDArray, NDArray, NDArray]:
+    """Binary responses: per feature and neuron, sums of squares of the signed parts; extremes.
+
+    Columns: positive parts where y = 1, then where y = 0; negative parts alike.
+    """
+    n_features = X.shape[1]
+    sums = np.zeros((n_features, 4 * n_neurons))
+    low, high = np.zeros(n_features), np.zeros(n_features)
+    for start, block in _feature_blocks(X, rows):
+        hit = rows_of(counts, rows[start : start + block.shape[0]]) > 0
+        low = np.minimum(low, block.min(axis=0))
+        high = np.maximum(high, block.max(axis=0))
+        sides = np.hstack([hit, ~hit]).astype(np.float64)
+        sums[:, : 2 * n_neurons] += np.square(np.maximum(block, 0.0)).T @ sides
+        sums[:, 2 * n_neurons :] += np.square(np.minimum(block, 0.0)).T @ sides
+    return sums, low, high
 
 
 def _feature_blocks(X: Any, rows: NDArray):

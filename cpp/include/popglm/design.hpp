@@ -1,4 +1,4 @@
-// Row screening of design matrices.
+// Scans of design and response matrices: rows to fit, counts to check, features that recede.
 #pragma once
 
 #include "popglm/types.hpp"
@@ -21,5 +21,18 @@ inline constexpr int kFractionalCount = 2;
 /// finite entries that are negative or not integers (every row is checked, valid or not).
 int scan_counts(const Eigen::Ref<const MatrixColMajor>& counts, Eigen::Ref<MaskVector> valid,
                 bool drop_nonfinite_rows, int n_threads);
+
+/// The single-feature scan for directions of recession: for each feature p and neuron j,
+/// sums(p, j) = sum of design(rows[i], p)^2 over the i with counts(rows[i], j) > 0, and each
+/// feature's smallest and largest value over `rows` in low(p), high(p). Each sum is accumulated
+/// in row order by one thread, so the result does not depend on n_threads. Throws
+/// std::invalid_argument for inconsistent shapes or a row out of range.
+void counted_square_sums(const Eigen::Ref<const MatrixColMajor>& design, const Eigen::Ref<const IndexVector>& rows,
+                         const Eigen::Ref<const MatrixColMajor>& counts, Eigen::Ref<MatrixColMajor> sums,
+                         Eigen::Ref<Eigen::VectorXd> low, Eigen::Ref<Eigen::VectorXd> high, int n_threads);
+/// Row-major overload of counted_square_sums.
+void counted_square_sums(const Eigen::Ref<const MatrixRowMajor>& design, const Eigen::Ref<const IndexVector>& rows,
+                         const Eigen::Ref<const MatrixColMajor>& counts, Eigen::Ref<MatrixColMajor> sums,
+                         Eigen::Ref<Eigen::VectorXd> low, Eigen::Ref<Eigen::VectorXd> high, int n_threads);
 
 }  // namespace popglm
