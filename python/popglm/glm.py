@@ -814,9 +814,10 @@ class GLM(_BaseGLM):
     no_mle : {"drop", "stop"}
         What ``fit`` returns for a neuron whose maximum-likelihood estimate does not exist (a
         silent neuron, or spikes separated by some features: e.g. a rare sender whose few
-        spikes never precede the receiver's). Whether it exists is decided by a certificate
-        (a linear program for a direction of recession), never guessed. ``"drop"`` (default):
-        the features that carry each direction are removed for that neuron and the rest is
+        spikes never precede the receiver's). Whether it exists is decided by a certificate (a
+        direction of recession, or a dual certificate that none exists), never guessed.
+        ``"drop"`` (default): the features that carry each direction are removed for that
+        neuron and the rest is
         fitted to its exact MLE, so coefficients are finite and predictions on new data stay
         bounded (``fit_info_["dropped_features"]`` lists them; a silent neuron keeps only its
         intercept, at half a spike over the fitted bins). ``"stop"``: the finite point where the
@@ -918,9 +919,10 @@ class PopulationGLM(_BaseGLM):
     no_mle : {"drop", "stop"}
         What ``fit`` returns for a neuron whose maximum-likelihood estimate does not exist (a
         silent neuron, or spikes separated by some features: e.g. a rare sender whose few
-        spikes never precede the receiver's). Whether it exists is decided by a certificate
-        (a linear program for a direction of recession), never guessed. ``"drop"`` (default):
-        the features that carry each direction are removed for that neuron and the rest is
+        spikes never precede the receiver's). Whether it exists is decided by a certificate (a
+        direction of recession, or a dual certificate that none exists), never guessed.
+        ``"drop"`` (default): the features that carry each direction are removed for that
+        neuron and the rest is
         fitted to its exact MLE, so coefficients are finite and predictions on new data stay
         bounded (``fit_info_["dropped_features"]`` lists them; a silent neuron keeps only its
         intercept, at half a spike over the fitted bins). ``"stop"``: the finite point where the
