@@ -22,6 +22,7 @@ from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator
 
 from . import _fitting, _persistence
+from ._cv import CrossValidated
 from ._fitting import FitResult
 from ._history_features import HistoryFeatures
 from ._native import core as _core
@@ -40,7 +41,7 @@ from .observation_models import (
 )
 from .regularizer import GroupLasso, Regularizer, resolve_regularizer
 
-__all__ = ["FIT_STATUS", "GLM", "PopulationGLM", "load_model"]
+__all__ = ["FIT_STATUS", "GLM", "GLMCV", "PopulationGLM", "PopulationGLMCV", "load_model"]
 
 #: What ``fit`` returns for a neuron whose maximum-likelihood estimate does not exist.
 _NO_MLE = ("drop", "stop")
@@ -898,7 +899,8 @@ class PopulationGLM(_BaseGLM):
         :mod:`popglm.regularizer`.
     regularizer_strength : float or array-like, optional
         The penalty's strength: a scalar, or per coefficient (broadcastable to
-        ``(n_features, n_neurons)``; per group for GroupLasso).
+        ``(n_features, n_neurons)``; for GroupLasso per group, ``(n_groups,)``, or per group
+        and neuron, ``(n_groups, n_neurons)``).
     solver_name : str, optional
         Accepted for NeMoS compatibility and recorded; popglm always solves with Newton.
     solver_kwargs : dict, optional
@@ -1015,6 +1017,128 @@ class PopulationGLM(_BaseGLM):
             f"{self.regularizer_strength!r}, feature_mask={mask}, tol={self.tol!r}, "
             f"max_iter={self.max_iter!r}, n_threads={self.n_threads!r}, verbose={self.verbose!r})"
         )
+
+
+_CV_DOC = """
+    Parameters
+    ----------
+    observation_model, inverse_link_function, tol, max_iter, n_threads, verbose, no_mle
+        As for {plain}.
+    regularizer : str or Regularizer
+        ``"Ridge"`` (default), ``"Lasso"``, ``"ElasticNet"`` or ``"GroupLasso"`` (or an
+        instance).
+    regularizer_strength : array-like of float, optional
+        The strengths to try (1-D, > 0; for ElasticNet ``(grid, ratio)``). None (default): a
+        log grid of ``n_strengths`` from the strength at which the penalty dominates (Lasso,
+        ElasticNet, GroupLasso: the smallest that zeroes every penalised coefficient; Ridge: 10
+        times the median curvature of the loss along a feature at the intercept-only fit) down
+        to 1e-4 of it.
+    n_strengths : int
+        Strengths in the default grid.
+    cv : int or scikit-learn splitter
+        An int gives that many contiguous blocks of time bins (spike trains are autocorrelated:
+        never shuffled); or any object with scikit-learn's ``split``. The features are computed
+        once from the whole recording and only rows are split, so the history features of a
+        test block's first bins see the end of the previous block: ``gap`` leaves bins out.
+    scoring : {{"log-likelihood", "deviance"}}
+        Held-out mean per bin, per neuron (deviance negated: higher is better).
+    gap : int
+        Bins left out of training on each side of every test block (e.g. the basis'
+        ``window_size``, so that no training bin's history overlaps a test bin).
+{extra}
+    Attributes
+    ----------
+    regularizer_strength_ : {chosen}
+        The strength chosen{per}: the best mean held-out score over the folds (the strongest
+        among equals).
+    cv_strengths_ : ndarray, shape (n_strengths,)
+        The grid, strongest first.
+    cv_scores_ : ndarray, shape {scores}
+        Held-out scores per strength and fold{per}.
+    coef_, intercept_, scale_, fit_info_, ...
+        Those of {plain} refitted on every row with the chosen strength; ``predict``,
+        ``score``, ``inference`` (Ridge) and ``save_params`` (a {plain} file with those
+        strengths) work as for it.
+
+    Notes
+    -----
+    Folds are sets of rows of one prepared problem (no copy of X, also for HistoryFeatures);
+    each fold's path runs from strong to weak, each fit warm-started from the previous one, all
+    neurons at once.
+"""
+
+
+class GLMCV(CrossValidated, GLM):
+    """A single-neuron GLM whose penalty strength is chosen by cross-validation (as RidgeCV)."""
+
+    __doc__ += _CV_DOC.format(
+        plain="GLM", extra="", chosen="float", per="", scores="(n_strengths, n_folds)"
+    )
+    _plain_class = GLM
+
+    def __init__(
+        self,
+        observation_model: Any = "Poisson",
+        inverse_link_function: Any = None,
+        regularizer: Any = "Ridge",
+        regularizer_strength: Any = None,
+        n_strengths: int = 20,
+        cv: Any = 5,
+        scoring: str = "log-likelihood",
+        gap: int = 0,
+        *,
+        tol: float = 1e-8,
+        max_iter: int = 100,
+        n_threads: int | None = None,
+        verbose: bool | None = None,
+        no_mle: str = "drop",
+    ) -> None:
+        self._require_penalty(regularizer)
+        self._set_parameters(
+            observation_model, inverse_link_function, regularizer, 1.0, None, None, tol,
+            max_iter, n_threads, verbose, no_mle,
+        )  # fmt: skip
+        self._set_cv_parameters(regularizer_strength, n_strengths, cv, scoring, gap)
+
+
+class PopulationGLMCV(CrossValidated, PopulationGLM):
+    """A PopulationGLM whose penalty strength is chosen by cross-validation for each neuron."""
+
+    __doc__ += _CV_DOC.format(
+        plain="PopulationGLM",
+        extra="    feature_mask : array-like of 0/1, shape (n_features, n_neurons), optional\n"
+        "        As for PopulationGLM.\n",
+        chosen="ndarray, shape (n_neurons,)",
+        per=" for each neuron",
+        scores="(n_strengths, n_folds, n_neurons)",
+    )
+    _plain_class = PopulationGLM
+
+    def __init__(
+        self,
+        observation_model: Any = "Poisson",
+        inverse_link_function: Any = None,
+        regularizer: Any = "Ridge",
+        regularizer_strength: Any = None,
+        n_strengths: int = 20,
+        cv: Any = 5,
+        scoring: str = "log-likelihood",
+        gap: int = 0,
+        feature_mask: ArrayLike | None = None,
+        *,
+        tol: float = 1e-8,
+        max_iter: int = 100,
+        n_threads: int | None = None,
+        verbose: bool | None = None,
+        no_mle: str = "drop",
+    ) -> None:
+        self._require_penalty(regularizer)
+        self._set_parameters(
+            observation_model, inverse_link_function, regularizer, 1.0, None, None, tol,
+            max_iter, n_threads, verbose, no_mle,
+        )  # fmt: skip
+        self.feature_mask = feature_mask
+        self._set_cv_parameters(regularizer_strength, n_strengths, cv, scoring, gap)
 
 
 def load_model(filename: str | Path) -> GLM | PopulationGLM:

@@ -212,18 +212,22 @@ class GroupLasso(Regularizer):
             )
         n_groups = mask.shape[0]
         values = np.asarray(strength, dtype=np.float64)
-        if values.ndim > 1 or (values.ndim == 1 and values.shape[0] != n_groups):
+        if values.ndim == 1:
+            values = values[:, None]  # per group, the same for every neuron
+        if values.ndim > 2 or (values.ndim == 2 and values.shape not in (
+            (n_groups, 1), (n_groups, n_neurons), (1, n_neurons)
+        )):  # fmt: skip
             raise ValueError(
-                f"GroupLasso regularizer_strength must be a scalar or shape ({n_groups},), got "
-                f"shape {values.shape}"
+                f"GroupLasso regularizer_strength must be a scalar, shape ({n_groups},) or "
+                f"({n_groups}, {n_neurons}) (per group and neuron), got shape {values.shape}"
             )
-        per_group = np.broadcast_to(values, (n_groups,)) * np.sqrt(sizes)
+        per_group = np.broadcast_to(values, (n_groups, n_neurons)) * np.sqrt(sizes)[:, None]
         arrays = super().penalty_arrays(strength, shape)
         grouped = mask.sum(axis=0) > 0
         arrays["group"] = np.asfortranarray(
             np.where(grouped, np.argmax(mask, axis=0), -1), dtype=np.int64
         )
-        arrays["group_weight"] = np.asfortranarray(np.repeat(per_group[:, None], n_neurons, axis=1))
+        arrays["group_weight"] = np.asfortranarray(per_group)
         return arrays
 
     def _mask_sizes(self, n_features: int) -> NDArray:
