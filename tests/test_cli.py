@@ -75,6 +75,36 @@ def test_fit_command_saves_the_same_model_as_the_api(tmp_path, coupled_counts, c
     assert (tmp_path / "figures" / "fit_connectivity.png").is_file()
 
 
+def test_fit_with_a_test_fraction_prints_each_neurons_held_out_score(
+    tmp_path, coupled_counts, capsys
+):
+    from scipy.special import gammaln
+
+    counts_file = tmp_path / "counts.npy"
+    np.save(counts_file, coupled_counts)
+    code = main(["fit", str(counts_file), "--basis", "raised-cosine-log:4:8", "--out",
+                 str(tmp_path / "m.npz"), "--test-fraction", "0.25"])  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0 and "held-out LL/bin" in printed
+    # NumPy: the model of the first 75% of bins, scored on the rest with their full histories.
+    n_samples = coupled_counts.shape[0]
+    train = n_samples - int(round(0.25 * n_samples))
+    basis = nmo.basis.RaisedCosineLogConv(4, window_size=8)
+    model = nmo.glm.PopulationGLM().fit(
+        basis.compute_features(coupled_counts[:train]), coupled_counts[:train]
+    )
+    X = basis.compute_features(coupled_counts)[train:]
+    y = coupled_counts[train:]
+    rate = np.exp(X @ model.coef_ + model.intercept_)
+    expected = (y * np.log(rate) - rate - gammaln(y + 1)).mean(axis=0)
+    table = [line.split() for line in printed.splitlines() if line.split()[:1] == ["0"]]
+    rows = [line.split() for line in printed.splitlines()]
+    scores = [float(r[-1]) for r in rows if len(r) == 6 and r[0].isdigit()]
+    assert table and len(scores) == coupled_counts.shape[1]
+    np.testing.assert_allclose(scores, expected, atol=1e-4)
+    assert main(["fit", str(counts_file), "--test-fraction", "1.5"]) == 2
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".npz"])
 def test_fit_reads_csv_and_npz_with_a_self_only_mask(tmp_path, coupled_counts, suffix):
     path = tmp_path / f"counts{suffix}"

@@ -173,3 +173,21 @@ def test_a_fold_without_rows_is_refused(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         nmo.glm.PopulationGLMCV(regularizer_strength=[1.0], cv=2).fit(X[:40], y[:40])
+
+
+def test_per_neuron_scores_are_each_neurons_own(data):
+    X, y = data
+    model = nmo.glm.PopulationGLM().fit(X, y)
+    rate = model.predict(X)
+    ll = y * np.log(rate) - rate - gammaln(y + 1)
+    np.testing.assert_allclose(model.score(X, y, per_neuron=True), ll.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(
+        model.score(X, y, per_neuron=True, aggregate_sample_scores=np.sum), ll.sum(axis=0)
+    )
+    null = y * np.log(y.mean(axis=0)) - y.mean(axis=0) - gammaln(y + 1)
+    mcfadden = 1 - ll.mean(axis=0) / null.mean(axis=0)
+    np.testing.assert_allclose(
+        model.score(X, y, score_type="pseudo-r2-McFadden", per_neuron=True), mcfadden, rtol=1e-10
+    )
+    single = nmo.glm.GLM().fit(X, y[:, 0])
+    assert single.score(X, y[:, 0], per_neuron=True).shape == (1,)

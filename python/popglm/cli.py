@@ -126,18 +126,25 @@ def build_mask(spec: str, n_neurons: int, n_basis_funcs: int) -> np.ndarray | No
     return np.repeat(connectivity != 0, n_basis_funcs, axis=0).astype(np.float64)
 
 
-def _summary_table(model: PopulationGLM, counts: np.ndarray, bin_size: float | None) -> str:
+def _summary_table(
+    model: PopulationGLM, counts: np.ndarray, bin_size: float | None,
+    held_out: np.ndarray | None = None,
+) -> str:  # fmt: skip
     info = model.fit_info_
     rate_unit = "spikes/s" if bin_size else "spikes/bin"
     scale = 1.0 / bin_size if bin_size else 1.0
-    lines = [
-        f"{'neuron':>6} {'mean ' + rate_unit:>16} {'status':>16} {'iter':>5} {'max|grad|':>10}"
-    ]
+    header = f"{'neuron':>6} {'mean ' + rate_unit:>16} {'status':>16} {'iter':>5} {'max|grad|':>10}"
+    if held_out is not None:
+        header += f" {'held-out LL/bin':>16}"
+    lines = [header]
     for j in range(counts.shape[1]):
-        lines.append(
+        line = (
             f"{j:>6} {counts[:, j].mean() * scale:>16.4g} {info['reason'][j]:>16} "
             f"{info['n_iter'][j]:>5} {info['gradient_norm'][j]:>10.2e}"
         )
+        if held_out is not None:
+            line += f" {held_out[j]:>16.4f}"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -311,9 +318,21 @@ def run_fit(args: argparse.Namespace) -> int:
             "need more samples than the window"
         )
     mask = build_mask(args.mask, n_neurons, basis.n_basis_funcs)
-    print(f"fitting {n_neurons} neurons on {n_samples} bins with {basis!r}")
+    fraction = args.test_fraction
+    if not (np.isfinite(fraction) and 0.0 <= fraction < 1.0):
+        raise UsageError(f"--test-fraction must be in [0, 1), got {fraction}")
+    held_out_bins = int(round(fraction * n_samples))
+    train_bins = n_samples - held_out_bins
+    if fraction and (held_out_bins < 1 or train_bins <= basis.window_size):
+        raise UsageError(
+            f"--test-fraction {fraction}: {train_bins} training and {held_out_bins} held-out bins "
+            f"of {n_samples}; training needs more than the basis window ({basis.window_size})"
+        )
+    print(f"fitting {n_neurons} neurons on {train_bins} bins with {basis!r}")
+    if held_out_bins:
+        print(f"scoring on the last {held_out_bins} bins (their history reaches back before them)")
     start = time.perf_counter()
-    X = basis.history_features(counts)
+    X = basis.history_features(counts[:train_bins])
     model = PopulationGLM(
         feature_mask=mask,
         regularizer="Ridge" if args.ridge else None,
@@ -323,9 +342,15 @@ def run_fit(args: argparse.Namespace) -> int:
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(X, counts)
+        model.fit(X, counts[:train_bins])
     print(f"fit in {time.perf_counter() - start:.2f} s")
-    print(_summary_table(model, counts, args.bin_size))
+    held_out = None
+    if held_out_bins:
+        tail = counts[train_bins - basis.window_size :]
+        held_out = model.score(
+            basis.history_features(tail), tail, per_neuron=True
+        )  # the first window rows, without a full history, are dropped
+    print(_summary_table(model, counts[:train_bins], args.bin_size, held_out))
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     status = 0 if model.converged_.all() else 1
@@ -378,6 +403,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="model.npz", help="where to save the model (default model.npz)"
     )
     fit.add_argument("--figures", default=None, help="folder for the figures (default: none)")
+    fit.add_argument(
+        "--test-fraction", type=float, default=0.0,
+        help="fit on the first bins, and show each neuron's log-likelihood per bin on this "
+        "fraction of last bins (default 0: fit on all)",
+    )  # fmt: skip
 
     for command in (demo, fit):
         command.add_argument(

@@ -512,7 +512,8 @@ class _BaseGLM(BaseEstimator):
         y: ArrayLike,
         score_type: str = "log-likelihood",
         aggregate_sample_scores: Callable = np.mean,
-    ) -> float:
+        per_neuron: bool = False,
+    ) -> float | NDArray:
         r"""Goodness of fit, with NeMoS's definitions (higher is better).
 
         Parameters
@@ -527,10 +528,13 @@ class _BaseGLM(BaseEstimator):
             with Poisson deviances.
         aggregate_sample_scores : callable
             Reduces the per-sample (and per-neuron) scores; default: the mean over all of them.
+        per_neuron : bool
+            A popglm addition: one score per neuron, ``aggregate_sample_scores`` applied to each
+            neuron's samples alone (for the pseudo-R2 scores, each neuron's own ratio).
 
         Returns
         -------
-        float
+        float, or ndarray of shape (n_neurons,) with ``per_neuron``
         """
         self._check_is_fit()
         if score_type not in SCORE_TYPES:
@@ -547,6 +551,13 @@ class _BaseGLM(BaseEstimator):
         def deviance(mean: NDArray) -> NDArray:
             values = observation.deviance(Y, mean, scale)
             return values if self._population else values[:, 0]
+
+        if per_neuron:
+            inner = aggregate_sample_scores
+
+            def aggregate_sample_scores(values: NDArray) -> NDArray:
+                columns = values if values.ndim == 2 else values[:, None]
+                return np.array([inner(columns[:, j]) for j in range(columns.shape[1])])
 
         if score_type == "log-likelihood":
             return _as_score(aggregate_sample_scores(log_likelihood(rate)))
