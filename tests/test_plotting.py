@@ -77,7 +77,9 @@ def test_connectivity_map_shows_filter_sums_and_marks_significant_pairs(fitted):
     assert len(marked) == len(senders) > 0
     np.testing.assert_array_equal(np.asarray(marked), np.column_stack([receivers, senders]))
     low, high = image.get_clim()
-    assert low == -high == -np.abs(image.get_array()).max()
+    sums = numpy_filters(model, basis).sum(axis=1)
+    off_diagonal = np.abs(sums[~np.eye(sums.shape[0], dtype=bool)])
+    assert low == -high == -np.percentile(off_diagonal, 99)
 
 
 def test_connectivity_rejects_a_model_without_basis_and_bad_shapes(fitted):
@@ -145,3 +147,56 @@ def test_connectivity_colour_scale_can_be_shared():
     assert fig.axes[0].images[0].get_clim() == (-2.0, 2.0)
     with pytest.raises(ValueError, match="vmax must be"):
         plot_connectivity(np.eye(2), vmax=0.0)
+
+
+def test_connectivity_of_170_neurons_stays_readable():
+    rng = np.random.default_rng(0)
+    n = 170
+    matrix = rng.normal(scale=0.1, size=(n, n))
+    matrix[3, 7], matrix[50, 2] = 40.0, -35.0  # two outliers must not wash out the rest
+    np.fill_diagonal(matrix, -5.0)
+    fig = plot_connectivity(matrix, significant=np.abs(matrix) > 0.25, diagonal=False)
+    width, height = fig.get_size_inches()
+    assert width <= 11 and height <= 10
+    ax = fig.axes[0]
+    image = ax.images[0].get_array()
+    assert np.ma.getmaskarray(image)[np.arange(n), np.arange(n)].all()  # diagonal left blank
+    off_diagonal = np.abs(matrix[~np.eye(n, dtype=bool)])
+    assert ax.images[0].get_clim()[1] == pytest.approx(np.percentile(off_diagonal, 99))
+    assert fig.axes[1].get_label() == "<colorbar>" or len(fig.axes) == 2
+    assert len(ax.get_xticklabels()) <= 30 and len(ax.get_yticklabels()) <= 30
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["significant"]
+    marked = np.asarray(ax.collections[0].get_offsets())
+    expected = np.abs(matrix) > 0.25
+    np.fill_diagonal(expected, False)  # not drawn, not marked
+    assert len(marked) == expected.sum() and not np.any(marked[:, 0] == marked[:, 1])
+    # Subsets and an order keep each pair's value and name.
+    order = rng.permutation(n)
+    fig = plot_connectivity(matrix, order=order, senders=np.arange(5), receivers=[0, 1, 2])
+    shown = fig.axes[0].images[0].get_array()
+    np.testing.assert_array_equal(shown, matrix[np.ix_(order[:5], order[:3])])
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == [str(k) for k in order[:5]]
+    with pytest.raises(ValueError, match="order must be a permutation"):
+        plot_connectivity(matrix, order=np.zeros(n, dtype=int))
+    with pytest.raises(ValueError, match="senders must hold"):
+        plot_connectivity(matrix, senders=[n])
+
+
+def test_coupling_filters_of_a_large_population_draw_the_strongest_pairs():
+    from types import SimpleNamespace
+
+    basis = nmo.basis.RaisedCosineLogConv(3, window_size=6)
+    rng = np.random.default_rng(1)
+    n = 40
+    model = SimpleNamespace(coef_=rng.normal(size=(3 * n, n)))
+    fig = plot_coupling_filters(model, basis)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == 36
+    peak = np.abs(numpy_filters(model, basis)).max(axis=1)
+    strongest = np.argsort(-peak, axis=None, kind="stable")[:36]
+    senders, receivers = np.unravel_index(strongest, peak.shape)
+    titles = [ax.get_title() for ax in visible]
+    assert titles == [f"{s} \u2192 {r}" for s, r in zip(senders, receivers, strict=True)]
+    fig = plot_coupling_filters(model, basis, senders=[0, 1], receivers=[2, 3, 4])
+    assert len([ax for ax in fig.axes if ax.get_visible()]) == 6

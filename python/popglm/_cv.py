@@ -35,6 +35,8 @@ __all__ = ["SCORINGS", "CrossValidated"]
 
 #: What ``scoring`` may name: the held-out mean per bin (higher is better).
 SCORINGS = ("log-likelihood", "deviance")
+#: The gradient tolerance of the folds' fits (at most; the model's tol when it is looser).
+_FOLD_TOL = 1e-6
 #: Strengths without a better mean held-out score after which a neuron leaves the path.
 _PATIENCE = 3
 #: The weakest strength of a default grid, relative to the strongest.
@@ -306,6 +308,9 @@ class _NeuronSubset:
     def __init__(self, problem: _fitting.FitProblem, neurons: NDArray) -> None:
         self.problem = problem
         self.neurons = neurons
+        # A fold's fit only ranks strengths: _FOLD_TOL moves its held-out score by far less than
+        # neighbouring strengths differ (the final fit uses the model's tol).
+        self.settings = dict(problem.settings, tol=max(problem.settings["tol"], _FOLD_TOL))
         everyone = neurons.size == problem.n_neurons
         self.counts = problem.counts if everyone else np.asfortranarray(problem.counts[:, neurons])
         self.mask = problem.mask if everyone else np.asfortranarray(problem.mask[:, neurons])
@@ -330,7 +335,7 @@ class _NeuronSubset:
         part_intercept = intercept[neurons].copy()
         penalty = scaled_penalty(self.penalty, np.full(neurons.size, strength))
         _fitting.solve(
-            self.problem.design, self.counts, train, self.mask, penalty, self.problem.settings,
+            self.problem.design, self.counts, train, self.mask, penalty, self.settings,
             part_coef, part_intercept,
         )  # fmt: skip
         coef[:, neurons] = part_coef

@@ -72,11 +72,16 @@ def plot_coupling_filters(
     figsize: tuple[float, float] | None = None,
     pairs: ArrayLike | None = None,
     reference: ArrayLike | None = None,
+    senders: ArrayLike | None = None,
+    receivers: ArrayLike | None = None,
+    max_pairs: int = 36,
 ):
     """Draw the coupling filters, sender (rows) by receiver (columns), with confidence bands.
 
     With ``pairs``, only the listed (sender, receiver) pairs are drawn, one axes each, in rows of
-    at most four: a population of 100+ neurons never builds its full grid.
+    at most four. Without, the grid of ``senders`` x ``receivers`` (default: all) is drawn when
+    it has at most ``max_pairs`` axes, and otherwise its ``max_pairs`` strongest pairs (largest
+    max |filter|) as a list: a population of 100+ neurons never builds its full grid.
 
     Parameters
     ----------
@@ -95,6 +100,10 @@ def plot_coupling_filters(
         (sender, receiver) pairs to draw instead of the full grid.
     reference : ndarray, shape (n_senders, window_size, n_receivers), optional
         Filters drawn dashed beside the fitted ones, e.g. a simulated network's true filters.
+    senders, receivers : array_like of int, optional
+        Restrict the drawn pairs to these senders / receivers (ignored with ``pairs``).
+    max_pairs : int
+        The most axes drawn without ``pairs``.
 
     Returns
     -------
@@ -133,8 +142,21 @@ def plot_coupling_filters(
                 f"reference must have shape {filters.shape} like the filters, got {reference.shape}"
             )
     if pairs is None:
-        chosen = [(s, r) for s in range(n_senders) for r in range(n_receivers)]
-        n_rows, n_cols = n_senders, n_receivers
+        rows = np.arange(n_senders) if senders is None else _indices(senders, n_senders, "senders")
+        columns = (
+            np.arange(n_receivers) if receivers is None
+            else _indices(receivers, n_receivers, "receivers")
+        )  # fmt: skip
+        if int(max_pairs) < 1:
+            raise ValueError(f"max_pairs must be >= 1, got {max_pairs!r}")
+        if rows.size * columns.size > max_pairs:
+            peak = np.abs(filters[np.ix_(rows, np.arange(window), columns)]).max(axis=1)
+            strongest = np.argsort(-peak, axis=None, kind="stable")[: int(max_pairs)]
+            pick = np.unravel_index(strongest, peak.shape)
+            pairs = np.column_stack([rows[pick[0]], columns[pick[1]]])
+    if pairs is None:
+        chosen = [(int(s), int(r)) for s in rows for r in columns]
+        n_rows, n_cols = rows.size, columns.size
     else:
         chosen_array = np.asarray(pairs)
         if chosen_array.ndim != 2 or chosen_array.shape[1] != 2 or len(chosen_array) == 0:
@@ -164,10 +186,10 @@ def plot_coupling_filters(
             ax.fill_between(lags, lower[s, :, r], upper[s, :, r], color=color, alpha=0.25,
                             linewidth=0)  # fmt: skip
         ax.plot(lags, filters[s, :, r], color=color, linewidth=1.2)
-        if pairs is None:
-            if s == n_senders - 1:
+        if n_rows * n_cols == len(chosen) and pairs is None:
+            if k >= len(chosen) - n_cols:
                 ax.set_xlabel(f"to {names[r]}\nlag ({'s' if bin_size else 'bins'})")
-            if r == 0:
+            if k % n_cols == 0:
                 ax.set_ylabel(f"from {names[s]}")
         else:
             ax.set_title(f"{names[s]} \u2192 {names[r]}", fontsize="small")
@@ -186,6 +208,11 @@ def plot_connectivity(
     neuron_names: list[str] | None = None,
     ax: Any = None,
     vmax: float | None = None,
+    percentile: float = 99.0,
+    diagonal: bool = True,
+    order: ArrayLike | None = None,
+    senders: ArrayLike | None = None,
+    receivers: ArrayLike | None = None,
 ):
     """Draw coupling strength as a sender x receiver heatmap, marking significant pairs.
 
@@ -206,7 +233,20 @@ def plot_connectivity(
         Draw here instead of in a new figure.
     vmax : float, optional
         The colour scale's limit (strengths from -vmax to vmax), e.g. to draw two maps on one
-        scale; by default the largest absolute strength.
+        scale; by default the ``percentile`` of the absolute off-diagonal strengths (a few
+        outlying pairs then saturate instead of washing out the rest; the colour bar shows it).
+    percentile : float
+        See ``vmax``; 100 gives the largest.
+    diagonal : bool
+        Draw the self-couplings (the history filters, often far stronger); False leaves the
+        diagonal blank.
+    order : array_like of int, optional
+        A permutation of the neurons (e.g. from a clustering) applied to senders and receivers.
+    senders, receivers : array_like of int, optional
+        Draw only these rows / columns (after ``order``), e.g. 20 neurons of 170.
+
+    Tick labels name every neuron up to 30 and every k-th beyond; the figure grows with the
+    number of neurons up to 10 inches a side.
 
     Returns
     -------
@@ -235,8 +275,49 @@ def plot_connectivity(
         raise ValueError(
             f"strength must be a model or a (n_senders, n_receivers) matrix, got shape {matrix.shape}"
         )
+    marks = None
+    if significant is not None:
+        marks = np.asarray(significant)
+        if marks.shape != matrix.shape:
+            raise ValueError(f"significant must have shape {matrix.shape}, got {marks.shape}")
+        marks = marks & ~unidentified if unidentified is not None else marks.astype(bool)
+    if not (np.isfinite(percentile) and 0 < percentile <= 100):
+        raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
+    names = np.array(_names(neuron_names, max(matrix.shape)), dtype=object)
+    if not diagonal:
+        matrix = matrix.copy()
+        size = min(matrix.shape)
+        matrix[np.arange(size), np.arange(size)] = np.nan
+        for layer in (marks, unidentified):
+            if layer is not None:
+                layer[np.arange(size), np.arange(size)] = False
+    # Which rows and columns, in which order: names travel with them.
+    row_index = np.arange(matrix.shape[0])
+    column_index = np.arange(matrix.shape[1])
+    if order is not None:
+        permutation = _indices(order, matrix.shape[0], "order")
+        if matrix.shape[0] != matrix.shape[1] or sorted(permutation) != list(
+            range(matrix.shape[0])
+        ):
+            raise ValueError("order must be a permutation of the neurons of a square map")
+        row_index, column_index = permutation, permutation
+    if senders is not None:
+        row_index = row_index[_indices(senders, row_index.size, "senders")]
+    if receivers is not None:
+        column_index = column_index[_indices(receivers, column_index.size, "receivers")]
+    off_diagonal = matrix[~np.eye(*matrix.shape, dtype=bool)] if diagonal else matrix
+    selection = np.ix_(row_index, column_index)
+    matrix = matrix[selection]
+    layers = [
+        None if layer is None else layer[selection] for layer in (marks, unidentified)
+    ]  # fmt: skip
+    marks, unidentified = layers
     if ax is None:
-        fig, ax = plt.subplots(figsize=(1.0 + 0.45 * matrix.shape[1], 0.8 + 0.45 * matrix.shape[0]))
+        largest = max(matrix.shape)
+        per_cell = min(0.45, 9.0 / largest)
+        fig, ax = plt.subplots(
+            figsize=(1.6 + per_cell * matrix.shape[1], 0.8 + per_cell * matrix.shape[0])
+        )
     else:
         fig = ax.figure
     if vmax is not None:
@@ -244,28 +325,54 @@ def plot_connectivity(
             raise ValueError(f"vmax must be a finite number > 0, got {vmax!r}")
         limit = float(vmax)
     else:
-        limit = float(np.nanmax(np.abs(matrix))) if np.isfinite(matrix).any() else 1.0
-    image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit or -1.0, vmax=limit or 1.0)
-    fig.colorbar(image, ax=ax, label="coupling strength (sum over lags)")
-    if significant is not None:
-        marks = np.asarray(significant)
-        if marks.shape != matrix.shape:
-            raise ValueError(f"significant must have shape {matrix.shape}, got {marks.shape}")
-        if unidentified is not None:
-            marks = marks & ~unidentified
-        senders, receivers = np.nonzero(marks)
-        ax.scatter(receivers, senders, s=12, color="black", label="significant")
+        values = np.abs(off_diagonal[np.isfinite(off_diagonal)])
+        if values.size == 0:
+            values = np.abs(matrix[np.isfinite(matrix)])
+        limit = float(np.percentile(values, percentile)) if values.size else 1.0
+    limit = limit or 1.0
+    colours = plt.get_cmap("RdBu_r").with_extremes(bad="0.85")
+    image = ax.imshow(
+        np.ma.masked_invalid(matrix), cmap=colours, vmin=-limit, vmax=limit, interpolation="nearest"
+    )
+    saturated = (
+        np.nanmax(np.abs(matrix), initial=0.0) > limit if np.isfinite(matrix).any() else False
+    )
+    fig.colorbar(
+        image, ax=ax, label="coupling strength (sum over lags)",
+        extend="both" if saturated else "neither",
+    )  # fmt: skip
+    marker_size = max(2.0, min(12.0, 3000.0 / max(matrix.shape) ** 2))
+    if marks is not None and marks.any():
+        rows, columns = np.nonzero(marks)
+        ax.scatter(columns, rows, s=marker_size, color="black", label="significant")
     if unidentified is not None and unidentified.any():
-        senders, receivers = np.nonzero(unidentified)
-        ax.scatter(receivers, senders, s=14, marker="x", color="0.4", label="not identifiable")
-    names = _names(neuron_names, max(matrix.shape))
-    if max(matrix.shape) <= 30:
-        ax.set_xticks(range(matrix.shape[1]), names[: matrix.shape[1]], rotation=90)
-        ax.set_yticks(range(matrix.shape[0]), names[: matrix.shape[0]])
+        rows, columns = np.nonzero(unidentified)
+        ax.scatter(columns, rows, s=marker_size * 1.2, marker="x", color="0.4",
+                   label="not identifiable")  # fmt: skip
+    if ax.collections:
+        ax.legend(loc="upper left", bbox_to_anchor=(0.0, -0.08), ncol=2, fontsize="small",
+                  frameon=False)  # fmt: skip
+    for axis_ticks, index, rotate in (
+        (ax.set_xticks, column_index, 90),
+        (ax.set_yticks, row_index, 0),
+    ):
+        step = max(1, -(-index.size // 30))
+        positions = np.arange(0, index.size, step)
+        axis_ticks(positions, list(names[index[positions]]), rotation=rotate, fontsize="small")
     ax.set_xlabel("receiver")
     ax.set_ylabel("sender")
     ax.set_title("Connectivity")
     return fig
+
+
+def _indices(values: ArrayLike, size: int, name: str) -> NDArray:
+    """Integer indices below ``size``, or a ValueError naming the argument."""
+    array = np.asarray(values)
+    if array.ndim != 1 or array.size == 0 or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"{name} must be a non-empty 1-D array of integers, got {values!r}")
+    if (array < 0).any() or (array >= size).any():
+        raise ValueError(f"{name} must hold indices in [0, {size}), got {values!r}")
+    return array.astype(np.int64)
 
 
 def _unidentified_pairs(model: Any, shape: tuple[int, int], basis: Any) -> NDArray | None:
