@@ -1,6 +1,7 @@
 """Cross-validated Ridge per neuron against one NeMoS fit, on a real recording (issue 20).
 
     python bench/cv.py [--data ../shared/data/s1_spikes.npz] [--no-nemos]
+    python bench/cv.py --case S        # a simulated case of bench/run.py instead
 
 Fits on the first 80% of bins, scores on the last 20% (each neuron's held-out log-likelihood per
 bin, summed over neurons): popglm's PopulationGLMCV (Ridge, 20 strengths, 5 contiguous folds,
@@ -35,11 +36,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=pathlib.Path, default=DEFAULT_DATA)
     parser.add_argument("--no-nemos", action="store_true")
+    parser.add_argument("--case", default="real", help="'real' or a simulated case of run.py")
     args = parser.parse_args()
-    if not args.data.is_file():
-        raise SystemExit(f"no recording at {args.data}: nothing to run")
-    counts = np.load(args.data)["counts"].astype(np.float64)
-    basis = nmo.basis.RaisedCosineLogConv(4, window_size=10)
+    if args.case == "real":
+        if not args.data.is_file():
+            raise SystemExit(f"no recording at {args.data}: nothing to run")
+        counts = np.load(args.data)["counts"].astype(np.float64)
+        basis = nmo.basis.RaisedCosineLogConv(4, window_size=10)
+    else:
+        import sys
+        import tempfile
+
+        sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+        import run
+
+        spec = run.CASES[args.case]
+        path = run.make_case(args.case, spec, pathlib.Path(tempfile.gettempdir()))
+        counts = np.load(path)["counts"].astype(np.float64)
+        basis = getattr(nmo.basis, spec[2][0])(**spec[2][1])
     X = basis.compute_features(counts)
     cut = int(0.8 * counts.shape[0])
     X_train, y_train, X_test, y_test = X[:cut], counts[:cut], X[cut:], counts[cut:]
@@ -79,7 +93,7 @@ def main() -> None:
                      held_out(rate, y_test)))  # fmt: skip
 
     strengths = cv.regularizer_strength_
-    print(f"S1 recording: {counts.shape[1]} neurons, {X.shape[1]} features, {cut} training bins")
+    print(f"{args.case}: {counts.shape[1]} neurons, {X.shape[1]} features, {cut} training bins")
     print(f"chosen Ridge strengths: {strengths.min():.3g} .. {strengths.max():.3g} (median "
           f"{np.median(strengths):.3g}); grid {cv.cv_strengths_[0]:.3g} .. {cv.cv_strengths_[-1]:.3g}")  # fmt: skip
     print()

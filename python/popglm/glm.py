@@ -1031,6 +1031,7 @@ class PopulationGLM(_BaseGLM):
 
 
 _CV_DOC = """
+
     Parameters
     ----------
     observation_model, inverse_link_function, tol, max_iter, n_threads, verbose, no_mle

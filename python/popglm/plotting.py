@@ -81,7 +81,7 @@ def plot_coupling_filters(
     With ``pairs``, only the listed (sender, receiver) pairs are drawn, one axes each, in rows of
     at most four. Without, the grid of ``senders`` x ``receivers`` (default: all) is drawn when
     it has at most ``max_pairs`` axes, and otherwise its ``max_pairs`` strongest pairs (largest
-    max |filter|) as a list: a population of 100+ neurons never builds its full grid.
+    absolute filter value) as a list: a population of 100+ neurons never builds its full grid.
 
     Parameters
     ----------
