@@ -133,6 +133,10 @@ def test_fit_reads_csv_and_npz_with_a_self_only_mask(tmp_path, coupled_counts, s
         (["fit", "COUNTS", "--basis", "history:5000"], "more samples than the window"),
         (["fit", "COUNTS", "--mask", "nomask.npy"], "no such file"),
         (["fit", "NEGATIVE"], "non-negative integers"),
+        (["fit", "COUNTS", "--bin-size", "-0.01"], "--bin-size must be a positive"),
+        (["fit", "COUNTS", "--bin-size", "nan"], "--bin-size must be a positive"),
+        (["fit", "COUNTS", "--out", "."], "--out must name a file"),
+        (["fit", "COUNTS", "--test-fraction", "nan"], "--test-fraction must be in"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(

@@ -373,3 +373,37 @@ def test_separation_on_single_rows_is_flagged():
     with pytest.warns(nmo.ConvergenceWarning, match="does not exist"):
         model = nmo.glm.PopulationGLM().fit(X, y)
     assert model.fit_info_["reason"][0] == "mle_at_infinity"
+
+
+@pytest.mark.parametrize("n_threads", [10**5, 10**6, 2**31, 2**40])
+def test_huge_thread_counts_are_clamped_to_the_cores(n_threads, coupled_counts):
+    from popglm._threads import available_cores
+
+    basis = nmo.basis.RaisedCosineLogConv(3, window_size=8)
+    X = basis.history_features(coupled_counts)
+    reference = nmo.glm.PopulationGLM(regularizer="Lasso", regularizer_strength=1e-3, n_threads=1)
+    reference.fit(X, coupled_counts)
+    model = nmo.glm.PopulationGLM(
+        regularizer="Lasso", regularizer_strength=1e-3, n_threads=n_threads
+    ).fit(X, coupled_counts)
+    assert model.fit_info_["n_threads"] == available_cores()
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+    model.n_threads = n_threads
+    np.testing.assert_array_equal(model.predict(X), reference.predict(X))
+
+
+def test_save_without_npz_loads_back_and_a_missing_folder_is_named(tmp_path, coupled_counts):
+    X = nmo.basis.RaisedCosineLogConv(3, window_size=8).compute_features(coupled_counts)
+    model = nmo.glm.PopulationGLM().fit(X, coupled_counts)
+    model.save_params(tmp_path / "model")  # NumPy writes model.npz, as for NeMoS
+    assert (tmp_path / "model.npz").is_file()
+    for name in ("model", "model.npz"):
+        loaded = nmo.load_model(tmp_path / name)
+        np.testing.assert_array_equal(loaded.coef_, model.coef_)
+    missing = tmp_path / "absent" / "model.npz"
+    with pytest.raises(ValueError, match="absent.*does not exist"):
+        model.save_params(missing)
+    with pytest.raises(ValueError, match="no popglm model file at"):
+        nmo.load_model(missing)
+    with pytest.raises(ValueError, match="no popglm model file at"):
+        nmo.load_model(tmp_path)  # a folder

@@ -69,7 +69,13 @@ def save(model: Any, filename: str | Path) -> None:
     if isinstance(model.regularizer, GroupLasso) and model.regularizer.mask is not None:
         payload["group_mask"] = model.regularizer.mask
     payload.update(fitted_state(model))
-    np.savez(filename, **payload)
+    target = Path(filename)
+    if not target.parent.is_dir():
+        raise ValueError(
+            f"cannot save to {filename!s}: the folder {target.parent!s} does not exist"
+        )
+    # np.savez adds ".npz" to a name without it, as NeMoS's save_params does; load finds it.
+    np.savez(target, **payload)
 
 
 def fitted_state(model: Any) -> dict[str, NDArray]:
@@ -149,6 +155,12 @@ def load(filename: str | Path, classes: dict[str, type]) -> Any:
     ValueError
         When the file is not a popglm model file or is damaged.
     """
+    path = Path(filename)
+    if not path.exists() and path.suffix != ".npz" and path.with_name(path.name + ".npz").is_file():
+        path = path.with_name(path.name + ".npz")  # what save_params wrote for this name
+    if not path.is_file():
+        raise ValueError(f"no popglm model file at {filename!s}")
+    filename = path
     try:
         # The file is opened here so that it is closed even when NumPy fails on a damaged one.
         with open(filename, "rb") as handle:

@@ -19,6 +19,8 @@ def available_cores() -> int:
 def resolve_n_threads(n_threads: int | None) -> int:
     """Validate ``n_threads``; ``None`` means every core this process may use.
 
+    A larger count is clamped to the cores this process may use.
+
     ``None`` also honours OpenMP limits: ``OMP_NUM_THREADS`` and threadpoolctl's
     ``threadpool_limits`` (which set OpenMP's thread count), so that popglm inside an already
     parallel program does not oversubscribe the cores.
@@ -32,4 +34,6 @@ def resolve_n_threads(n_threads: int | None) -> int:
     n_threads = int(n_threads)
     if n_threads < 1:
         raise ValueError(f"n_threads must be a positive integer or None, got {n_threads}")
-    return n_threads
+    # More threads than cores only wait on each other (results never depend on the count), and
+    # OpenMP cannot start 1e5 of them: ask for what the machine has at most.
+    return min(n_threads, available_cores())

@@ -318,6 +318,10 @@ def run_fit(args: argparse.Namespace) -> int:
             "need more samples than the window"
         )
     mask = build_mask(args.mask, n_neurons, basis.n_basis_funcs)
+    if args.bin_size is not None and not (np.isfinite(args.bin_size) and args.bin_size > 0):
+        raise UsageError(f"--bin-size must be a positive number of seconds, got {args.bin_size}")
+    if args.out and (pathlib.Path(args.out).is_dir() or not pathlib.Path(args.out).name.strip(".")):
+        raise UsageError(f"--out must name a file (model.npz), got {args.out!r}, a folder")
     fraction = args.test_fraction
     if not (np.isfinite(fraction) and 0.0 <= fraction < 1.0):
         raise UsageError(f"--test-fraction must be in [0, 1), got {fraction}")
