@@ -407,3 +407,14 @@ def test_save_without_npz_loads_back_and_a_missing_folder_is_named(tmp_path, cou
         nmo.load_model(missing)
     with pytest.raises(ValueError, match="no popglm model file at"):
         nmo.load_model(tmp_path)  # a folder
+
+
+def test_longdouble_design_and_huge_max_iter_are_taken_as_float64_and_no_limit(coupled_counts):
+    X = nmo.basis.RaisedCosineLogConv(3, window_size=8).compute_features(coupled_counts)
+    reference = nmo.glm.PopulationGLM().fit(X, coupled_counts)
+    model = nmo.glm.PopulationGLM(max_iter=2**40).fit(X.astype(np.longdouble), coupled_counts)
+    np.testing.assert_array_equal(model.coef_, reference.coef_)
+    rate = model.predict(X.astype(np.longdouble))
+    assert rate.dtype == np.float64
+    inference = model.inference(X.astype(np.longdouble))
+    np.testing.assert_array_equal(inference.coef_se, reference.inference(X).coef_se)

@@ -40,6 +40,10 @@ def as_numeric_array(x: ArrayLike, name: str) -> NDArray:
         raise TypeError(
             f"{name} must be a real numeric array (bool, int or float), got dtype {array.dtype}"
         )
+    if array.dtype.kind == "f" and array.dtype.itemsize > 8:
+        # Extended precision (longdouble): float64 is what every computation here uses, and a
+        # longdouble array would otherwise leak into results or reach the core unconverted.
+        return array.astype(np.float64)
     return array
 
 

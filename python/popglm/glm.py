@@ -43,6 +43,9 @@ from .regularizer import GroupLasso, Regularizer, resolve_regularizer
 
 __all__ = ["FIT_STATUS", "GLM", "GLMCV", "PopulationGLM", "PopulationGLMCV", "load_model"]
 
+#: The largest iteration count the engine takes (a C int).
+_INT_MAX = 2**31 - 1
+
 #: What ``fit`` returns for a neuron whose maximum-likelihood estimate does not exist.
 _NO_MLE = ("drop", "stop")
 
@@ -239,7 +242,8 @@ class _BaseGLM(BaseEstimator):
         max_iter = options.get("maxiter", self.max_iter)
         if not (isinstance(tol, (float, int)) and np.isfinite(tol) and tol > 0):
             raise ValueError(f"tol must be a positive finite number, got {tol!r}")
-        max_iter = check_positive_int(max_iter, "max_iter", minimum=0)
+        # The engine counts iterations in a C int: more than 2**31 - 1 is no limit either.
+        max_iter = min(check_positive_int(max_iter, "max_iter", minimum=0), _INT_MAX)
         return float(tol), max_iter, resolve_n_threads(self.n_threads)
 
     # -- shapes: a GLM is a population of one neuron --
