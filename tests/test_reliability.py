@@ -418,3 +418,60 @@ def test_longdouble_design_and_huge_max_iter_are_taken_as_float64_and_no_limit(c
     assert rate.dtype == np.float64
     inference = model.inference(X.astype(np.longdouble))
     np.testing.assert_array_equal(inference.coef_se, reference.inference(X).coef_se)
+
+
+def _tampered(tmp_path, source, **changes):
+    with np.load(source) as data:
+        contents = {key: data[key] for key in data.files}
+    contents.update(changes)
+    path = tmp_path / "tampered.npz"
+    np.savez(path, **contents)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"settings": np.array("[1, 2]")}, "settings must be a JSON object"),
+        ({"settings": np.array("[" * 100_000 + "]" * 100_000)}, "damaged settings"),
+        ({"coef_": np.full((15, 5), 1j)}, "coef_ must hold real finite"),
+        ({"coef_": np.full((15, 5), np.nan)}, "coef_ must hold real finite"),
+        ({"feature_mask": np.ones((3, 3))}, "feature_mask has shape"),
+        ({"scale_": np.ones(7)}, "scale_ must have shape"),
+        ({"intercept_": np.zeros(3)}, "intercept_ has 3 entries"),
+        ("tol", "tol must be a positive"),
+        ("n_threads", "n_threads must be None or an integer"),
+    ],
+)
+def test_load_model_validates_every_field(tmp_path, coupled_counts, change, match):
+    import json
+
+    X = nmo.basis.RaisedCosineLogConv(3, window_size=8).compute_features(coupled_counts)
+    source = tmp_path / "model.npz"
+    nmo.glm.PopulationGLM(feature_mask=np.ones((15, 5))).fit(X, coupled_counts).save_params(source)
+    if isinstance(change, str):
+        with np.load(source) as data:
+            settings = json.loads(str(data["settings"]))
+        settings[change] = {"tol": "abc", "n_threads": -3}[change]
+        change = {"settings": np.array(json.dumps(settings))}
+    with pytest.raises(ValueError, match=match):
+        nmo.load_model(_tampered(tmp_path, source, **change))
+
+
+def test_load_model_reads_only_the_members_a_model_has(tmp_path, coupled_counts, monkeypatch):
+    X = nmo.basis.RaisedCosineLogConv(3, window_size=8).compute_features(coupled_counts)
+    source = tmp_path / "model.npz"
+    model = nmo.glm.PopulationGLM().fit(X, coupled_counts)
+    model.save_params(source)
+    path = _tampered(tmp_path, source, unused=np.zeros(1000))
+    read = []
+    original = np.lib.npyio.NpzFile.__getitem__
+
+    def spy(self, key):
+        read.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", spy)
+    loaded = nmo.load_model(path)
+    assert "unused" not in read
+    np.testing.assert_array_equal(loaded.coef_, model.coef_)

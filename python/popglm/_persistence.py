@@ -26,6 +26,12 @@ _DERIVED_FIT_INFO = ("converged", "reason")
 _FIT_INFO_PREFIX = "fit_info/"
 # fit_info_ entry listing, per neuron, the features a fit without an MLE removed.
 _DROPPED = "dropped_features"
+# The members a model file may have (besides fit_info/...): load reads no other.
+_MEMBERS = frozenset({
+    "format", "popglm_version", "model_class", "settings", "regularizer_strength",
+    "regularizer_ratio", "coef_", "intercept_", "feature_mask", "group_mask", "scale_",
+    "dof_resid_",
+})  # fmt: skip
 
 
 def save(model: Any, filename: str | Path) -> None:
@@ -168,7 +174,13 @@ def load(filename: str | Path, classes: dict[str, type]) -> Any:
             if not isinstance(data, np.lib.npyio.NpzFile):
                 raise ValueError("it holds a single array, not a saved model")
             with data:
-                contents = {key: data[key] for key in data.files}
+                # Only the members a model has are read: anything else in the archive (however
+                # large) is never loaded.
+                contents = {
+                    key: data[key]
+                    for key in data.files
+                    if key in _MEMBERS or key.startswith(_FIT_INFO_PREFIX)
+                }
     except Exception as error:
         # A damaged npz can fail anywhere in zipfile, zlib or NumPy's header parser, with
         # BadZipFile, zlib.error, NotImplementedError, struct.error...: all of it means damaged.
@@ -183,6 +195,9 @@ def load(filename: str | Path, classes: dict[str, type]) -> Any:
         raise ValueError(f"{filename!s} holds an unknown model class {contents['model_class']!r}")
     try:
         settings = json.loads(str(contents["settings"]))
+        if not isinstance(settings, dict):
+            raise ValueError(f"settings must be a JSON object, got {type(settings).__name__}")
+        _check_settings(settings)
         strength = contents["regularizer_strength"]
         strength = None if strength.ndim == 0 and np.isnan(strength) else strength
         if strength is not None and strength.ndim == 0:
@@ -213,18 +228,61 @@ def load(filename: str | Path, classes: dict[str, type]) -> Any:
             verbose=settings.get("verbose"),
             no_mle=settings.get("no_mle", "drop"),
         )
-    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as error:
+        if model_class is classes["PopulationGLM"]:
+            kwargs["feature_mask"] = contents.get("feature_mask")
+        model = model_class(**kwargs)
+    except (KeyError, TypeError, ValueError, RecursionError, json.JSONDecodeError) as error:
         raise ValueError(f"{filename!s} has damaged settings: {error}") from None
-    if model_class is classes["PopulationGLM"]:
-        kwargs["feature_mask"] = contents.get("feature_mask")
-    model = model_class(**kwargs)
-    coef = np.asarray(contents["coef_"], dtype=np.float64)
-    intercept = np.asarray(contents["intercept_"], dtype=np.float64)
+    coef = _real_finite(contents["coef_"], "coef_", filename)
+    intercept = _real_finite(contents["intercept_"], "intercept_", filename)
     expected_ndim = 2 if model_class is classes["PopulationGLM"] else 1
     if coef.ndim != expected_ndim or intercept.ndim != 1:
         raise ValueError(f"{filename!s} has coefficients of the wrong shape")
+    n_neurons = coef.shape[1] if coef.ndim == 2 else 1
+    if intercept.shape[0] != n_neurons:
+        raise ValueError(
+            f"{filename!s}: intercept_ has {intercept.shape[0]} entries for {n_neurons} neurons"
+        )
+    mask = contents.get("feature_mask")
+    if mask is not None and np.shape(mask) != coef.shape:
+        raise ValueError(
+            f"{filename!s}: feature_mask has shape {np.shape(mask)}, coef_ {coef.shape}"
+        )
+    scale = contents.get("scale_")
+    if scale is not None and _real_finite(scale, "scale_", filename).shape != (n_neurons,):
+        raise ValueError(f"{filename!s}: scale_ must have shape ({n_neurons},)")
     try:
         restore_fitted_state(model, coef, intercept, contents)
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise ValueError(f"{filename!s} has a damaged fit record: {error}") from None
     return model
+
+
+def _check_settings(settings: dict) -> None:
+    """Raise a ValueError naming the first setting outside its range."""
+    tol = settings.get("tol")
+    if (
+        isinstance(tol, bool)
+        or not isinstance(tol, (int, float))
+        or not (np.isfinite(tol) and tol > 0)
+    ):
+        raise ValueError(f"tol must be a positive finite number, got {tol!r}")
+    max_iter = settings.get("max_iter")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
+        raise ValueError(f"max_iter must be an integer >= 0, got {max_iter!r}")
+    n_threads = settings.get("n_threads")
+    if n_threads is not None and (
+        isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1
+    ):
+        raise ValueError(f"n_threads must be None or an integer >= 1, got {n_threads!r}")
+    for key in ("solver_kwargs",):
+        if settings.get(key) is not None and not isinstance(settings[key], dict):
+            raise ValueError(f"{key} must be a JSON object or null, got {settings[key]!r}")
+
+
+def _real_finite(values: Any, name: str, filename: Any) -> NDArray:
+    """``values`` as float64 when real and finite, else a ValueError naming the member."""
+    array = np.asarray(values)
+    if array.dtype.kind not in "biuf" or not np.all(np.isfinite(array)):
+        raise ValueError(f"{filename!s}: {name} must hold real finite numbers")
+    return array.astype(np.float64)
