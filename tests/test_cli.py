@@ -133,6 +133,12 @@ def test_fit_reads_csv_and_npz_with_a_self_only_mask(tmp_path, coupled_counts, s
         (["fit", "COUNTS", "--basis", "history:5000"], "more samples than the window"),
         (["fit", "COUNTS", "--mask", "nomask.npy"], "no such file"),
         (["fit", "NEGATIVE"], "non-negative integers"),
+        (["fit", "EMPTY"], "could not read spike counts"),
+        (["fit", "TRUNCATED"], "could not read spike counts"),
+        (["fit", "COUNTS", "--mask", "EMPTY"], "could not read"),
+        (["fit", "COUNTS", "--mask", "NPZ"], "holding one array"),
+        (["fit", "COUNTS", "--mask", "NANMASK"], "must hold finite numbers"),
+        (["fit", "COUNTS", "--basis", "raised-cosine-log:1000000000:10"], "at most one per bin"),
         (["fit", "COUNTS", "--bin-size", "-0.01"], "--bin-size must be a positive"),
         (["fit", "COUNTS", "--bin-size", "nan"], "--bin-size must be a positive"),
         (["fit", "COUNTS", "--out", "."], "--out must name a file"),
@@ -144,9 +150,17 @@ def test_bad_input_exits_2_with_a_clear_message(
 ):
     np.save(tmp_path / "counts.npy", coupled_counts)
     np.save(tmp_path / "negative.npy", -coupled_counts)
+    (tmp_path / "empty.npy").write_bytes(b"")
+    (tmp_path / "truncated.npy").write_bytes((tmp_path / "counts.npy").read_bytes()[:100])
+    np.savez(tmp_path / "mask.npz", mask=np.ones((5, 5)))
+    np.save(tmp_path / "nan.npy", np.full((5, 5), np.nan))
     substitutions = {
         "COUNTS": str(tmp_path / "counts.npy"),
         "NEGATIVE": str(tmp_path / "negative.npy"),
+        "EMPTY": str(tmp_path / "empty.npy"),
+        "TRUNCATED": str(tmp_path / "truncated.npy"),
+        "NPZ": str(tmp_path / "mask.npz"),
+        "NANMASK": str(tmp_path / "nan.npy"),
     }
     arguments = [substitutions.get(a, a) for a in arguments]
     assert main(arguments) == 2

@@ -57,6 +57,11 @@ def parse_basis(spec: str):
         values = [int(number) for number in numbers]
     except ValueError:
         raise UsageError(f"--basis {spec!r}: the sizes must be integers ({BASIS_HELP})") from None
+    if len(values) == 2 and values[0] > values[1] > 0:
+        raise UsageError(
+            f"--basis {spec!r}: {values[0]} basis functions for a window of {values[1]} bins; "
+            "use at most one per bin"
+        )
     try:
         if name in ("raised-cosine-log", "rcl") and len(values) == 2:
             return RaisedCosineLogConv(values[0], window_size=values[1], label="coupling")
@@ -84,8 +89,12 @@ def load_counts(path: str) -> np.ndarray:
             counts = np.loadtxt(file, delimiter="," if suffix == ".csv" else None, ndmin=2)
         else:
             raise UsageError(f"{path}: expected a .npy, .npz or .csv file of spike counts")
-    except (OSError, ValueError, IndexError) as error:
-        raise UsageError(f"{path}: could not read spike counts: {error}") from None
+    except UsageError:
+        raise
+    except Exception as error:  # noqa: BLE001 - empty, truncated or damaged: all unreadable
+        raise UsageError(
+            f"{path}: could not read spike counts: {error or type(error).__name__}"
+        ) from None
     counts = np.asarray(counts)
     if counts.ndim == 1:
         counts = counts[:, None]
@@ -116,8 +125,15 @@ def build_mask(spec: str, n_neurons: int, n_basis_funcs: int) -> np.ndarray | No
             raise UsageError(f"--mask {spec}: no such file (or use 'all' or 'self')")
         try:
             connectivity = np.load(file, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            raise UsageError(f"--mask {spec}: could not read: {error}") from None
+        except Exception as error:  # noqa: BLE001 - empty, truncated or damaged: all unreadable
+            raise UsageError(
+                f"--mask {spec}: could not read: {error or type(error).__name__}"
+            ) from None
+        if not isinstance(connectivity, np.ndarray):
+            connectivity.close()
+            raise UsageError(f"--mask {spec}: expected a .npy file holding one array")
+        if connectivity.dtype.kind not in "biuf" or not np.isfinite(connectivity).all():
+            raise UsageError(f"--mask {spec}: the connectivity matrix must hold finite numbers")
         if connectivity.shape != (n_neurons, n_neurons):
             raise UsageError(
                 f"--mask {spec}: expected a (n_neurons, n_neurons) = ({n_neurons}, {n_neurons}) "
