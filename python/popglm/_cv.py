@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from . import _fitting
 from ._history_features import HistoryFeatures
 from ._native import core as _core
+from ._recession import _product, column_rms
 from ._validation import check_positive_int, rows_of
 from .observation_models import inverse_link, link
 from .regularizer import GroupLasso, resolve_regularizer
@@ -400,17 +401,8 @@ def _linear_predictor(
     problem: _fitting.FitProblem, rows: NDArray, coef: NDArray, intercept: NDArray
 ) -> NDArray:
     """[1, X[rows]] @ [intercept; coef] for every neuron (the engine's products)."""
-    threads = problem.settings["n_threads"]
-    offsets = np.ascontiguousarray(intercept, dtype=np.float64)
-    if isinstance(problem.X, HistoryFeatures):
-        out = np.empty((problem.X.shape[0], coef.shape[1]), order="F")
-        _core.history_linear_predictor(
-            problem.X.inputs, problem.X.kernels, np.asfortranarray(coef), offsets, out, threads
-        )
-        return out[rows]
-    out = np.empty((rows.size, coef.shape[1]), order="F")
-    _core.design_multiply(problem.design, rows, np.asfortranarray(coef), offsets, out, threads)
-    return out
+    features = np.arange(problem.X.shape[1])
+    return _product(problem.X, rows, features, np.vstack([intercept, coef]))
 
 
 def _largest_strength(model: Any, problem: _fitting.FitProblem) -> float:
@@ -431,12 +423,14 @@ def _largest_strength(model: Any, problem: _fitting.FitProblem) -> float:
     unit = problem.penalty
     free = problem.mask.astype(bool)
     candidates = []
+    needs_gradient = (unit["l1"].size and np.any(unit["l1"] > 0)) or unit["group_weight"].size
+    gradient = (
+        np.abs(_design_gradient(problem, np.asfortranarray(slope))) if needs_gradient else None
+    )
     if unit["l1"].size and np.any(unit["l1"] > 0):
-        gradient = np.abs(_design_gradient(problem, np.asfortranarray(slope)))
         weighted = (unit["l1"] > 0) & free
         candidates.append(np.max(gradient[weighted] / unit["l1"][weighted], initial=0.0))
     if unit["group_weight"].size:
-        gradient = np.abs(_design_gradient(problem, np.asfortranarray(slope)))
         groups, weights = unit["group"], unit["group_weight"]
         for j in range(problem.n_neurons):
             for g in np.flatnonzero(weights[:, j] > 0):
@@ -450,7 +444,8 @@ def _largest_strength(model: Any, problem: _fitting.FitProblem) -> float:
         # their own fit. The largest would put the grid's weakest end above what rarely
         # firing senders need (curvatures span 3-4 decades in a recording).
         curvature = np.maximum((above - 2.0 * at + below) / step**2, 0.0).mean(axis=0)
-        squares = _feature_mean_squares(problem)
+        features = np.arange(problem.X.shape[1])
+        squares = column_rms(problem.X, problem.rows, features)[1:] ** 2
         weighted = (unit["l2"] > 0) & free
         data = (squares[:, None] * curvature[None, :])[weighted] / unit["l2"][weighted]
         candidates.append(_RIDGE_DOMINANCE * np.median(data) if data.size else 0.0)
@@ -461,20 +456,6 @@ def _largest_strength(model: Any, problem: _fitting.FitProblem) -> float:
             "fit is zero for every penalised feature (pass regularizer_strength, a grid)"
         )
     return float(largest)
-
-
-def _feature_mean_squares(problem: _fitting.FitProblem) -> NDArray:
-    """Each feature's mean square over the problem's rows."""
-    rows = problem.rows
-    total = np.zeros(problem.X.shape[1])
-    if isinstance(problem.X, HistoryFeatures):
-        for _, block in problem.X.row_blocks(rows):
-            total += np.einsum("ij,ij->j", block, block)
-    else:
-        for start in range(0, rows.size, 4096):
-            block = np.asarray(rows_of(problem.X, rows[start : start + 4096]))
-            total += np.einsum("ij,ij->j", block, block)
-    return total / rows.size
 
 
 def _design_gradient(problem: _fitting.FitProblem, residual: NDArray) -> NDArray:
