@@ -47,13 +47,19 @@ def test_convolve_writes_in_place():
 
 
 @pytest.mark.parametrize("order", ["F", "C"])
-def test_finite_rows(order):
-    matrix = np.ones((9000, 3), order=order)
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_scan_design(order, n_threads):
+    rng = np.random.default_rng(3)
+    matrix = np.array(rng.normal(size=(9000, 3)) * [1e-30, 1.0, 1e200], order=order)
     matrix[5, 2] = np.nan
     matrix[8999, 0] = -np.inf
+    matrix[7000, 1] = -1e300  # a finite entry of a row that stays valid
     out = np.empty(9000, dtype=np.uint8)
-    _core.finite_rows(matrix, out, 2)
+    max_abs = np.empty(3)
+    _core.scan_design(matrix, out, max_abs, n_threads)
     assert out.sum() == 8998 and out[5] == 0 and out[8999] == 0
+    finite = np.where(np.isfinite(matrix), np.abs(matrix), 0.0)
+    np.testing.assert_array_equal(max_abs, finite.max(axis=0))
 
 
 def fit_args(n_samples=50, n_features=3, n_neurons=2):

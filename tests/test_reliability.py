@@ -475,3 +475,78 @@ def test_load_model_reads_only_the_members_a_model_has(tmp_path, coupled_counts,
     loaded = nmo.load_model(path)
     assert "unused" not in read
     np.testing.assert_array_equal(loaded.coef_, model.coef_)
+
+
+# -- columns of extreme scale ---------------------------------------------------------------------
+
+
+def _scaled_problem():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4000, 3))
+    y = rng.poisson(np.exp(X @ np.array([0.5, -0.3, 0.2]) - 1.0))[:, None].astype(float)
+    return X, y
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-25, 1e-3, 1e6, 1e100, 1e150, 1e200, 1e300])
+@pytest.mark.parametrize("regularizer", ["UnRegularized", "Ridge", "Lasso"])
+def test_a_column_of_any_scale_gives_the_same_fit(scale, regularizer):
+    # Multiplying a column by s divides its coefficient by s (and, for a penalty to describe the
+    # same problem, its strength by s for l1 and s**2 for l2). The reference is the fit of the
+    # unscaled design with that per-coefficient strength: the predictions must be the same and
+    # the fit converged (a 1e-25 column was left unfitted and called converged; 1e200 hit
+    # float64's limit or crashed in eigh; 1e100 did not converge).
+    X, y = _scaled_problem()
+    Xs = X.copy()
+    Xs[:, 1] *= scale
+    strength = 1e-3
+    power = {"UnRegularized": 0, "Ridge": 2, "Lasso": 1}[regularizer]
+    kwargs = {} if regularizer == "UnRegularized" else {"regularizer": regularizer}
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        column_strength = strength / np.float64(scale) ** power
+    reference_strength = np.full((3, 1), strength)
+    reference_strength[1] = column_strength
+    mask = np.ones((3, 1))
+    if not np.isfinite(column_strength):
+        # An infinite strength pins the coefficient at zero: the column left out.
+        mask[1], reference_strength[1] = 0, strength
+    reference = nmo.glm.PopulationGLM(
+        **kwargs,
+        **({"regularizer_strength": reference_strength} if power else {}),
+        feature_mask=mask,
+    ).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = nmo.glm.PopulationGLM(
+            **kwargs, **({"regularizer_strength": strength} if power else {})
+        ).fit(Xs, y)
+    assert model.fit_info_["status"].tolist() == [0]
+    np.testing.assert_allclose(model.predict(Xs), reference.predict(X), rtol=1e-6)
+    np.testing.assert_allclose(model.coef_[:, 0] * [1, scale, 1], reference.coef_[:, 0], atol=1e-6)
+
+
+def test_a_rescaled_column_leaves_the_callers_design_alone():
+    X, y = _scaled_problem()
+    X[:, 1] *= 1e-25
+    before = X.copy()
+    model = nmo.glm.PopulationGLM().fit(X, y)
+    np.testing.assert_array_equal(X, before)
+    # The copy is made only for columns outside the band; the fitted model predicts on X itself.
+    assert np.isfinite(model.predict(X)).all()
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e-25, 1e6, 1e150, 1e200, 1e300])
+def test_standard_errors_do_not_depend_on_a_columns_scale(scale):
+    # statsmodels' GLM on the unscaled design is the reference; scaling a column by s divides
+    # its standard error by s and leaves the z-values alone (1e150 was off by 4%: the rank
+    # cut-off compared eigenvalues across units).
+    sm = pytest.importorskip("statsmodels.api")
+    X, y = _scaled_problem()
+    expected = sm.GLM(y[:, 0], sm.add_constant(X), family=sm.families.Poisson()).fit(tol=1e-12)
+    Xs = X.copy()
+    Xs[:, 1] *= scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inference = nmo.glm.PopulationGLM().fit(Xs, y).inference(Xs)
+    np.testing.assert_allclose(inference.coef_se[:, 0] * [1, scale, 1], expected.bse[1:], rtol=1e-6)
+    np.testing.assert_allclose(inference.intercept_se[0], expected.bse[0], rtol=1e-6)
+    np.testing.assert_allclose(inference.z_values[:, 0], expected.tvalues[1:], rtol=1e-5)

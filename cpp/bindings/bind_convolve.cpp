@@ -37,17 +37,18 @@ void register_convolve(py::module_& m) {
         "index exists, NaN elsewhere (x float64 in F or C order, read in place; kernels and out\n"
         "F-ordered float64).");
 
-  m.def("finite_rows",
-        py::overload_cast<const Eigen::Ref<const MatrixColMajor>&, Eigen::Ref<MaskVector>, int>(
-            &popglm::finite_rows),
-        py::arg("matrix").noconvert(), py::arg("out").noconvert(), py::arg("n_threads"),
-        py::call_guard<py::gil_scoped_release>());
-  m.def("finite_rows",
-        py::overload_cast<const Eigen::Ref<const MatrixRowMajor>&, Eigen::Ref<MaskVector>, int>(
-            &popglm::finite_rows),
-        py::arg("matrix").noconvert(), py::arg("out").noconvert(), py::arg("n_threads"),
-        py::call_guard<py::gil_scoped_release>(),
-        "Set out[t] = 1 where row t of matrix (float64, F- or C-ordered) is all finite, else 0.");
+  m.def("scan_design",
+        py::overload_cast<const Eigen::Ref<const MatrixColMajor>&, Eigen::Ref<MaskVector>,
+                          Eigen::Ref<Eigen::VectorXd>, int>(&popglm::scan_design),
+        py::arg("matrix").noconvert(), py::arg("out").noconvert(), py::arg("max_abs").noconvert(),
+        py::arg("n_threads"), py::call_guard<py::gil_scoped_release>());
+  m.def("scan_design",
+        py::overload_cast<const Eigen::Ref<const MatrixRowMajor>&, Eigen::Ref<MaskVector>,
+                          Eigen::Ref<Eigen::VectorXd>, int>(&popglm::scan_design),
+        py::arg("matrix").noconvert(), py::arg("out").noconvert(), py::arg("max_abs").noconvert(),
+        py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+        "One pass over a design (float64, F- or C-ordered): out[t] = 1 where row t is all\n"
+        "finite, else 0; max_abs[c] = the largest |entry| among column c's finite entries.");
   m.def("scan_counts", &popglm::scan_counts, py::arg("counts").noconvert(),
         py::arg("valid").noconvert(), py::arg("drop_nonfinite_rows"), py::arg("n_threads"),
         py::call_guard<py::gil_scoped_release>(),

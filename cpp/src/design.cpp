@@ -14,29 +14,45 @@ namespace popglm {
 namespace {
 
 template <class Matrix>
-void finite_rows_impl(const Matrix& matrix, Eigen::Ref<MaskVector> out, int n_threads) {
+void scan_design_impl(const Matrix& matrix, Eigen::Ref<MaskVector> out, Eigen::Ref<Eigen::VectorXd> max_abs,
+                      int n_threads) {
   const Index n_rows = matrix.rows();
   const Index n_cols = matrix.cols();
-  if (out.size() != n_rows) throw std::invalid_argument("finite_rows: out must have n_rows entries");
+  if (out.size() != n_rows) throw std::invalid_argument("scan_design: out must have n_rows entries");
+  if (max_abs.size() != n_cols) throw std::invalid_argument("scan_design: max_abs must have n_cols entries");
+  max_abs.setZero();
   // Blocks of rows keep each thread on its own slice of `out`; within a block the loop
-  // order follows the storage order of the matrix.
+  // order follows the storage order of the matrix. A maximum does not depend on the order in
+  // which the threads' partial maxima meet, so neither does the result.
   constexpr Index block = 4096;
   const Index n_blocks = (n_rows + block - 1) / block;
   // Waking threads costs more than scanning a few blocks.
-#pragma omp parallel for schedule(static) num_threads(sanitize_threads(n_threads)) if (n_blocks > 4)
-  for (Index b = 0; b < n_blocks; ++b) {
-    const Index start = b * block;
-    const Index stop = std::min(n_rows, start + block);
-    for (Index r = start; r < stop; ++r) out[r] = 1;
-    if constexpr (Matrix::IsRowMajor) {
-      for (Index r = start; r < stop; ++r)
-        for (Index c = 0; c < n_cols; ++c)
-          if (!std::isfinite(matrix(r, c))) { out[r] = 0; break; }
-    } else {
-      for (Index c = 0; c < n_cols; ++c)
+#pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_blocks > 4)
+  {
+    Eigen::VectorXd local = Eigen::VectorXd::Zero(n_cols);
+#pragma omp for schedule(static)
+    for (Index b = 0; b < n_blocks; ++b) {
+      const Index start = b * block;
+      const Index stop = std::min(n_rows, start + block);
+      for (Index r = start; r < stop; ++r) out[r] = 1;
+      if constexpr (Matrix::IsRowMajor) {
         for (Index r = start; r < stop; ++r)
-          if (!std::isfinite(matrix(r, c))) out[r] = 0;
+          for (Index c = 0; c < n_cols; ++c) {
+            const double value = std::abs(matrix(r, c));
+            if (!std::isfinite(value)) out[r] = 0;
+            else if (value > local[c]) local[c] = value;
+          }
+      } else {
+        for (Index c = 0; c < n_cols; ++c)
+          for (Index r = start; r < stop; ++r) {
+            const double value = std::abs(matrix(r, c));
+            if (!std::isfinite(value)) out[r] = 0;
+            else if (value > local[c]) local[c] = value;
+          }
+      }
     }
+#pragma omp critical(popglm_scan_design)
+    max_abs = max_abs.cwiseMax(local);
   }
 }
 
@@ -112,14 +128,14 @@ int scan_counts(const Eigen::Ref<const MatrixColMajor>& counts, Eigen::Ref<MaskV
   return flags;
 }
 
-void finite_rows(const Eigen::Ref<const MatrixColMajor>& matrix, Eigen::Ref<MaskVector> out,
-                 int n_threads) {
-  finite_rows_impl(matrix, out, n_threads);
+void scan_design(const Eigen::Ref<const MatrixColMajor>& matrix, Eigen::Ref<MaskVector> out,
+                 Eigen::Ref<Eigen::VectorXd> max_abs, int n_threads) {
+  scan_design_impl(matrix, out, max_abs, n_threads);
 }
 
-void finite_rows(const Eigen::Ref<const MatrixRowMajor>& matrix, Eigen::Ref<MaskVector> out,
-                 int n_threads) {
-  finite_rows_impl(matrix, out, n_threads);
+void scan_design(const Eigen::Ref<const MatrixRowMajor>& matrix, Eigen::Ref<MaskVector> out,
+                 Eigen::Ref<Eigen::VectorXd> max_abs, int n_threads) {
+  scan_design_impl(matrix, out, max_abs, n_threads);
 }
 
 void counted_square_sums(const Eigen::Ref<const MatrixColMajor>& design, const Eigen::Ref<const IndexVector>& rows,

@@ -41,9 +41,10 @@ def convolve_aligned(
     out: NDArray[np.float64],  # (n_samples, n_inputs * n_kernels), Fortran order, written
     n_threads: int,
 ) -> None: ...
-def finite_rows(
+def scan_design(
     matrix: NDArray[np.float64],  # (n_rows, n_cols), C or Fortran order
-    out: NDArray[np.uint8],  # (n_rows,), written
+    out: NDArray[np.uint8],  # (n_rows,), 1 where the row is all finite; written
+    max_abs: NDArray[np.float64],  # (n_cols,), largest |finite entry| per column; written
     n_threads: int,
 ) -> None: ...
 def scan_counts(

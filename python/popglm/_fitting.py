@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from . import _recession
 from ._history_features import HistoryFeatures
+from ._memory import check_allocation
 from ._native import core as _core
 from ._validation import as_numeric_array, design_for_core, fortran_float64, rows_of
 from .exceptions import ConvergenceWarning
@@ -91,6 +92,8 @@ class FitProblem:
         The start, in population layout; ``solve`` leaves the solution here.
     dropped : list of ndarray or None
         Per neuron, the features removed because its MLE does not exist with them.
+    factors : ndarray or None
+        Per feature, the power of two its column was multiplied by (see ``column_factors``).
     """
 
     model: Any
@@ -107,6 +110,10 @@ class FitProblem:
     #: Per neuron, the features removed because the MLE does not exist with them (``presolve``,
     #: ``settle``); None before ``presolve``.
     dropped: list[NDArray] | None = None
+    #: Powers of two the design's columns were multiplied by (``column_factors``), or None: then
+    #: ``X``, ``design``, ``coef`` and ``penalty`` are in the rescaled coordinates, and
+    #: ``finish`` returns the coefficients of the caller's columns.
+    factors: NDArray | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -168,6 +175,7 @@ def prepare(model: Any, X: Any, y: Any, init_params: tuple | None) -> FitProblem
 
     # The counts the features were computed from are already float64 in Fortran order.
     counts = X.inputs if reuse_inputs else fortran_float64(Y)
+    factors = None
     if history:
         design = (X.inputs, X.kernels)
         valid = np.ones(n_samples, dtype=np.uint8)
@@ -175,7 +183,14 @@ def prepare(model: Any, X: Any, y: Any, init_params: tuple | None) -> FitProblem
     else:
         design = design_for_core(X)
         valid = np.empty(n_samples, dtype=np.uint8)
-        _core.finite_rows(design, valid, n_threads)
+        max_abs = np.empty(n_features)
+        _core.scan_design(design, valid, max_abs, n_threads)
+        factors = column_factors(max_abs, penalty)
+        if factors is not None:
+            check_allocation(design.nbytes, "a rescaled copy of X (columns of extreme scale)")
+            design = np.multiply(design, factors, order="K")
+            X = design
+            penalty = _rescaled_penalty(penalty, factors)
     # Rows with NaN/inf counts are dropped (unless X was built from these counts, whose NaN rows
     # it already marks); negative or fractional counts are flagged in the same pass.
     count_flags = _core.scan_counts(counts, valid, not reuse_inputs, n_threads)
@@ -189,13 +204,63 @@ def prepare(model: Any, X: Any, y: Any, init_params: tuple | None) -> FitProblem
     observation = model.observation_model
     observation.check_y(used_counts, scan_flags=count_flags)
     coef, intercept = start(model, init_params, used_counts, n_features, n_neurons)
+    if factors is not None:
+        coef /= factors[:, None]
     settings = {
         "family": int(family), "scale": float(observation.scale), "tol": tol,
         "max_iter": max_iter, "n_threads": n_threads,
     }  # fmt: skip
     return FitProblem(
-        model, X, user_X, design, counts, rows, mask, penalty, settings, coef, intercept
-    )
+        model, X, user_X, design, counts, rows, mask, penalty, settings, coef, intercept, factors
+    )  # fmt: skip
+
+
+#: A design column whose largest |value| lies outside [2**-_SCALE_BAND, 2**_SCALE_BAND] is
+#: multiplied by the power of two that brings that value into [0.5, 1) before the engine sees
+#: it. The stopping rule bounds max |gradient|, and a column scaled by s scales its gradient by
+#: s: a column of 1e-25 would meet the rule before its coefficient moved, one of 1e200 would
+#: square to inf in the Hessian. Rescaled, every column is within a factor 2**_SCALE_BAND of
+#: unit scale, so the rule means the same for all of them to that factor, and a power of two
+#: changes no digit of the data. Designs within the band (every history design we have seen)
+#: are not copied.
+_SCALE_BAND = 8
+
+
+def column_factors(max_abs: NDArray, penalty: dict[str, NDArray]) -> NDArray | None:
+    """Per-column powers of two for a design whose columns' largest |value| is ``max_abs``.
+
+    None when every column is within the band (or all-zero). Columns in a group penalty keep
+    factor 1: a group's norm is not a sum over its coefficients, so rescaling one member would
+    change the problem.
+    """
+    positive = max_abs > 0
+    outside = positive & ((max_abs < 2.0**-_SCALE_BAND) | (max_abs > 2.0**_SCALE_BAND))
+    groups = penalty.get("group")
+    if groups is not None and groups.size:
+        outside &= ~(groups >= 0).any(axis=1)
+    if not outside.any():
+        return None
+    _, exponent = np.frexp(max_abs)
+    # 2**1020 is the largest power that stays a normal double (a subnormal column is scaled
+    # as far as that allows).
+    factors = np.ldexp(1.0, np.clip(-exponent, -1020, 1020))
+    return np.where(outside, factors, 1.0)
+
+
+def _rescaled_penalty(penalty: dict[str, NDArray], factors: NDArray) -> dict[str, NDArray]:
+    """Return the penalty on the rescaled coefficients (coef = factor * rescaled coef).
+
+    A strength the rescaling would push past float64 is capped at 1e300: it pins its
+    coefficient at zero either way.
+    """
+    out = dict(penalty)
+    for key, power in (("l1", 1), ("l2", 2)):
+        strength = penalty[key]
+        if strength.size and np.any(strength > 0):
+            with np.errstate(over="ignore"):
+                scaled = strength * factors[:, None] ** power
+            out[key] = np.asfortranarray(np.where(strength > 0, np.minimum(scaled, 1e300), 0.0))
+    return out
 
 
 def solve(
@@ -479,6 +544,8 @@ def finish(problem: FitProblem, record: dict[str, NDArray]) -> FitResult:
         scale = observation.estimate_scale(
             rows_of(problem.counts, rows), model._mean_response(eta[rows]), dof_resid
         )
+    if problem.factors is not None:
+        coef = coef * problem.factors[:, None]
     info = {
         **{key: np.asarray(record[key]) for key in _RECORD_KEYS},
         **(

@@ -367,7 +367,7 @@ def _fit_receivers(
 def _chunk_rows(x: NDArray, y: NDArray) -> tuple[NDArray, NDArray]:
     design = design_for_core(x)
     finite = np.empty(design.shape[0], dtype=np.uint8)
-    _core.finite_rows(design, finite, 1)
+    _core.scan_design(design, finite, np.empty(design.shape[1]), 1)
     valid = finite.astype(bool) & np.isfinite(y).all(axis=1)
     return design, np.flatnonzero(valid).astype(np.int64)
 

@@ -17,8 +17,9 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from ._fitting import FittedState
+from ._fitting import FittedState, column_factors
 from ._history_features import HistoryFeatures
+from ._memory import check_allocation
 from ._native import core as _core
 from ._recession import column_rms
 from ._threads import resolve_n_threads
@@ -55,8 +56,13 @@ class CoefficientInference:
         active: list[NDArray],
         population: bool,
         dropped: list[NDArray] | None = None,
+        scales: list[NDArray] | None = None,
     ) -> None:
         self._population = population
+        # Covariances are of [intercept, coef[active]] / scales (columns of extreme scale are
+        # rescaled, see _scaled_design): a coefficient of 1e-200 has a variance below float64's
+        # range, its standard error does not.
+        self._scales = scales or [np.ones(a.size + 1) for a in active]
         self._dropped = dropped or [np.empty(0, dtype=np.int64) for _ in active]
         self._coef = coef if population else coef[:, None]
         self._intercept = np.asarray(intercept, dtype=np.float64)
@@ -66,9 +72,9 @@ class CoefficientInference:
         se = np.full((n_features, n_neurons), np.nan)
         intercept_se = np.empty(n_neurons)
         for j in range(n_neurons):
-            variances = np.diag(covariances[j])
-            intercept_se[j] = np.sqrt(variances[0])
-            se[active[j], j] = np.sqrt(variances[1:])
+            errors = np.sqrt(np.diag(covariances[j])) * self._scales[j]
+            intercept_se[j] = errors[0]
+            se[active[j], j] = errors[1:]
         self._se = se
         self.intercept_se = intercept_se
         self.coef_se = se if population else se[:, 0]
@@ -80,7 +86,8 @@ class CoefficientInference:
 
     def covariance(self, neuron: int = 0) -> tuple[NDArray, NDArray]:
         """Covariance of ``[intercept, coef[active]]`` of one neuron, and the active features."""
-        return self._covariances[neuron], self._active[neuron]
+        scales = self._scales[neuron]
+        return self._covariances[neuron] * np.outer(scales, scales), self._active[neuron]
 
     def coef_conf_int(self, level: float = 0.95) -> tuple[NDArray, NDArray]:
         """Wald confidence intervals ``coef -/+ z * se`` at ``level``: (lower, upper)."""
@@ -120,7 +127,7 @@ class CoefficientInference:
                 block = np.flatnonzero(active // n_basis_funcs == s)
                 if block.size == 0 or s in unidentified:
                     continue
-                w = self._coef[active[block], r]
+                w = self._coef[active[block], r] / self._scales[r][block + 1]
                 sub = covariance[np.ix_(block + 1, block + 1)]
                 statistic[s, r] = float(w @ np.linalg.solve(sub, w))
                 p_value[s, r] = stats.chi2.sf(statistic[s, r], df=block.size)
@@ -186,9 +193,12 @@ def _normal_quantile(level: float) -> float:
 
 
 def _information(
-    state: FittedState, X: Any, n_threads: int | None
+    state: FittedState, X: Any, design: Any, factors: NDArray, n_threads: int | None
 ) -> tuple[list[NDArray], list[NDArray], NDArray]:
-    """Per neuron: the summed observed information over [intercept, active features]; the rows."""
+    """Per neuron: the summed observed information over [intercept, active features]; the rows.
+
+    Of the coefficients of ``design``, whose columns are X's times ``factors``.
+    """
     n_features, n_neurons = state.coef.shape
     active = [np.flatnonzero(state.mask[:, j]) for j in range(n_neurons)]
     eta = state.linear_predictor(X)
@@ -204,7 +214,6 @@ def _information(
     if isinstance(X, HistoryFeatures):
         full = _history_informations(X, rows, rates)
     else:
-        design = design_for_core(X)
         row_index = rows.astype(np.int64)
 
         def one(j: int) -> NDArray:
@@ -219,7 +228,7 @@ def _information(
         information = full[j][np.ix_(keep, keep)]
         if ridge.size:
             information = information + rows.size * np.diag(
-                np.concatenate([[0.0], ridge[active[j], j]])
+                np.concatenate([[0.0], ridge[active[j], j] * factors[active[j]] ** 2])
             )
         informations.append(information)
     return informations, active, rows
@@ -256,9 +265,10 @@ def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> Co
             "the selection the penalty made (refit the selected features without the penalty)"
         )
     X = state.check_design(X)
-    informations, active, rows = _information(state, X, n_threads)
+    design, factors = _scaled_design(X)
+    informations, active, rows = _information(state, X, design, factors, n_threads)
     # Each feature's information relative to what it would have at the neuron's mean rate.
-    mean_square = column_rms(X, rows, np.arange(X.shape[1]))[1:] ** 2
+    mean_square = column_rms(design, rows, np.arange(X.shape[1]))[1:] ** 2
     dropped = state.info.get("dropped_features")
     if dropped is not None and (without := [j for j, d in enumerate(dropped) if len(d)]):
         warnings.warn(
@@ -271,7 +281,10 @@ def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> Co
     covariances = []
     singular, barely = [], []
     for j, information in enumerate(informations):
-        eigenvalues, vectors = np.linalg.eigh(information)
+        # Jacobi-scaled, so that the rank cut-off compares directions, not the units of features.
+        diagonal = np.diag(information)
+        jacobi = np.where(diagonal > 0, 1.0 / np.sqrt(np.where(diagonal > 0, diagonal, 1.0)), 1.0)
+        eigenvalues, vectors = np.linalg.eigh(information * np.outer(jacobi, jacobi))
         cutoff = eigenvalues.max(initial=0.0) * 1e-12
         if np.any(eigenvalues <= cutoff):
             singular.append(j)
@@ -283,7 +296,7 @@ def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> Co
         inverse = np.where(
             eigenvalues > cutoff, 1.0 / np.where(eigenvalues > cutoff, eigenvalues, 1.0), 0.0
         )
-        covariances.append((vectors * inverse) @ vectors.T)
+        covariances.append(((vectors * inverse) @ vectors.T) * np.outer(jacobi, jacobi))
     if singular:
         warnings.warn(
             f"The Fisher information is singular for neurons {singular} (collinear features or "
@@ -302,10 +315,29 @@ def coefficient_inference(model: Any, X: ArrayLike, n_threads: int | None) -> Co
             UserWarning,
             stacklevel=3,
         )
+    scales = [np.concatenate([[1.0], factors[a]]) for a in active]
     return CoefficientInference(
         state.coef if state.population else state.coef[:, 0], model.intercept_, covariances,
-        active, state.population, dropped,
+        active, state.population, dropped, scales,
     )  # fmt: skip
+
+
+def _scaled_design(X: Any) -> tuple[Any, NDArray]:
+    """X as the core reads it, columns of extreme scale times a power of two; the factors.
+
+    As the fit rescales (``_fitting.column_factors``): a column of 1e200 would square to inf in
+    the information matrix. History features are computed from counts and never rescaled.
+    """
+    if isinstance(X, HistoryFeatures):
+        return X, np.ones(X.shape[1])
+    design = design_for_core(X)
+    max_abs = np.empty(design.shape[1])
+    _core.scan_design(design, np.empty(design.shape[0], dtype=np.uint8), max_abs, 1)
+    factors = column_factors(max_abs, {})
+    if factors is None:
+        return design, np.ones(design.shape[1])
+    check_allocation(design.nbytes, "a rescaled copy of X (columns of extreme scale)")
+    return np.multiply(design, factors, order="K"), factors
 
 
 def benjamini_hochberg(p_values: ArrayLike, fdr: float = 0.05) -> NDArray:

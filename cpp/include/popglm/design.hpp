@@ -5,12 +5,13 @@
 
 namespace popglm {
 
-/// out(t) = 1 when every entry of row t of `matrix` is finite, else 0.
-void finite_rows(const Eigen::Ref<const MatrixColMajor>& matrix, Eigen::Ref<MaskVector> out,
-                 int n_threads);
-/// Row-major overload of finite_rows.
-void finite_rows(const Eigen::Ref<const MatrixRowMajor>& matrix, Eigen::Ref<MaskVector> out,
-                 int n_threads);
+/// One pass over a design: out(t) = 1 when every entry of row t of `matrix` is finite, else 0;
+/// max_abs(c) = the largest |entry| among the finite entries of column c (0 if none).
+void scan_design(const Eigen::Ref<const MatrixColMajor>& matrix, Eigen::Ref<MaskVector> out,
+                 Eigen::Ref<Eigen::VectorXd> max_abs, int n_threads);
+/// Row-major overload of scan_design.
+void scan_design(const Eigen::Ref<const MatrixRowMajor>& matrix, Eigen::Ref<MaskVector> out,
+                 Eigen::Ref<Eigen::VectorXd> max_abs, int n_threads);
 
 /// What scan_counts found among the finite entries (bit flags).
 inline constexpr int kNegativeCount = 1;
