@@ -550,3 +550,78 @@ def test_standard_errors_do_not_depend_on_a_columns_scale(scale):
     np.testing.assert_allclose(inference.coef_se[:, 0] * [1, scale, 1], expected.bse[1:], rtol=1e-6)
     np.testing.assert_allclose(inference.intercept_se[0], expected.bse[0], rtol=1e-6)
     np.testing.assert_allclose(inference.z_values[:, 0], expected.tvalues[1:], rtol=1e-5)
+
+
+# -- memory estimated before a large allocation --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        # Each needs far more than any machine: refused at once, naming what and how much.
+        (
+            lambda: nmo.basis.RaisedCosineLogConv(4, window_size=50).history_features(
+                np.broadcast_to(np.zeros((1, 100)), (10**9, 100))
+            ),
+            r"copy of xi .*745 GiB",
+        ),
+        (
+            lambda: nmo.basis.RaisedCosineLogConv(4, window_size=50).compute_features(
+                np.broadcast_to(np.zeros((1, 100)), (10**9, 100))
+            ),
+            r"copy of xi .*745 GiB",
+        ),
+        (
+            lambda: nmo.glm.PopulationGLM().fit(
+                np.broadcast_to(np.ones((1, 10)), (10**9, 10)),
+                np.broadcast_to(np.ones((1, 1)), (10**9, 1)),
+            ),
+            r"copies of X .* and y .*82 GiB",
+        ),
+        (lambda: nmo.basis.HistoryConv(10**6).kernel_, r"kernel_ .*14.6 TiB"),
+        (
+            lambda: nmo.basis.RaisedCosineLogConv(4, window_size=10**9).kernel_,
+            r"kernel_ .*59.6 GiB",
+        ),
+        (
+            lambda: nmo.basis.RaisedCosineLogConv(10**9, window_size=100).compute_features(
+                np.zeros((200, 1))
+            ),
+            r"kernel_ .*1.46 TiB",
+        ),
+        (lambda: nmo.basis.RaisedCosineLogEval(5).evaluate_on_grid(10**12), r"72.8 TiB"),
+        (
+            lambda: nmo.basis.BSplineEval(10**9).compute_features(np.linspace(0, 1, 10)),
+            r"compute_features: 10 points x 1000000000 basis functions .*149 GiB",
+        ),
+    ],
+)
+def test_allocations_beyond_the_limit_are_refused_up_front(monkeypatch, call, match):
+    # A fixed limit, so that the test means the same on every machine; sizes are bytes worked
+    # out by hand (e.g. 10**9 x 100 float64 = 745 GiB; kernels count twice, for temporaries).
+    monkeypatch.setenv("POPGLM_MEMORY_LIMIT", "16G")
+    with pytest.raises(ValueError, match=match) as error:
+        call()
+    assert "POPGLM_MEMORY_LIMIT" in str(error.value)
+
+
+def test_history_features_matrix_is_refused_and_the_limit_can_be_lifted(monkeypatch):
+    counts = np.random.default_rng(0).poisson(0.1, size=(5000, 20)).astype(float)
+    features = nmo.basis.RaisedCosineLogConv(4, window_size=20).history_features(counts)
+    monkeypatch.setenv("POPGLM_MEMORY_LIMIT", "100K")  # the matrix is 5000 x 80 x 8 = 3.1 MiB
+    with pytest.raises(ValueError, match=r"feature matrix .*3.05 MiB, more than the 100 KiB"):
+        np.asarray(features)
+    monkeypatch.setenv("POPGLM_MEMORY_LIMIT", "off")
+    assert np.asarray(features).shape == (5000, 80)
+    monkeypatch.setenv("POPGLM_MEMORY_LIMIT", "lots")
+    with pytest.raises(ValueError, match="POPGLM_MEMORY_LIMIT must be a size"):
+        np.asarray(features)
+
+
+def test_the_limit_defaults_to_the_memory_this_process_can_get():
+    from popglm import _memory
+
+    available = _memory.available_bytes()
+    with open("/proc/meminfo") as handle:
+        total = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemTotal"))
+    assert available is not None and 0 < available <= total

@@ -26,7 +26,13 @@ from . import _recession
 from ._history_features import HistoryFeatures
 from ._memory import check_allocation
 from ._native import core as _core
-from ._validation import as_numeric_array, design_for_core, fortran_float64, rows_of
+from ._validation import (
+    as_numeric_array,
+    copy_bytes,
+    design_for_core,
+    fortran_float64,
+    rows_of,
+)
 from .exceptions import ConvergenceWarning
 from .observation_models import link
 
@@ -173,8 +179,13 @@ def prepare(model: Any, X: Any, y: Any, init_params: tuple | None) -> FitProblem
     penalty = model._penalty_arrays(n_features, n_neurons)
     family = model._family()
 
+    # Both copies are refused together, before either is made.
+    copies = (0.0 if reuse_inputs else copy_bytes(Y, any_order=False)) + (
+        0.0 if history else copy_bytes(X, any_order=True)
+    )
+    check_allocation(copies, f"float64 copies of X {X.shape} and y {Y.shape} for the core")
     # The counts the features were computed from are already float64 in Fortran order.
-    counts = X.inputs if reuse_inputs else fortran_float64(Y)
+    counts = X.inputs if reuse_inputs else fortran_float64(Y, "y")
     factors = None
     if history:
         design = (X.inputs, X.kernels)
@@ -211,7 +222,8 @@ def prepare(model: Any, X: Any, y: Any, init_params: tuple | None) -> FitProblem
         "max_iter": max_iter, "n_threads": n_threads,
     }  # fmt: skip
     return FitProblem(
-        model, X, user_X, design, counts, rows, mask, penalty, settings, coef, intercept, factors
+        model, X, user_X, design, counts, rows, mask, penalty, settings, coef, intercept,
+        factors=factors,
     )  # fmt: skip
 
 

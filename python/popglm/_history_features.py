@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from ._memory import check_allocation
 from ._native import core as _core
 from ._threads import available_cores
 from ._validation import fortran_float64
@@ -74,6 +75,10 @@ class HistoryFeatures:
             yield start, block[chunk - first + window]
 
     def __array__(self, dtype=None, copy=None) -> NDArray:
+        check_allocation(
+            8.0 * self.shape[0] * self.shape[1],
+            f"the feature matrix of these HistoryFeatures (shape {self.shape}, float64)",
+        )
         out = np.empty(self.shape, order="F")
         _core.convolve_history(self.inputs, self.kernels, out, available_cores())
         return out if dtype is None else out.astype(dtype, copy=False)

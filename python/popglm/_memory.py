@@ -17,7 +17,8 @@ __all__ = ["available_bytes", "check_allocation", "format_bytes", "memory_limit"
 
 #: The environment variable that overrides the limit.
 LIMIT_VARIABLE = "POPGLM_MEMORY_LIMIT"
-#: Requests up to this size are not checked (reading /proc costs more than they do).
+#: Without an override, requests up to this size are not checked (reading /proc costs more than
+#: they do).
 _UNCHECKED = 256 * 2**20
 _UNITS = {"": 1, "B": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40, "P": 2**50}
 
@@ -60,9 +61,15 @@ def available_bytes() -> int | None:
 
 def memory_limit() -> float | None:
     """Return the largest allocation allowed in bytes (inf when off, None when unknown)."""
+    override = _override()
+    return available_bytes() if override is None else override
+
+
+def _override() -> float | None:
+    """Return the limit ``POPGLM_MEMORY_LIMIT`` sets (inf for off), or None when it is unset."""
     text = os.environ.get(LIMIT_VARIABLE, "").strip()
     if not text:
-        return available_bytes()
+        return None
     if text.lower() in ("off", "none", "inf"):
         return math.inf
     number, unit = text.rstrip("BbIi"), ""
@@ -82,7 +89,13 @@ def memory_limit() -> float | None:
 
 def format_bytes(n_bytes: float) -> str:
     """``n_bytes`` in the largest binary unit that keeps it >= 1 (e.g. ``'7.3 TiB'``)."""
-    for unit, size in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+    for unit, size in (
+        ("PiB", 2**50),
+        ("TiB", 2**40),
+        ("GiB", 2**30),
+        ("MiB", 2**20),
+        ("KiB", 2**10),
+    ):
         if n_bytes >= size:
             return f"{n_bytes / size:.3g} {unit}"
     return f"{int(n_bytes)} bytes"
@@ -94,13 +107,16 @@ def check_allocation(n_bytes: float, what: str) -> None:
     ``what`` names the array and the arguments that size it, e.g. ``"the kernel (window_size x
     n_basis_funcs = 1000000 x 1000000 float64)"``.
     """
-    if n_bytes <= _UNCHECKED:
-        return
-    limit = memory_limit()
+    limit = _override()
+    source = f"{LIMIT_VARIABLE} allows"
+    if limit is None:
+        if n_bytes <= _UNCHECKED:
+            return
+        limit, source = available_bytes(), "this process can allocate"
     if limit is None or n_bytes <= limit:
         return
     raise ValueError(
-        f"{what} would need {format_bytes(n_bytes)}, more than the {format_bytes(limit)} this "
-        f"process can allocate; reduce the arguments that size it, or set the environment "
-        f"variable {LIMIT_VARIABLE} (e.g. '{LIMIT_VARIABLE}=off') if this machine has the memory"
+        f"{what} would need {format_bytes(n_bytes)}, more than the {format_bytes(limit)} "
+        f"{source}; reduce the arguments that size it, or set the environment variable "
+        f"{LIMIT_VARIABLE} (a size such as 64G, or 'off') if this machine has the memory"
     )

@@ -7,6 +7,8 @@ import numbers
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._memory import check_allocation
+
 __all__ = [
     "as_numeric_array",
     "check_positive_int",
@@ -47,7 +49,7 @@ def as_numeric_array(x: ArrayLike, name: str) -> NDArray:
     return array
 
 
-def design_for_core(x: NDArray) -> NDArray:
+def design_for_core(x: NDArray, name: str = "X") -> NDArray:
     """Return a float64 2-D array the core can read in place: F- or C-contiguous, aligned.
 
     A float64 array that is already contiguous in either order is passed through, so a
@@ -58,12 +60,27 @@ def design_for_core(x: NDArray) -> NDArray:
     """
     if x.dtype == np.float64 and (x.flags.f_contiguous or x.flags.c_contiguous) and x.flags.aligned:
         return x
-    return fortran_float64(x)
+    return fortran_float64(x, name)
 
 
-def fortran_float64(x: ArrayLike) -> NDArray:
-    """Return ``x`` as an aligned, Fortran-ordered float64 array, copying only if needed."""
-    return np.require(x, dtype=np.float64, requirements=["F", "A"])
+def copy_bytes(x: NDArray, any_order: bool) -> float:
+    """Bytes ``design_for_core`` (``any_order``) or ``fortran_float64`` would copy ``x`` into."""
+    layout = x.flags.f_contiguous or (any_order and x.flags.c_contiguous)
+    return 0.0 if x.dtype == np.float64 and layout and x.flags.aligned else 8.0 * x.size
+
+
+def fortran_float64(x: ArrayLike, name: str = "an input") -> NDArray:
+    """Return ``x`` as an aligned, Fortran-ordered float64 array, copying only if needed.
+
+    The copy's size is checked first (``check_allocation``): a broadcast or integer array of
+    10**9 rows is refused at once, naming ``name``.
+    """
+    array = np.asarray(x)
+    if not (array.dtype == np.float64 and array.flags.f_contiguous and array.flags.aligned):
+        check_allocation(
+            8.0 * array.size, f"a float64 copy of {name} (shape {array.shape}, dtype {array.dtype})"
+        )
+    return np.require(array, dtype=np.float64, requirements=["F", "A"])
 
 
 def rows_of(array: NDArray, rows: NDArray) -> NDArray:

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._memory import check_allocation
 from . import _pynapple
 
 __all__ = ["Basis", "InputCountError"]
@@ -350,6 +351,7 @@ class Basis:
                     f"{name} must be a real numeric array (bool, int or float), got dtype "
                     f"{array.dtype}"
                 )
+            check_allocation(8.0 * array.size, f"a float64 copy of {name} (shape {array.shape})")
             try:
                 array = array.astype(np.float64)
             except (TypeError, ValueError):
@@ -423,10 +425,22 @@ class Basis:
         ndarray, shape (n_samples, ..., n_basis_funcs)
         """
         arrays = [np.atleast_1d(x) for x in self._as_arrays(self._check_inputs(xi, "evaluate"))]
+        self._check_evaluation(arrays[0].size, "evaluate")
         return self._evaluate(*arrays)
 
     def _evaluate(self, *xi: NDArray) -> NDArray:
         raise NotImplementedError
+
+    def _check_evaluation(self, n_points: int, what: str) -> None:
+        """Refuse an evaluation at ``n_points`` points larger than the memory there is.
+
+        Its values are n_points x n_basis_funcs float64, and the basis families form about as
+        much again in temporaries (rescaled points, knot differences).
+        """
+        check_allocation(
+            16.0 * n_points * max(self.n_basis_funcs, 1),
+            f"{what}: {n_points} points x {self.n_basis_funcs} basis functions",
+        )
 
     def _grid_bounds(self) -> list[tuple[float, float]]:
         return [(0.0, 1.0)] * self._n_inputs
@@ -461,6 +475,9 @@ class Basis:
         for n in n_samples:
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
                 raise ValueError(f"n_samples must be positive integers, got {n_samples}")
+        self._check_evaluation(
+            prod(int(n) for n in n_samples), f"evaluate_on_grid{tuple(int(n) for n in n_samples)}"
+        )
         axes = [
             np.linspace(lo, hi, n)
             for (lo, hi), n in zip(self._grid_bounds(), n_samples, strict=True)

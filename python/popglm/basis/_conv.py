@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._history_features import HistoryFeatures
+from .._memory import check_allocation
 from .._native import core as _core
 from .._threads import available_cores
 from .._validation import check_positive_int, fortran_float64
@@ -128,6 +129,7 @@ class _ConvBasis(Basis):
         With the default causal shifted convolution, row ``l - 1`` multiplies the input
         ``l`` samples in the past.
         """
+        self._check_evaluation(self.window_size, "kernel_ (window_size x n_basis_funcs)")
         return self._evaluate(np.linspace(0.0, 1.0, self.window_size))
 
     def _offset(self) -> int:
@@ -172,9 +174,11 @@ class _ConvBasis(Basis):
         if flat.flags.c_contiguous and flat.shape[1] > 1 and epochs[0] is None:
             # Counts usually come C-ordered (samples x neurons): the core reads them row by row
             # in place, no transposed copy.
+            if flat.dtype != np.float64:
+                check_allocation(8.0 * flat.size, f"a float64 copy of xi (shape {x.shape})")
             columns = np.require(flat, dtype=np.float64, requirements=["C", "A"])
         else:
-            columns = fortran_float64(flat)
+            columns = fortran_float64(flat, "xi")
         kernels = np.asfortranarray(self.kernel_, dtype=np.float64)
         n_columns = columns.shape[1] * kernels.shape[1]
         causality = self._conv_kwargs.get("predictor_causality", "causal")
@@ -196,6 +200,11 @@ class _ConvBasis(Basis):
                 stacklevel=user_stacklevel(),
             )
         offset = self._offset()
+        check_allocation(
+            8.0 * n_samples * n_columns,
+            f"the features (n_samples x n_inputs * n_basis_funcs = {n_samples} x {n_columns} "
+            "float64; history_features(xi) stands for them without forming them)",
+        )
         if parts == [(0, n_samples)]:
             # One epoch: the kernel writes the output in place, no temporary.
             out = np.empty((n_samples, n_columns), order="F")
@@ -262,8 +271,10 @@ class _ConvBasis(Basis):
                 f"{x.shape[0]}: every row would be NaN"
             )
         n_samples = x.shape[0]
-        columns = fortran_float64(x.reshape(n_samples, -1))
-        if not np.isfinite(columns).all():
+        columns = fortran_float64(x.reshape(n_samples, -1), "xi")
+        finite = np.empty(n_samples, dtype=np.uint8)
+        _core.scan_design(columns, finite, np.empty(columns.shape[1]), available_cores())
+        if not finite.all():
             raise ValueError(
                 "xi must be finite for history_features; use compute_features for inputs with "
                 "NaN or inf (the fit drops those rows)"

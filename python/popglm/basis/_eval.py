@@ -97,6 +97,7 @@ class _EvalBasis(Basis):
     def _features(self, arrays: list[NDArray], epochs: list) -> NDArray:
         n_samples = arrays[0].shape[0]
         flat = [x.reshape(n_samples, -1) for x in arrays]
+        self._check_evaluation(flat[0].size, "compute_features")
         out = self._evaluate(*flat).reshape(n_samples, -1)
         if self._fill_out_of_bounds and self._bounds is not None:
             outside = np.zeros(n_samples, dtype=bool)
