@@ -407,23 +407,62 @@ def test_sklearn_clone_of_a_basis_keeps_shapes_and_labels():
 
 
 # -- long windows on dense inputs take the FFT path of convolve_aligned ------------------------
-@pytest.mark.parametrize("offset", [-1, 0, 199, 399, 400])
+@pytest.mark.parametrize("offset", [-1, 0, 999, 1999, 2000])
 def test_fft_path_matches_direct_convolution(offset):
-    # Dense input, window 400: the cost rule takes the FFT (FFT length 2048, one block:
-    # 1000 * 400 non-zero multiply-adds > 15 * 2048 * log2(2048)).
+    # Dense input, window 2000: the cost rule takes the FFT (FFT length 8192, one block:
+    # 5000 * 2000 non-zero multiply-adds > 80 * 8192 * log2(8192)).
     rng = np.random.default_rng(offset + 10)
-    x = np.asfortranarray(rng.normal(size=(1000, 2)))
-    kernels = np.asfortranarray(nmo.basis.MSplineConv(5, window_size=400).kernel_)
-    expected = direct_convolution(x, kernels, offset)
+    x = np.asfortranarray(rng.normal(size=(5000, 2)))
+    kernels = np.asfortranarray(nmo.basis.MSplineConv(5, window_size=2000).kernel_)
+    expected = np.column_stack(
+        [_numpy_direct(x[:, i], kernels, offset) for i in range(x.shape[1])]
+    )
     outs = []
     for n_threads in (1, 2):
-        out = np.empty((1000, 10), order="F")
+        out = np.empty((5000, 10), order="F")
         _core.convolve_aligned(x, kernels, offset, out, n_threads)
         outs.append(out)
     np.testing.assert_array_equal(outs[0], outs[1])  # no dependence on threads
     np.testing.assert_array_equal(np.isnan(outs[0]), np.isnan(expected))
     scale = np.nanmax(np.abs(expected))
     np.testing.assert_allclose(outs[0], expected, rtol=1e-12, atol=1e-12 * scale)
+
+
+def _numpy_direct(x, kernels, offset):
+    """out[t, k] = sum_m kernels[m, k] x[t + offset - m], NaN where the window leaves x.
+
+    ``np.convolve`` sums directly (no FFT): the reference for the core's two paths.
+    """
+    n, window = x.size, kernels.shape[0]
+    t = np.arange(n)
+    valid = (t + offset - window + 1 >= 0) & (t + offset <= n - 1)
+    out = np.full((n, kernels.shape[1]), np.nan)
+    for k in range(kernels.shape[1]):
+        full = np.convolve(x, kernels[:, k])  # full[j] = sum_m kernels[m, k] x[j - m]
+        out[valid, k] = full[t[valid] + offset]
+    return out
+
+
+@pytest.mark.parametrize("huge", [1e12, 1e200])
+def test_one_huge_value_does_not_spread_rounding_beyond_its_window(huge):
+    # An input the cost rule would send to the FFT (20000 dense samples, window 2000), with one
+    # huge count: the FFT's rounding (~eps * huge) would reach every output of the blocks around
+    # it (2.8e-4 absolute for 1e12; 1e184 for 1e200). Every output must stay within 1e-12 of
+    # the direct sum relative to its own scale: ||k||_1 times the largest |x| its window reads.
+    rng = np.random.default_rng(5)
+    window = 2000
+    x = rng.poisson(3.0, size=20000).astype(float)
+    x[10000] = huge
+    kernels = np.asfortranarray(nmo.basis.RaisedCosineLogConv(6, window_size=window).kernel_)
+    out = np.empty((x.size, 6), order="F")
+    _core.convolve_aligned(np.asfortranarray(x[:, None]), kernels, -1, out, 2)
+    expected = _numpy_direct(x, kernels, -1)
+    padded = np.concatenate([np.full(window, np.nan), np.abs(x)])
+    reach = np.lib.stride_tricks.sliding_window_view(padded, window)[: x.size]
+    local = np.nanmax(np.where(np.isnan(reach), -np.inf, reach), axis=1)  # max |x| in t's window
+    scale = local[:, None] * np.abs(kernels).sum(axis=0)[None, :]
+    valid = ~np.isnan(expected)
+    assert np.all(np.abs(out - expected)[valid] <= 1e-12 * scale[valid])
 
 
 def test_non_finite_dense_input_spreads_nan_only_where_it_reaches():

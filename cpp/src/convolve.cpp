@@ -117,6 +117,44 @@ void scatter_rows(const Matrix& x, const Eigen::Ref<const MatrixColMajor>& kerne
   }
 }
 
+// Whether the FFT keeps every output of `source` within kFftTolerance * ||k||_1 * (the largest
+// |x| its window reads) of the direct sum. The rounding of an overlap-add block spreads over
+// every output the block reaches, at most ~eps log2(length) ||x_block||_2 ||k||_2 (kFftSafety
+// covers the constant): one huge count would otherwise swamp the small outputs around it, far
+// outside its own window. A window of `window` samples holds a whole chunk of ceil(window / 2)
+// samples, so the smallest chunk maximum near a block bounds its outputs' local scale from
+// below; a block whose bound exceeds that scale (a huge value among small ones, or a stretch
+// of zeros) sends the whole input to the direct sum, exact to window * eps.
+template <class Column>
+bool fft_is_accurate(const Column& source, Index window, Index length, double kernel_ratio) {
+  constexpr double kFftTolerance = 1e-13;
+  constexpr double kFftSafety = 2.0;
+  const Index n_samples = source.size();
+  const Index chunk = (window + 1) / 2;
+  const Index n_chunks = (n_samples + chunk - 1) / chunk;
+  std::vector<double> chunk_max(static_cast<std::size_t>(n_chunks), 0.0);
+  for (Index s = 0; s < n_samples; ++s) {
+    double& top = chunk_max[static_cast<std::size_t>(s / chunk)];
+    top = std::max(top, std::abs(source[s]));
+  }
+  const double unit = kFftSafety * std::numeric_limits<double>::epsilon() *
+                      std::log2(static_cast<double>(length)) * kernel_ratio / kFftTolerance;
+  const Index block = length - window + 1;
+  for (Index start = 0; start < n_samples; start += block) {
+    const Index stop = std::min(n_samples, start + block);
+    double squares = 0.0;
+    for (Index s = start; s < stop; ++s) squares += source[s] * source[s];
+    // Outputs this block reaches read samples in [start - window, stop + window).
+    const Index first_chunk = std::max<Index>(0, start - window) / chunk;
+    const Index last_chunk = (std::min(n_samples, stop + window) - 1) / chunk;
+    double scale = std::numeric_limits<double>::infinity();
+    for (Index c = first_chunk; c <= last_chunk; ++c)
+      scale = std::min(scale, chunk_max[static_cast<std::size_t>(c)]);
+    if (!(unit * std::sqrt(squares) <= scale)) return false;
+  }
+  return true;
+}
+
 template <class Matrix>
 void convolve_aligned_impl(const Matrix& x, const Eigen::Ref<const MatrixColMajor>& kernels,
                            Index offset, Eigen::Ref<MatrixColMajor> out, int n_threads) {
@@ -140,13 +178,14 @@ void convolve_aligned_impl(const Matrix& x, const Eigen::Ref<const MatrixColMajo
 
   // Cost rule, per input: scattering its non-zero samples costs nnz * window multiply-adds
   // per kernel; FFT overlap-add costs 2 complex FFTs of `length` per block of `block` samples
-  // per kernel, measured at ~15 length log2(length) multiply-add equivalents (radix-2, complex
-  // arithmetic, no SIMD). Spike counts (sparse) scatter; dense covariates convolved with long
-  // windows (a few hundred samples) take the FFT.
+  // per kernel, ~80 length log2(length) multiply-add equivalents (radix-2, complex arithmetic,
+  // no SIMD, against a direct sum the compiler vectorises; bench/convolve.py). Spike counts
+  // (sparse) scatter; dense covariates convolved with windows of a few thousand samples take
+  // the FFT.
   const Index length = fft_length(window);
   const Index block = length - window + 1;
   const Index n_blocks = (n_samples + block - 1) / block;
-  const double fft_cost = 15.0 * static_cast<double>(n_blocks) *
+  const double fft_cost = 80.0 * static_cast<double>(n_blocks) *
                           static_cast<double>(length) * std::log2(static_cast<double>(length));
   std::vector<char> finite(static_cast<std::size_t>(n_inputs), 1);
   std::vector<Index> nonzero(static_cast<std::size_t>(n_inputs), 0);
@@ -163,11 +202,19 @@ void convolve_aligned_impl(const Matrix& x, const Eigen::Ref<const MatrixColMajo
       nonzero[static_cast<std::size_t>(input)] = (x.col(input).array() != 0.0).count();
     }
   }
+  // The kernels' largest ||k||_2 / ||k||_1: the error bound is in the first, the scale of an
+  // output in the second.
+  double kernel_ratio = 0.0;
+  for (Index k = 0; k < n_kernels; ++k) {
+    const double l1 = kernels.col(k).cwiseAbs().sum();
+    if (l1 > 0.0) kernel_ratio = std::max(kernel_ratio, kernels.col(k).norm() / l1);
+  }
   std::vector<char> use_fft(static_cast<std::size_t>(n_inputs), 0);
   for (Index input = 0; input < n_inputs; ++input) {
     const auto i = static_cast<std::size_t>(input);
     use_fft[i] = finite[i] && first_row <= last_row &&
-                 static_cast<double>(nonzero[i]) * static_cast<double>(window) > fft_cost;
+                 static_cast<double>(nonzero[i]) * static_cast<double>(window) > fft_cost &&
+                 fft_is_accurate(x.col(input), window, length, kernel_ratio);
   }
   const bool any_fft = std::find(use_fft.begin(), use_fft.end(), 1) != use_fft.end();
   if constexpr (Matrix::IsRowMajor) {
