@@ -414,9 +414,7 @@ def test_fft_path_matches_direct_convolution(offset):
     rng = np.random.default_rng(offset + 10)
     x = np.asfortranarray(rng.normal(size=(5000, 2)))
     kernels = np.asfortranarray(nmo.basis.MSplineConv(5, window_size=2000).kernel_)
-    expected = np.column_stack(
-        [_numpy_direct(x[:, i], kernels, offset) for i in range(x.shape[1])]
-    )
+    expected = np.column_stack([_numpy_direct(x[:, i], kernels, offset) for i in range(x.shape[1])])
     outs = []
     for n_threads in (1, 2):
         out = np.empty((5000, 10), order="F")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import _thread
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -625,3 +627,48 @@ def test_the_limit_defaults_to_the_memory_this_process_can_get():
     with open("/proc/meminfo") as handle:
         total = next(int(line.split()[1]) * 1024 for line in handle if line.startswith("MemTotal"))
     assert available is not None and 0 < available <= total
+
+
+# -- interpreter exit while a kernel runs in a daemon thread ---------------------------------------
+
+_EXIT_SCRIPT = """
+import threading, time
+import numpy as np
+import popglm as nmo
+
+kind = {kind!r}
+rng = np.random.default_rng(0)
+counts = rng.poisson(0.05, size=(200_000, 40)).astype(float)
+basis = nmo.basis.RaisedCosineLogConv(8, window_size=100)
+if kind == "convolve":
+    work = lambda: [basis.compute_features(counts) for _ in range(100)]
+else:
+    X = basis.compute_features(counts[:, :25]) if kind == "dense" else basis.history_features(counts)
+    y = counts[:, :25] if kind == "dense" else counts
+    model = {{
+        "history": nmo.glm.PopulationGLM(),
+        "dense": nmo.glm.PopulationGLM(),
+        "lasso": nmo.glm.PopulationGLM(regularizer="Lasso", regularizer_strength=1e-4),
+        "verbose": nmo.glm.PopulationGLM(verbose=True),
+    }}[kind]
+    work = lambda: [model.fit(X, y) for _ in range(100)]
+threading.Thread(target=work, daemon=True).start()
+time.sleep(0.5)
+print("exiting", flush=True)
+"""
+
+
+@pytest.mark.parametrize("kind", ["history", "dense", "lasso", "verbose", "convolve"])
+def test_python_exits_cleanly_while_a_daemon_thread_fits(kind):
+    # Python < 3.14 ends a daemon thread that asks for the GIL during shutdown with
+    # pthread_exit; from inside a C++ kernel that aborted the process (SIGABRT, "terminate
+    # called without an active exception"). Each run exits with the main thread's status.
+    result = subprocess.run(
+        [sys.executable, "-c", _EXIT_SCRIPT.format(kind=kind)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().endswith("exiting")
+    assert "terminate" not in result.stderr and "FATAL" not in result.stderr

@@ -111,7 +111,7 @@ void def_products(py::module_& m) {
         return popglm::weighted_gram(design, rows, weights, single_precision);
       },
       py::arg("design").noconvert(), py::arg("rows").noconvert(), py::arg("weights").noconvert(),
-      py::arg("single_precision"), py::call_guard<py::gil_scoped_release>(),
+      py::arg("single_precision"), py::call_guard<GilRelease>(),
       "[1, X]^T diag(weights) [1, X] over rows: the Hessian kernel.");
   m.def(
       "design_multiply",
@@ -122,7 +122,7 @@ void def_products(py::module_& m) {
       },
       py::arg("design").noconvert(), py::arg("rows").noconvert(), py::arg("coefs").noconvert(),
       py::arg("offsets").noconvert(), py::arg("out").noconvert(), py::arg("n_threads"),
-      py::call_guard<py::gil_scoped_release>(), "out = X[rows] @ coefs + offsets: the batched step product.");
+      py::call_guard<GilRelease>(), "out = X[rows] @ coefs + offsets: the batched step product.");
   m.def(
       "design_transpose_multiply",
       [](const Eigen::Ref<const Design>& design, const Eigen::Ref<const IndexVector>& rows,
@@ -130,7 +130,7 @@ void def_products(py::module_& m) {
         return popglm::design_transpose_multiply(design, rows, residual, n_threads);
       },
       py::arg("design").noconvert(), py::arg("rows").noconvert(), py::arg("residual").noconvert(),
-      py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+      py::arg("n_threads"), py::call_guard<GilRelease>(),
       "[1, X[rows]]^T @ residual / len(rows): the batched gradient product.");
 }
 
@@ -187,7 +187,7 @@ void register_glm(py::module_& m) {
   def_products<MatrixRowMajor>(m);
   m.def("history_linear_predictor", &popglm::history_linear_predictor, py::arg("inputs").noconvert(),
         py::arg("kernels").noconvert(), py::arg("coef").noconvert(), py::arg("intercept").noconvert(),
-        py::arg("out").noconvert(), py::arg("n_threads"), py::call_guard<py::gil_scoped_release>(),
+        py::arg("out").noconvert(), py::arg("n_threads"), py::call_guard<GilRelease>(),
         "out = convolve_history(inputs, kernels) @ coef + intercept; NaN rows before the window.");
 }
 

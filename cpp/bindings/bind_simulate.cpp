@@ -33,7 +33,7 @@ void register_simulate(py::module_& m) {
         py::arg("basis").noconvert(), py::arg("drive").noconvert(),
         py::arg("intercept").noconvert(), py::arg("init_y").noconvert(), py::arg("link"),
         py::arg("seed"), py::arg("max_rate"), py::arg("spikes").noconvert(),
-        py::arg("rates").noconvert(), py::call_guard<py::gil_scoped_release>(),
+        py::arg("rates").noconvert(), py::call_guard<GilRelease>(),
         "Bin-by-bin simulation of a coupled Poisson network; writes spikes and rates.");
 }
 
