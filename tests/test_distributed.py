@@ -370,12 +370,27 @@ def _disarm_worker() -> None:
     popglm._fitting.solve = getattr(solve, "original", solve)
 
 
-def _worker_pids(client: Client) -> set[int]:
-    return set(client.run(os.getpid).values())
+def _worker_pids(client: Client, n_workers: int = 2) -> set[int]:
+    """The process ids of the cluster's workers, once ``n_workers`` of them answer.
+
+    Right after a kill the scheduler may still list the dead worker, or list its replacement
+    before it takes calls: ``client.run`` then fails on that worker's closed connection (a loaded
+    machine makes the window seconds long). Asked again until every listed worker answers.
+    """
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            pids = set(client.run(os.getpid).values())
+        except OSError:  # distributed.comm.CommClosedError is one
+            pids = set()
+        if len(pids) == n_workers:
+            return pids
+        assert time.monotonic() < deadline, f"{n_workers} workers did not answer within 120 s"
+        time.sleep(0.2)
 
 
 def _wait_for_workers(client: Client, n_workers: int) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 120
     while len(client.nthreads()) < n_workers:
         assert time.monotonic() < deadline, "the killed worker was not restarted"
         time.sleep(0.1)
