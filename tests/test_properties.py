@@ -330,3 +330,49 @@ def test_saved_models_round_trip_exactly_or_are_rejected(tmp_path_factory, case)
     assert case["damage"] == "flip"
     np.testing.assert_array_equal(loaded.coef_, model.coef_)
     np.testing.assert_array_equal(loaded.intercept_, model.intercept_)
+
+
+# -- column scale ----------------------------------------------------------------------------------
+
+scale_cases = st.tuples(
+    st.integers(0, 2**32 - 1),  # data seed
+    st.integers(1, 4),  # features
+    st.lists(st.integers(-300, 300), min_size=4, max_size=4),  # each column's power of ten
+    st.sampled_from(["UnRegularized", "Ridge"]),
+)
+
+
+@settings(max_examples=max(settings.default.max_examples // 4, 1))  # two fits per example
+@given(scale_cases)
+def test_a_columns_scale_does_not_change_the_fit(case):
+    # Multiplying column j by s_j gives coefficients coef_j / s_j and the same predictions (for
+    # Ridge, with strength / s_j**2 on that column: the same problem). The reference is the
+    # fit of the unscaled design; the scaled fit must converge without a warning.
+    seed, n_features, powers, regularizer = case
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(600, n_features))
+    y = rng.poisson(np.exp(X @ rng.normal(0.0, 0.3, n_features) - 1.0))[:, None].astype(float)
+    scales = 10.0 ** np.array(powers[:n_features], dtype=np.float64)
+    kwargs = {}
+    if regularizer == "Ridge":
+        with np.errstate(over="ignore", under="ignore", divide="ignore"):
+            column = 1e-2 / scales**2
+        # Outside float64 the equivalent strength pins the coefficient at zero (or frees it).
+        kwargs = {
+            "regularizer": "Ridge",
+            "regularizer_strength": np.clip(column, 0.0, 1e300)[:, None],
+        }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = nmo.glm.PopulationGLM(**kwargs).fit(X, y)
+    event(f"reference status {reference.fit_info_['status'][0]}")
+    if reference.fit_info_["status"][0] != 0:
+        return
+    scaled = nmo.glm.PopulationGLM(
+        **({"regularizer": "Ridge", "regularizer_strength": 1e-2} if kwargs else {})
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        scaled.fit(X * scales, y)
+    assert scaled.fit_info_["status"].tolist() == [0]
+    np.testing.assert_allclose(scaled.predict(X * scales), reference.predict(X), rtol=1e-6)
