@@ -5,6 +5,7 @@
 // linear predictors, advance (in parallel).
 #pragma once
 
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -89,7 +90,7 @@ void write_back(const std::vector<State>& states, Eigen::Ref<MatrixColMajor> coe
 /// there ends that neuron with internal_error. When the stop token fires, every unfinished
 /// neuron ends interrupted.
 template <class State, class Method>
-void run_lockstep(std::vector<State>& states, Method& method, int max_rounds, const FitOptions& options,
+void run_lockstep(std::vector<State>& states, Method& method, std::int64_t max_rounds, const FitOptions& options,
                   int n_threads) {
   const Index n_neurons = static_cast<Index>(states.size());
   auto interrupted = [&] {
@@ -113,7 +114,7 @@ void run_lockstep(std::vector<State>& states, Method& method, int max_rounds, co
     }
   };
   std::vector<State*> running, needing, stepping;
-  for (int round = 0; round < max_rounds; ++round) {
+  for (std::int64_t round = 0; round < max_rounds; ++round) {
     running.clear();
     // NaN until some neuron has a gradient (the first rounds): progress reports it as pending.
     double largest_gradient = std::numeric_limits<double>::quiet_NaN();

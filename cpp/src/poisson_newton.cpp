@@ -186,7 +186,9 @@ class PopulationSolver {
     linear_predictors(running, /*of_theta=*/true);
     for (NeuronState* state : running) eta_.col(state->neuron) = step_eta_.col(state->batch_column);
 
-    const int max_rounds = kRoundsPerIteration * (options_.max_iter + kPolishSteps) + 16;
+    // In 64 bits: max_iter may be INT_MAX (no limit).
+    const std::int64_t max_rounds =
+        std::int64_t{kRoundsPerIteration} * (std::int64_t{options_.max_iter} + kPolishSteps) + 16;
     run_lockstep(states, *this, max_rounds, options_, n_threads_);
   }
 

@@ -190,7 +190,7 @@ class SparseSolver {
     for (auto& state : states) all.push_back(&state);
     linear_predictors(all, true);
     for (SparseState* state : all) eta_.col(state->neuron) = step_eta_.col(state->batch_column);
-    run_lockstep(states, *this, options_.max_iter + kExtraRounds, options_, n_threads_);
+    run_lockstep(states, *this, std::int64_t{options_.max_iter} + kExtraRounds, options_, n_threads_);
   }
 
   // The method's part of the lockstep rounds (lockstep.hpp).
