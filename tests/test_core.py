@@ -179,6 +179,45 @@ def test_popglm_isa_rejects_unknown_levels():
     assert result.returncode != 0 and "POPGLM_ISA must be one of" in result.stderr
 
 
+_SPIN_PROBE = (
+    "import os; seen = os.environ.get('GOMP_SPINCOUNT'); import popglm; "
+    "print(seen, os.environ.get('GOMP_SPINCOUNT'))"
+)
+
+
+def _without_openmp_settings():
+    drop = {"GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "POPGLM_SPIN_COUNT"}
+    return {key: value for key, value in os.environ.items() if key not in drop}
+
+
+def test_the_spin_count_for_popglms_runtime_leaves_the_environment_as_it_was():
+    # popglm loads its OpenMP runtime with GOMP_SPINCOUNT set, then removes it again.
+    result = subprocess.run(
+        [sys.executable, "-c", _SPIN_PROBE], env=_without_openmp_settings(),
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert result.stdout.split() == ["None", "None"]
+
+
+@pytest.mark.parametrize("name", ["GOMP_SPINCOUNT", "OMP_WAIT_POLICY"])
+def test_a_users_own_openmp_wait_setting_is_kept(name):
+    env = {**_without_openmp_settings(), name: "passive" if name == "OMP_WAIT_POLICY" else "7"}
+    code = f"import os, popglm; print(os.environ['{name}'])"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip() == env[name]
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "1e4"])
+def test_popglm_spin_count_must_be_a_count(value):
+    env = {**_without_openmp_settings(), "POPGLM_SPIN_COUNT": value}
+    result = subprocess.run(
+        [sys.executable, "-c", "import popglm"], env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "POPGLM_SPIN_COUNT must be a non-negative integer" in (
+        result.stderr
+    )
+
+
 def test_use_kernels_refuses_other_capsules():
     with pytest.raises(TypeError, match="kernel module"):
         _core.use_kernels(object())

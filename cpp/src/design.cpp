@@ -77,7 +77,9 @@ void counted_square_sums_impl(const Matrix& design, const Eigen::Ref<const Index
       if (counts(rows[i], j) > 0.0) neurons.push_back(j);
     offsets[static_cast<std::size_t>(i) + 1] = static_cast<Index>(neurons.size());
   }
-#pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_features > 1)
+  // Waking threads costs more than a small design's pass.
+  const bool parallel = n_features > 1 && static_cast<double>(rows.size()) * static_cast<double>(n_features) > 262144.0;
+#pragma omp parallel num_threads(sanitize_threads(n_threads)) if (parallel)
   {
     Eigen::VectorXd column_sums(n_neurons);
 #pragma omp for schedule(static)

@@ -218,7 +218,9 @@ class SharedDesign {
 #pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_blocks > 1)
     {
       MatrixColMajor buffer;
-#pragma omp for schedule(static)
+      // Dynamic: on a busy machine a thread that is descheduled leaves its blocks to the others
+      // instead of holding the rest at the barrier (each block owns its rows of out).
+#pragma omp for schedule(dynamic, 4)
       for (Index b = 0; b < n_blocks; ++b) {
         if (stop_requested(stop_)) continue;
         const Index start = b * block_rows_;
@@ -253,7 +255,7 @@ class SharedDesign {
 #pragma omp parallel num_threads(sanitize_threads(n_threads)) if (n_chunks > 1)
     {
       MatrixColMajor buffer, residual;
-#pragma omp for schedule(static, 1)
+#pragma omp for schedule(dynamic, 1)  // each chunk owns its partial sum (see multiply)
       for (Index c = 0; c < n_chunks; ++c) {
         MatrixColMajor& sum = partial[static_cast<std::size_t>(c)];
         sum.setZero(p + 1, m);
@@ -358,7 +360,7 @@ class NeuronRows {
     };
     if (n_chunks > 1 && n_threads > 1 && !inside_parallel_region()) {
       std::vector<MatrixColMajor> partial(static_cast<std::size_t>(n_chunks));
-#pragma omp parallel for schedule(static, 1) num_threads(sanitize_threads(n_threads))
+#pragma omp parallel for schedule(dynamic, 1) num_threads(sanitize_threads(n_threads))
       for (Index c = 0; c < n_chunks; ++c) chunk(c, partial[static_cast<std::size_t>(c)]);
       hessian = std::move(partial[0]);
       for (std::size_t c = 1; c < partial.size(); ++c) hessian += partial[c];

@@ -324,7 +324,7 @@ def presolve(problem: FitProblem) -> None:
         return
     free = problem.mask.astype(bool) & ~_penalised(problem.penalty, problem.mask.shape)
     hits = _recession.single_feature_directions(
-        problem.X, problem.counts, problem.rows, free, family
+        problem.X, problem.counts, problem.rows, free, family, problem.settings["n_threads"]
     )
     if not hits.any():
         return

@@ -6,6 +6,15 @@ the Hessian kernel) and ``_kernels_v4`` for x86-64-v4 (AVX-512, faster again in 
 products). At import the best one the CPU supports is handed to ``_core``; ``POPGLM_ISA`` set to
 ``baseline``, ``x86-64-v3`` or ``x86-64-v4`` caps the choice. ``core.active_isa()`` says which
 runs.
+
+OpenMP's idle threads: GNU OpenMP (libgomp) lets a thread that waits at a barrier spin for
+300,000 rounds by default before it sleeps. On a machine with another job on every core, the
+thread it waits for is often descheduled, and two spinning threads made a fit slower than one
+(bench/busy.py). The engine's rounds are short, so popglm loads its OpenMP runtime with
+``GOMP_SPINCOUNT`` = ``SPIN_COUNT`` (about 30 times shorter): as fast as the default on a quiet
+machine, never slower than one thread on a busy one. Only popglm's runtime sees it (wheels carry
+a private libgomp; the variable is removed again once it has loaded), and a user's own
+``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` wins. ``POPGLM_SPIN_COUNT`` sets another value.
 """
 
 from __future__ import annotations
@@ -15,9 +24,26 @@ import importlib
 import os
 from collections.abc import Iterator
 
-from . import _core as core
+__all__ = ["LEVELS", "SPIN_COUNT", "core", "runnable_levels", "use_level"]
 
-__all__ = ["LEVELS", "core", "runnable_levels", "use_level"]
+SPIN_COUNT = 10_000
+
+
+def _load_core():
+    """Import ``_core``, its OpenMP runtime loading with popglm's spin count (see above)."""
+    if "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ:
+        return importlib.import_module(f"{__package__}._core")
+    spin_count = os.environ.get("POPGLM_SPIN_COUNT", str(SPIN_COUNT)).strip()
+    if not spin_count.isdigit():
+        raise ValueError(f"POPGLM_SPIN_COUNT must be a non-negative integer, got {spin_count!r}")
+    os.environ["GOMP_SPINCOUNT"] = spin_count
+    try:
+        return importlib.import_module(f"{__package__}._core")
+    finally:
+        del os.environ["GOMP_SPINCOUNT"]
+
+
+core = _load_core()
 
 LEVELS = ("baseline", "x86-64-v3", "x86-64-v4")
 

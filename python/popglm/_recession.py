@@ -389,7 +389,7 @@ def _residuals(eta: NDArray, y: NDArray, family: Any, scale: float) -> NDArray:
 
 
 def single_feature_directions(
-    X: Any, counts: NDArray, rows: NDArray, free: NDArray, family: Any
+    X: Any, counts: NDArray, rows: NDArray, free: NDArray, family: Any, n_threads: int | None = None
 ) -> NDArray:
     """Which features are a direction of recession by themselves, for every neuron at once.
 
@@ -408,6 +408,8 @@ def single_feature_directions(
     free : ndarray of bool, shape (n_features, n_neurons)
         The features each neuron may lose (used and unpenalised).
     family : _core.ObservationFamily
+    n_threads : int, optional
+        The fit's thread count (None: every available core).
 
     Returns
     -------
@@ -426,7 +428,8 @@ def single_feature_directions(
     if binary:
         sums, low, high = _signed_square_sums(X, counts, rows, n_neurons)
     else:
-        sums, low, high = _counted_square_sums(X, counts, rows, n_neurons)
+        threads = available_cores() if n_threads is None else n_threads
+        sums, low, high = _counted_square_sums(X, counts, rows, n_neurons, threads)
     size = np.maximum(-low, high)
     zero = ((_ZERO * size) ** 2)[:, None]  # compared with sums of squares
     if binary:
@@ -445,13 +448,12 @@ def single_feature_directions(
 
 
 def _counted_square_sums(
-    X: Any, counts: NDArray, rows: NDArray, n_neurons: int
+    X: Any, counts: NDArray, rows: NDArray, n_neurons: int, threads: int
 ) -> tuple[NDArray, NDArray, NDArray]:
     """Per feature and neuron, the sum of squares over the rows with a count; column extremes."""
     n_features = X.shape[1]
     sums = np.zeros((n_features, n_neurons), order="F")
     low, high = np.zeros(n_features), np.zeros(n_features)
-    threads = available_cores()
     if not isinstance(X, HistoryFeatures):
         _core.counted_square_sums(
             design_for_core(X), rows, fortran_float64(counts), sums, low, high, threads
