@@ -6,6 +6,7 @@ import copy
 
 import numpy as np
 import pytest
+from scipy.integrate import trapezoid
 from scipy.interpolate import BSpline
 
 import popglm as nmo
@@ -130,7 +131,7 @@ def test_cyclic_bspline_is_periodic_and_a_partition_of_unity():
 
 def test_mspline_integrates_to_one():
     x, values = nmo.basis.MSplineEval(6, order=3, bounds=(-2.0, 3.0)).evaluate_on_grid(20001)
-    np.testing.assert_allclose(np.trapezoid(values, x, axis=0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(trapezoid(values, x, axis=0), 1.0, rtol=1e-6)
 
 
 # -- composition ------------------------------------------------------------------------------

@@ -90,9 +90,10 @@ class MSplineEval(MSpline, _EvalBasis):
     Examples
     --------
     >>> import numpy as np
+    >>> from scipy.integrate import trapezoid
     >>> import popglm as nmo
     >>> x, values = nmo.basis.MSplineEval(5, bounds=(0, 2)).evaluate_on_grid(2001)
-    >>> np.round(np.trapezoid(values, x, axis=0), 3)
+    >>> np.round(trapezoid(values, x, axis=0), 3)
     array([1., 1., 1., 1., 1.])
     """
 
