@@ -160,6 +160,67 @@ def test_fit_path_matches_independent_fits(coupled):
         nmo.glm.PopulationGLM().fit_path(X, counts, strengths)
 
 
+def group_lasso_kkt_violation(X, counts, coef, intercept, strength, size):
+    """Largest entry of the minimum-norm subgradient, one group of `size` columns per sender."""
+    gradient, intercept_gradient = mean_nll_gradient(X, counts, coef, intercept)
+    worst, n_zero = np.abs(intercept_gradient).max(), 0
+    weight = strength * np.sqrt(size)
+    for j in range(counts.shape[1]):
+        for start in range(0, X.shape[1], size):
+            w, grad = coef[start : start + size, j], gradient[start : start + size, j]
+            norm = np.linalg.norm(w)
+            if norm == 0:
+                n_zero += 1
+                entries = grad * max(1 - weight / max(np.linalg.norm(grad), 1e-300), 0)
+            else:
+                entries = grad + weight * w / norm
+            worst = max(worst, np.abs(entries).max())
+    return worst, n_zero
+
+
+def test_group_lasso_path_satisfies_kkt_at_every_strength(coupled):
+    # Warm starts along a path exercise the kept Hessians and the exact group solves; every
+    # strength from all-zero to nearly unpenalised must still be the exact optimum.
+    _, X, counts = coupled
+    mask = np.kron(np.eye(5), np.ones((1, 3)))
+    keep = np.isfinite(X).all(axis=1)  # the intercept-only optimum is on the fitted rows
+    gradient, _ = mean_nll_gradient(
+        X, counts, np.zeros((X.shape[1], counts.shape[1])), np.log(counts[keep].mean(axis=0))
+    )
+    top = max(np.linalg.norm(gradient[3 * g : 3 * g + 3], axis=0).max() for g in range(5))
+    strengths = top / np.sqrt(3) * np.logspace(0, -3, 8)
+    model = nmo.glm.PopulationGLM(regularizer=GroupLasso(mask=mask), regularizer_strength=1.0)
+    path = model.fit_path(X, counts, strengths)
+    zeros = []
+    for k, strength in enumerate(strengths):
+        worst, n_zero = group_lasso_kkt_violation(
+            X, counts, path["coef"][k], path["intercept"][k], strength, 3
+        )
+        assert worst < 1e-8, (k, worst)
+        zeros.append(n_zero)
+    assert zeros[0] == 25 and zeros[-1] == 0  # from all groups out to all in
+    assert np.all(path["converged"])
+    # A decreasing path ends where the model is left: no refit, the same numbers.
+    np.testing.assert_array_equal(model.coef_, path["coef"][-1])
+    assert model.regularizer_strength == strengths[-1]
+
+
+def test_elastic_net_path_satisfies_kkt(coupled):
+    _, X, counts = coupled
+    strengths = np.array([0.02, 0.008, 0.003, 0.001])
+    model = nmo.glm.PopulationGLM(regularizer=ElasticNet(), regularizer_strength=(1.0, 0.5))
+    path = model.fit_path(X, counts, strengths)
+    for k, strength in enumerate(strengths):
+        coef = path["coef"][k]
+        gradient, intercept_gradient = mean_nll_gradient(X, counts, coef, path["intercept"][k])
+        # NeMoS's ElasticNet: strength * (ratio |w| + (1 - ratio) w^2 / 2).
+        smooth = gradient + strength * 0.5 * coef
+        nonzero = coef != 0
+        assert np.abs(intercept_gradient).max() < 1e-8
+        assert np.abs(smooth + strength * 0.5 * np.sign(coef))[nonzero].max() < 1e-8
+        assert np.all(np.abs(smooth[~nonzero]) <= strength * 0.5 + 1e-8)
+
+
 def test_bad_group_masks():
     with pytest.raises(ValueError, match="at most one group"):
         GroupLasso(mask=np.ones((2, 3)))

@@ -153,6 +153,9 @@ void register_glm(py::module_& m) {
       .value("gamma_exp", ObservationFamily::gamma_exp)
       .value("negative_binomial_exp", ObservationFamily::negative_binomial_exp)
       .value("gaussian_identity", ObservationFamily::gaussian_identity);
+  py::class_<CurvatureCache, std::shared_ptr<CurvatureCache>>(
+      m, "CurvatureCache", "Hessians kept between the fits of a regularisation path (see popglm/fit.hpp).")
+      .def(py::init<>());
   py::class_<FitOptions>(m, "FitOptions", "Settings of one fit_population call.")
       .def(py::init([](ObservationFamily family, double scale, double tol, int max_iter, int n_threads,
                        bool detect_divergence) {
@@ -172,7 +175,8 @@ void register_glm(py::module_& m) {
       .def_readwrite("tol", &FitOptions::tol)
       .def_readwrite("max_iter", &FitOptions::max_iter)
       .def_readwrite("n_threads", &FitOptions::n_threads)
-      .def_readwrite("detect_divergence", &FitOptions::detect_divergence);
+      .def_readwrite("detect_divergence", &FitOptions::detect_divergence)
+      .def_readwrite("curvature", &FitOptions::curvature);
 
   // Releases the GIL inside (run_interruptibly) so that Ctrl-C can stop it.
   m.def("fit_population", &fit, py::arg("design"), py::arg("counts").noconvert(), py::arg("rows").noconvert(),

@@ -22,11 +22,32 @@ namespace {
 // relative to the largest coefficient: far below what the outer tolerance can see.
 constexpr double kSweepTolerance = 1e-15;
 constexpr int kMaxSweeps = 20000;
-// Block proximal-gradient steps per group and sweep (a group's quadratic has no closed form).
+// Coordinate descent hands over to Newton on the support (polish_on_support) once the support
+// has not changed for this many sweeps; at most kPolishAttempts tries per model, each of at most
+// kPolishNewtonSteps Newton steps.
+constexpr int kStableSweeps = 3;
+constexpr int kPolishAttempts = 4;
+constexpr int kPolishNewtonSteps = 30;
+// A group's block of the model is solved exactly (GroupBlock) unless its smallest eigenvalue is
+// below this fraction of its largest; such a block takes this many proximal-gradient steps.
+constexpr double kGroupCurvatureFloor = 1e-12;
 constexpr int kGroupSteps = 4;
+// Newton steps for a group's norm (quadratic convergence: a handful suffice).
+constexpr int kGroupNewtonSteps = 100;
 // Smooth models take the Cholesky Newton step when the Hessian's reciprocal condition exceeds
 // this; near-singular ones (collinear features) go through coordinate descent.
 constexpr double kCholeskyRcond = 1e-12;
+// A neuron's last Hessian is reused for its next steps: always for the first kFreeChordSteps
+// (from a warm start the first step lands far from the optimum, which the stationarity measure
+// does not show; a step costs two passes over X shared by all neurons, a Hessian one pass per
+// neuron), after that while each step cuts the stationarity measure at least by
+// kChordContraction (as in poisson_newton.cpp). Kept Hessians take at most kChordBytes in all.
+constexpr int kFreeChordSteps = 2;
+constexpr double kChordContraction = 0.5;
+constexpr Index kChordBytes = Index{256} << 20;
+// A fresh Hessian covers all of a neuron's parameters when its working set holds at least this
+// fraction's reciprocal of them (at most 4x the working set's cost).
+constexpr Index kWholeHessianShare = 2;
 // Outer iterations allowed beyond max_iter for the rounds loop to end in any case.
 constexpr int kExtraRounds = 4;
 
@@ -41,6 +62,14 @@ struct SparseState : NeuronBase {
   bool needs_gradient = true;
   bool pending_step = false;
   bool done = false;
+  // The last Hessian of the loss (over the parameters `chord_positions`, without the penalty),
+  // reused for the next steps while they keep contracting (kChordContraction); empty when not
+  // kept. A path's next fit starts with it (CurvatureCache).
+  MatrixColMajor chord;
+  std::vector<Index> chord_positions;
+  bool step_reused = false;  // the pending step came from the kept Hessian
+  int chord_steps = 0;        // steps taken with it (0: carried from a path's previous fit)
+  double last_stationarity = std::numeric_limits<double>::infinity();
 };
 
 double soft_threshold(double value, double threshold) {
@@ -93,6 +122,155 @@ double stationarity(const SparseState& state) {
   return worst;
 }
 
+/// One group's block of a quadratic model: minimises 0.5 b'Hb - c'b + weight ||b|| exactly. The
+/// minimiser is zero when ||c|| <= weight; otherwise b = (H + (weight / t) I)^-1 c with t = ||b||,
+/// the root of sum_i c_i^2 / (d_i t + weight)^2 = 1 in H's eigenbasis (d its eigenvalues), found
+/// by a safeguarded Newton iteration on the reciprocal square root of the left side, which is
+/// exactly linear in t when the eigenvalues are equal. A singular block (a direction with no
+/// curvature) falls back to proximal-gradient steps from the current value.
+struct GroupBlock {
+  MatrixColMajor matrix, vectors;
+  VectorXd values;
+  double lipschitz = 0.0;
+
+  GroupBlock(const MatrixColMajor& hessian, const std::vector<Index>& group) {
+    const Index m = static_cast<Index>(group.size());
+    matrix.resize(m, m);
+    for (Index a = 0; a < m; ++a)
+      for (Index b = 0; b < m; ++b) matrix(a, b) = hessian(group[a], group[b]);
+    const Eigen::SelfAdjointEigenSolver<MatrixColMajor> eigen(matrix);
+    vectors = eigen.eigenvectors();
+    values = eigen.eigenvalues();
+    lipschitz = std::max(values.maxCoeff(), std::numeric_limits<double>::min());
+  }
+
+  void minimise(const VectorXd& linear, double weight, const VectorXd& current, VectorXd& out) const {
+    const double norm = linear.norm();
+    if (norm <= weight) {
+      out.setZero(linear.size());
+      return;
+    }
+    const double smallest = values.minCoeff();
+    if (!(smallest > kGroupCurvatureFloor * lipschitz)) {
+      proximal_gradient(linear, weight, current, out);
+      return;
+    }
+    const VectorXd rotated = vectors.transpose() * linear;
+    // F(t) = sum rotated^2 / (values t + weight)^2 falls from (norm / weight)^2 > 1 at t = 0 to
+    // at most 1 at t = (norm - weight) / smallest: the root lies between.
+    double low = 0.0, high = (norm - weight) / smallest, t = 0.0;
+    for (int iteration = 0; iteration < kGroupNewtonSteps; ++iteration) {
+      double f = 0.0, slope = 0.0;
+      for (Index i = 0; i < values.size(); ++i) {
+        const double denominator = values[i] * t + weight;
+        const double term = rotated[i] * rotated[i] / (denominator * denominator);
+        f += term;
+        slope -= 2.0 * term * values[i] / denominator;
+      }
+      if (f > 1.0) low = t; else high = t;
+      // G = f^-1/2, G' = -0.5 f^-3/2 f'; Newton on G(t) = 1.
+      const double g = 1.0 / std::sqrt(f);
+      const double g_slope = -0.5 * g / f * slope;
+      double next = g_slope > 0.0 ? t + (1.0 - g) / g_slope : 0.5 * (low + high);
+      if (!(next > low && next < high)) next = 0.5 * (low + high);
+      const bool settled = std::abs(next - t) <= 4.0 * std::numeric_limits<double>::epsilon() * next;
+      t = next;
+      if (settled) break;
+    }
+    out.noalias() = vectors * (rotated.array() * (t / (values.array() * t + weight))).matrix();
+  }
+
+  void proximal_gradient(const VectorXd& linear, double weight, const VectorXd& current, VectorXd& out) const {
+    out = current;
+    const double step = 1.0 / lipschitz;
+    for (int inner = 0; inner < kGroupSteps; ++inner) {
+      const VectorXd target = out - step * (matrix * out - linear);
+      const double norm = target.norm();
+      out = (norm > 0.0 ? std::max(0.0, 1.0 - step * weight / norm) : 0.0) * target;
+    }
+  }
+};
+
+/// Newton's method on the model restricted to the support of z (the intercept, the nonzero
+/// ungrouped coefficients with their signs, the nonzero groups), where the penalty is smooth:
+/// coordinate descent identifies the support in a few sweeps but converges slowly within it when
+/// features are correlated. Returns whether z was replaced by the model's exact minimiser: the
+/// support's equations solved, its signs and nonzero groups kept, and every parameter at zero
+/// optimal there; otherwise z is left as it was.
+bool polish_on_support(const SparseState& state, const MatrixColMajor& hessian, VectorXd& z) {
+  const Index q = state.n_params();
+  std::vector<Index> support;
+  support.push_back(0);
+  for (Index i = 1; i < q; ++i)
+    if (!state.grouped[static_cast<std::size_t>(i)] && (z[i] != 0.0 || state.l1[i] == 0.0)) support.push_back(i);
+  std::vector<std::size_t> live_groups;
+  for (std::size_t k = 0; k < state.groups.size(); ++k) {
+    bool nonzero = false;
+    for (Index i : state.groups[k]) nonzero = nonzero || z[i] != 0.0;
+    if (!nonzero) continue;
+    live_groups.push_back(k);
+    for (Index i : state.groups[k]) support.push_back(i);
+  }
+  const Index m = static_cast<Index>(support.size());
+  std::vector<Index> slot(static_cast<std::size_t>(q), -1);
+  for (Index a = 0; a < m; ++a) slot[static_cast<std::size_t>(support[static_cast<std::size_t>(a)])] = a;
+  MatrixColMajor base(m, m);
+  for (Index b = 0; b < m; ++b)
+    for (Index a = 0; a < m; ++a) base(a, b) = hessian(support[a], support[b]);
+  VectorXd candidate = z;
+  const double scale = 1.0 + z.cwiseAbs().maxCoeff();
+  bool settled = false;
+  for (int iteration = 0; iteration < kPolishNewtonSteps && !settled; ++iteration) {
+    // Residual of the support's equations: (g + H (z - theta))_S + the penalty's gradient.
+    VectorXd equations(m);
+    const VectorXd moved = candidate - state.theta;
+    for (Index a = 0; a < m; ++a) {
+      const Index i = support[static_cast<std::size_t>(a)];
+      equations[a] = state.gradient[i] + hessian.row(i).dot(moved);
+      if (i > 0 && !state.grouped[static_cast<std::size_t>(i)]) equations[a] += std::copysign(state.l1[i], z[i]);
+    }
+    MatrixColMajor jacobian = base;
+    for (std::size_t k : live_groups) {
+      const auto& group = state.groups[k];
+      double norm = 0.0;
+      for (Index i : group) norm += candidate[i] * candidate[i];
+      norm = std::sqrt(norm);
+      if (!(norm > 0.0)) return false;
+      const double weight = state.group_weights[k];
+      for (Index i : group) {
+        const Index a = slot[static_cast<std::size_t>(i)];
+        equations[a] += weight * candidate[i] / norm;
+        for (Index j : group)
+          jacobian(a, slot[static_cast<std::size_t>(j)]) -= weight * candidate[i] * candidate[j] / (norm * norm * norm);
+        jacobian(a, a) += weight / norm;
+      }
+    }
+    const Eigen::LLT<MatrixColMajor> cholesky(jacobian);
+    if (cholesky.info() != Eigen::Success) return false;
+    const VectorXd delta = -cholesky.solve(equations);
+    if (!delta.allFinite()) return false;
+    for (Index a = 0; a < m; ++a) candidate[support[static_cast<std::size_t>(a)]] += delta[a];
+    settled = delta.cwiseAbs().maxCoeff() <= kSweepTolerance * scale;
+  }
+  if (!settled) return false;
+  // The support keeps its signs, and the parameters at zero satisfy their optimality conditions.
+  const VectorXd residual = state.gradient + hessian * (candidate - state.theta);
+  for (Index i = 1; i < q; ++i) {
+    if (state.grouped[static_cast<std::size_t>(i)]) continue;
+    if (state.l1[i] == 0.0) continue;
+    if (z[i] != 0.0 ? candidate[i] * z[i] <= 0.0 : std::abs(residual[i]) > state.l1[i]) return false;
+  }
+  for (std::size_t k = 0; k < state.groups.size(); ++k) {
+    const bool live = std::find(live_groups.begin(), live_groups.end(), k) != live_groups.end();
+    if (live) continue;
+    double squares = 0.0;
+    for (Index i : state.groups[k]) squares += residual[i] * residual[i];
+    if (std::sqrt(squares) > state.group_weights[k]) return false;
+  }
+  z = candidate;
+  return true;
+}
+
 /// Minimise g.(z - theta) + 0.5 (z - theta)' H (z - theta) + nonsmooth_penalty(z) over z by
 /// cyclic coordinate (and group) descent; returns the direction z - theta.
 VectorXd solve_model(const SparseState& state, const MatrixColMajor& hessian) {
@@ -108,18 +286,9 @@ VectorXd solve_model(const SparseState& state, const MatrixColMajor& hessian) {
   }
   VectorXd z = state.theta;
   VectorXd residual = state.gradient;  // = g + H (z - theta), kept up to date
-  std::vector<double> group_lipschitz(state.groups.size());
-  for (std::size_t k = 0; k < state.groups.size(); ++k) {
-    const auto& group = state.groups[k];
-    const Index m = static_cast<Index>(group.size());
-    MatrixColMajor block(m, m);
-    for (Index a = 0; a < m; ++a)
-      for (Index b = 0; b < m; ++b) block(a, b) = hessian(group[a], group[b]);
-    const double largest = Eigen::SelfAdjointEigenSolver<MatrixColMajor>(block, Eigen::EigenvaluesOnly)
-                               .eigenvalues()
-                               .maxCoeff();
-    group_lipschitz[k] = std::max(largest, std::numeric_limits<double>::min());
-  }
+  std::vector<GroupBlock> blocks;
+  blocks.reserve(state.groups.size());
+  for (const auto& group : state.groups) blocks.emplace_back(hessian, group);
   auto move = [&](Index i, double new_value) {
     const double change = new_value - z[i];
     if (change == 0.0) return 0.0;
@@ -127,6 +296,9 @@ VectorXd solve_model(const SparseState& state, const MatrixColMajor& hessian) {
     residual.noalias() += change * hessian.col(i);
     return std::abs(change);
   };
+  VectorXd linear, target;
+  std::vector<char> last_pattern;
+  int stable_sweeps = 0, polish_attempts = 0;
   for (int sweep = 0; sweep < kMaxSweeps; ++sweep) {
     double largest_change = 0.0;
     for (Index i = 0; i < q; ++i) {
@@ -136,32 +308,94 @@ VectorXd solve_model(const SparseState& state, const MatrixColMajor& hessian) {
         if (i > 0 && state.l1[i] > 0.0) largest_change = std::max(largest_change, move(i, 0.0));
         continue;
       }
-      const double target = z[i] - residual[i] / curvature;
-      const double value = i == 0 ? target : soft_threshold(target, state.l1[i] / curvature);
-      largest_change = std::max(largest_change, move(i, value));
+      const double value = z[i] - residual[i] / curvature;
+      largest_change = std::max(largest_change, move(i, i == 0 ? value : soft_threshold(value, state.l1[i] / curvature)));
     }
     for (std::size_t k = 0; k < state.groups.size(); ++k) {
       const auto& group = state.groups[k];
-      const double step = 1.0 / group_lipschitz[k];
-      for (int inner = 0; inner < kGroupSteps; ++inner) {
-        double norm = 0.0;
-        std::vector<double> target(group.size());
-        for (std::size_t a = 0; a < group.size(); ++a) {
-          target[a] = z[group[a]] - step * residual[group[a]];
-          norm += target[a] * target[a];
-        }
-        norm = std::sqrt(norm);
-        const double shrink = norm > 0.0 ? std::max(0.0, 1.0 - step * state.group_weights[k] / norm) : 0.0;
-        double group_change = 0.0;
-        for (std::size_t a = 0; a < group.size(); ++a)
-          group_change = std::max(group_change, move(group[a], shrink * target[a]));
-        largest_change = std::max(largest_change, group_change);
-        if (group_change == 0.0) break;
-      }
+      const GroupBlock& block = blocks[k];
+      const Index m = static_cast<Index>(group.size());
+      // The group's model with the others fixed: 0.5 b'H_GG b - linear'b + weight ||b||.
+      VectorXd current(m);
+      for (Index a = 0; a < m; ++a) current[a] = z[group[a]];
+      linear.noalias() = block.matrix * current;
+      for (Index a = 0; a < m; ++a) linear[a] -= residual[group[a]];
+      block.minimise(linear, state.group_weights[k], current, target);
+      double group_change = 0.0;
+      for (Index a = 0; a < m; ++a) group_change = std::max(group_change, move(group[a], target[a]));
+      largest_change = std::max(largest_change, group_change);
     }
     if (largest_change <= kSweepTolerance * (1.0 + z.cwiseAbs().maxCoeff())) break;
+    // Once the support has held for a few sweeps, try to finish by Newton on it.
+    std::vector<char> pattern(static_cast<std::size_t>(q));
+    for (Index i = 0; i < q; ++i) pattern[static_cast<std::size_t>(i)] = z[i] > 0.0 ? 1 : (z[i] < 0.0 ? 2 : 0);
+    stable_sweeps = pattern == last_pattern ? stable_sweeps + 1 : 0;
+    last_pattern = std::move(pattern);
+    if (stable_sweeps == kStableSweeps && polish_attempts < kPolishAttempts) {
+      ++polish_attempts;
+      stable_sweeps = 0;
+      if (polish_on_support(state, hessian, z)) break;
+    }
   }
   return z - state.theta;
+}
+
+/// The parameters a Newton step moves: the intercept, every nonzero coefficient and every one
+/// (or group) at zero whose optimality condition fails. The others are optimal at zero for now
+/// and keep it for this step, so the Hessian is formed over the working set only (a strong
+/// penalty leaves few features in it, as in glmnet's and adelie's active sets); the
+/// stationarity test before every step covers all parameters, so a feature that starts to
+/// violate its condition joins the next step, and convergence means the full optimum.
+std::vector<Index> working_set(const SparseState& state) {
+  const Index q = state.n_params();
+  std::vector<char> keep(static_cast<std::size_t>(q), 0);
+  keep[0] = 1;
+  for (Index i = 1; i < q; ++i)
+    if (!state.grouped[static_cast<std::size_t>(i)])
+      keep[static_cast<std::size_t>(i)] = state.theta[i] != 0.0 || std::abs(state.gradient[i]) > state.l1[i];
+  for (std::size_t k = 0; k < state.groups.size(); ++k) {
+    double theta_norm = 0.0, gradient_squares = 0.0;
+    for (Index i : state.groups[k]) {
+      theta_norm += std::abs(state.theta[i]);
+      gradient_squares += state.gradient[i] * state.gradient[i];
+    }
+    const bool moves = theta_norm > 0.0 || std::sqrt(gradient_squares) > state.group_weights[k];
+    for (Index i : state.groups[k]) keep[static_cast<std::size_t>(i)] = moves;
+  }
+  std::vector<Index> positions;
+  for (Index i = 0; i < q; ++i)
+    if (keep[static_cast<std::size_t>(i)]) positions.push_back(i);
+  return positions;
+}
+
+/// `state` restricted to the parameters at `positions` (ascending, starting with the intercept).
+SparseState restricted(const SparseState& state, const std::vector<Index>& positions) {
+  const Index m = static_cast<Index>(positions.size());
+  SparseState part;
+  part.theta.resize(m);
+  part.gradient.resize(m);
+  part.l1.resize(m);
+  part.l2.resize(m);
+  part.grouped.resize(static_cast<std::size_t>(m));
+  std::vector<Index> slot(static_cast<std::size_t>(state.n_params()), -1);
+  for (Index k = 0; k < m; ++k) {
+    const Index i = positions[static_cast<std::size_t>(k)];
+    slot[static_cast<std::size_t>(i)] = k;
+    part.theta[k] = state.theta[i];
+    part.gradient[k] = state.gradient[i];
+    part.l1[k] = state.l1[i];
+    part.l2[k] = state.l2[i];
+    part.grouped[static_cast<std::size_t>(k)] = state.grouped[static_cast<std::size_t>(i)];
+    if (k > 0) part.active.push_back(state.active[static_cast<std::size_t>(i - 1)]);
+  }
+  for (std::size_t g = 0; g < state.groups.size(); ++g) {
+    if (slot[static_cast<std::size_t>(state.groups[g].front())] < 0) continue;  // all or none
+    std::vector<Index> members;
+    for (Index i : state.groups[g]) members.push_back(slot[static_cast<std::size_t>(i)]);
+    part.groups.push_back(std::move(members));
+    part.group_weights.push_back(state.group_weights[g]);
+  }
+  return part;
 }
 
 /// Proximal Newton for all neurons at once, in the lockstep rounds of lockstep.hpp; `Family` is
@@ -190,6 +424,7 @@ class SparseSolver {
     for (auto& state : states) all.push_back(&state);
     linear_predictors(all, true);
     for (SparseState* state : all) eta_.col(state->neuron) = step_eta_.col(state->batch_column);
+    chord_budget_ = kChordBytes / Index{sizeof(double)} / std::max<Index>(1, static_cast<Index>(states.size()));
     run_lockstep(states, *this, std::int64_t{options_.max_iter} + kExtraRounds, options_, n_threads_);
   }
 
@@ -242,15 +477,62 @@ class SparseSolver {
     state.result.gradient_norm = stationarity(state);
     if (state.result.gradient_norm <= options_.tol) return finish(state, FitStatus::converged);
     if (state.result.n_iter >= options_.max_iter) return finish(state, FitStatus::max_iter_reached);
-    const auto eta = eta_.col(state.neuron);
-    VectorXd weights(eta.size());
-    for (Index i = 0; i < eta.size(); ++i) weights[i] = family_.second(eta[i], count(i, state.neuron));
-    MatrixColMajor hessian;
-    NeuronRows<Source>(design_, rows_, state.active)
-        .hessian(weights, static_cast<double>(rows_.size()), hessian, false, options_.stop, n_threads_);
-    hessian.diagonal() += state.l2;
-    ++state.result.n_hessian;
-    state.direction = solve_model(state, hessian);
+    const double previous = state.last_stationarity;
+    state.last_stationarity = state.result.gradient_norm;
+    const std::vector<Index> positions = working_set(state);
+    const Index q = state.n_params();
+    const Index m = static_cast<Index>(positions.size());
+    state.step_reused = !state.chord_positions.empty() &&
+                        std::includes(state.chord_positions.begin(), state.chord_positions.end(), positions.begin(),
+                                      positions.end()) &&
+                        (state.chord_steps < kFreeChordSteps || state.result.gradient_norm <= kChordContraction * previous);
+    state.chord_steps = state.step_reused ? state.chord_steps + 1 : 1;
+    if (!state.step_reused) {
+      // Over all parameters when the working set is most of them: the kept Hessian then serves
+      // the next steps' working sets, which change as features enter and leave.
+      state.chord_positions = positions;
+      if (m * kWholeHessianShare >= q) {
+        state.chord_positions.resize(static_cast<std::size_t>(q));
+        for (Index i = 0; i < q; ++i) state.chord_positions[static_cast<std::size_t>(i)] = i;
+      }
+      const auto eta = eta_.col(state.neuron);
+      VectorXd weights(eta.size());
+      for (Index i = 0; i < eta.size(); ++i) weights[i] = family_.second(eta[i], count(i, state.neuron));
+      std::vector<Index> active;
+      for (std::size_t k = 1; k < state.chord_positions.size(); ++k)
+        active.push_back(state.active[static_cast<std::size_t>(state.chord_positions[k] - 1)]);
+      NeuronRows<Source>(design_, rows_, active)
+          .hessian(weights, static_cast<double>(rows_.size()), state.chord, false, options_.stop, n_threads_);
+      ++state.result.n_hessian;
+    }
+    // The model's matrix: the working set's block of the kept Hessian (both position lists
+    // ascending) plus the l2 penalty, which the kept Hessian leaves out so that it serves
+    // other strengths too.
+    MatrixColMajor model;
+    if (static_cast<Index>(state.chord_positions.size()) == m) {
+      model = state.chord;
+    } else {
+      std::vector<Index> at;
+      for (std::size_t k = 0, j = 0; k < positions.size(); ++k) {
+        while (state.chord_positions[j] != positions[k]) ++j;
+        at.push_back(static_cast<Index>(j));
+      }
+      model.resize(m, m);
+      for (Index b = 0; b < m; ++b)
+        for (Index a = 0; a < m; ++a) model(a, b) = state.chord(at[static_cast<std::size_t>(a)], at[static_cast<std::size_t>(b)]);
+    }
+    for (Index k = 0; k < m; ++k) model(k, k) += state.l2[positions[static_cast<std::size_t>(k)]];
+    if (m == q) {
+      state.direction = solve_model(state, model);
+    } else {
+      const VectorXd step = solve_model(restricted(state, positions), model);
+      state.direction = VectorXd::Zero(q);
+      for (Index k = 0; k < m; ++k) state.direction[positions[static_cast<std::size_t>(k)]] = step[k];
+    }
+    if (state.chord.size() > chord_budget_) {
+      state.chord_positions.clear();
+      state.chord = MatrixColMajor();
+    }
     state.smooth_slope = state.gradient.dot(state.direction);
     state.loss_slope = state.smooth_slope - (state.l2.cwiseProduct(state.theta)).dot(state.direction);
     state.predicted_change = state.smooth_slope + nonsmooth_penalty(state, state.theta + state.direction) -
@@ -274,6 +556,13 @@ class SparseSolver {
       return loss_change / static_cast<double>(n) + s * l2_slope + s * s * l2_curvature +
              nonsmooth_penalty(state, state.theta + s * state.direction) - penalty_now;
     });
+    if (step == 0.0 && state.step_reused) {
+      // The kept Hessian has gone stale: the next round forms a fresh one at the same point.
+      state.chord_positions.clear();
+      state.last_stationarity = std::numeric_limits<double>::infinity();
+      state.pending_step = false;
+      return;
+    }
     if (step == 0.0) return finish(state, FitStatus::line_search_failed);
     state.theta.noalias() += step * state.direction;
     eta_.col(state.neuron) += step * step_eta;
@@ -300,6 +589,7 @@ class SparseSolver {
   int n_threads_;
   MatrixColMajor eta_;
   MatrixColMajor step_eta_;
+  Index chord_budget_ = 0;  // elements of a kept Hessian per neuron
 };
 
 /// Each neuron's penalty in its own parameter positions (1..q-1; the intercept is never
@@ -337,11 +627,35 @@ void proximal_newton(const Source& design, const Problem& problem, Eigen::Ref<Ma
   auto states = start_neurons<SparseState>(problem.mask, coef, intercept, problem.counts, problem.rows);
   for (SparseState& state : states) set_penalty(state, problem.penalty);
   const FitOptions& options = problem.options;
+  CurvatureCache* cache = options.curvature.get();
+  const Index n_rows = problem.rows.size();
+  if (cache != nullptr) {
+    cache->neurons.resize(states.size());
+    for (SparseState& state : states) {
+      auto& entry = cache->neurons[static_cast<std::size_t>(state.neuron)];
+      if (entry.n_rows == n_rows && entry.active == state.active && !entry.positions.empty()) {
+        state.chord = std::move(entry.hessian);
+        state.chord_positions = std::move(entry.positions);
+      }
+      entry = CurvatureCache::Entry();
+    }
+  }
   visit_family(options.family, options.scale, [&](const auto& family) {
     using Family = std::decay_t<decltype(family)>;
     SparseSolver<Source, Family>(design, problem.counts, problem.rows, family, options).solve(states);
   });
   write_back(states, coef, intercept, report);
+  if (cache != nullptr) {
+    for (SparseState& state : states) {
+      const bool broken = state.result.status == FitStatus::internal_error || state.result.status == FitStatus::interrupted;
+      if (state.chord_positions.empty() || broken) continue;  // (an interrupted Hessian is partial)
+      auto& entry = cache->neurons[static_cast<std::size_t>(state.neuron)];
+      entry.active = state.active;
+      entry.positions = std::move(state.chord_positions);
+      entry.hessian = std::move(state.chord);
+      entry.n_rows = n_rows;
+    }
+  }
 }
 
 template void proximal_newton<ColMajorRows>(const ColMajorRows&, const Problem&, Eigen::Ref<MatrixColMajor>,

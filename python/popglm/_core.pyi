@@ -66,6 +66,10 @@ class ObservationFamily(enum.Enum):  # one struct each in cpp/src/families/
     negative_binomial_exp = 5
     gaussian_identity = 6
 
+class CurvatureCache:
+    # per-neuron loss Hessians carried between the fits of a regularisation path
+    def __init__(self) -> None: ...
+
 class FitOptions:
     def __init__(
         self,
@@ -74,12 +78,15 @@ class FitOptions:
         tol: float = 1e-8,
         max_iter: int = 100,
         n_threads: int = 1,
+        detect_divergence: bool = True,
     ) -> None: ...
     family: ObservationFamily
     scale: float
     tol: float
     max_iter: int
     n_threads: int
+    detect_divergence: bool
+    curvature: CurvatureCache | None
 
 def fit_population(
     # (n_samples, n_features) float64, C or Fortran order; or (inputs, kernels), Fortran order:

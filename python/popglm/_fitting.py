@@ -220,6 +220,8 @@ def prepare(model: Any, X: Any, y: Any, init_params: tuple | None) -> FitProblem
     settings = {
         "family": int(family), "scale": float(observation.scale), "tol": tol,
         "max_iter": max_iter, "n_threads": n_threads,
+        # fit_path's Hessians carried from one strength to the next (same X and y throughout).
+        "curvature": getattr(model, "_path_curvature", None),
     }  # fmt: skip
     return FitProblem(
         model, X, user_X, design, counts, rows, mask, penalty, settings, coef, intercept,
@@ -289,6 +291,8 @@ def solve(
         tol=settings["tol"], max_iter=settings["max_iter"], n_threads=settings["n_threads"],
         detect_divergence=settings.get("detect_divergence", True),
     )  # fmt: skip
+    if settings.get("curvature") is not None:
+        options.curvature = settings["curvature"]
     return _core.fit_population(
         design, counts, rows, mask, coef, intercept, options, penalty, progress
     )
@@ -323,6 +327,8 @@ def presolve(problem: FitProblem) -> None:
     if not _certifiable(problem.model, family):
         return
     free = problem.mask.astype(bool) & ~_penalised(problem.penalty, problem.mask.shape)
+    if not free.any():
+        return  # a penalty bounds every coefficient: no feature can recede on its own
     hits = _recession.single_feature_directions(
         problem.X, problem.counts, problem.rows, free, family, problem.settings["n_threads"]
     )

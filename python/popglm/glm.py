@@ -691,8 +691,10 @@ class _BaseGLM(BaseEstimator):
         original = self._regularizer_strength
         results: list[tuple] = [None] * values.size  # type: ignore[list-item]
         start = None
+        order = np.argsort(-values, kind="stable")
+        self._path_curvature = _core.CurvatureCache()
         try:
-            for index in np.argsort(-values, kind="stable"):
+            for index in order:
                 strength = float(values[index])
                 self._regularizer_strength = strength if ratio is None else (strength, ratio)
                 self.fit(X, y, init_params=start)
@@ -703,11 +705,13 @@ class _BaseGLM(BaseEstimator):
                 )  # fmt: skip
         finally:
             self._regularizer_strength = original
+            del self._path_curvature
         last = values.size - 1
         self._regularizer_strength = (
             float(values[last]) if ratio is None else (float(values[last]), ratio)
         )
-        self.fit(X, y, init_params=(results[last][0], results[last][1]))
+        if order[-1] != last:  # else the model is already fitted at the last strength given
+            self.fit(X, y, init_params=(results[last][0], results[last][1]))
         return {
             "strengths": values,
             "coef": np.stack([r[0] for r in results]),

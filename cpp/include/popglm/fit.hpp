@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <variant>
+#include <vector>
 
 #include "popglm/stop_token.hpp"
 #include "popglm/types.hpp"
@@ -36,6 +38,22 @@ enum class ObservationFamily : std::int32_t {
   gaussian_identity = 6,
 };
 
+/// Loss Hessians a penalised fit leaves for the next fit of the same design, rows and counts
+/// (the next strength of a regularisation path), one per neuron: at a nearby strength a neuron
+/// can start with a step instead of forming a Hessian. An entry is used only when the neuron
+/// has the same features and rows as when it was kept; the exact gradient still decides every
+/// step and the convergence, so a kept Hessian changes the path taken, not the answer's
+/// tolerance. Filled and read by fit_population when FitOptions::curvature is set.
+struct CurvatureCache {
+  struct Entry {
+    std::vector<Index> active;     ///< the neuron's features when the Hessian was kept
+    std::vector<Index> positions;  ///< its parameters (0 = intercept) the Hessian covers
+    MatrixColMajor hessian;        ///< of the mean loss (no penalty), over `positions`
+    Index n_rows = 0;
+  };
+  std::vector<Entry> neurons;
+};
+
 struct FitOptions {
   ObservationFamily family = ObservationFamily::poisson_exp;
   double scale = 1.0;  ///< the family's fixed scale (negative binomial dispersion)
@@ -48,6 +66,8 @@ struct FitOptions {
   bool detect_divergence = true;
   /// Checked between rounds and row blocks; when it fires, unfinished neurons end `interrupted`.
   const StopToken* stop = nullptr;
+  /// Hessians carried between the fits of a path (penalised fits only); may be null.
+  std::shared_ptr<CurvatureCache> curvature;
   /// Called by the calling thread between rounds with (neurons done, neurons, largest max
   /// |gradient| among the running ones, NaN before any is known); may be empty.
   std::function<void(Index, Index, double)> progress;
