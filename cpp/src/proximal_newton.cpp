@@ -8,6 +8,7 @@
 #include <limits>
 #include <vector>
 
+#include "cholesky.hpp"
 #include "design_rows.hpp"
 #include "engines.hpp"
 #include "families.hpp"
@@ -48,6 +49,10 @@ constexpr Index kChordBytes = Index{256} << 20;
 // A fresh Hessian covers all of a neuron's parameters when its working set holds at least this
 // fraction's reciprocal of them (at most 4x the working set's cost).
 constexpr Index kWholeHessianShare = 2;
+// Hessians are formed in float32 when the result's reciprocal condition number (Jacobi-scaled)
+// exceeds this (as poisson_newton.cpp decides for its float32 Hessians); otherwise again in
+// float64.
+constexpr double kSinglePrecisionRcond = 1e-6;
 // Outer iterations allowed beyond max_iter for the rounds loop to end in any case.
 constexpr int kExtraRounds = 4;
 
@@ -398,6 +403,17 @@ SparseState restricted(const SparseState& state, const std::vector<Index>& posit
   return part;
 }
 
+/// Whether a Hessian formed in float32 (twice the throughput; entries accurate to ~1e-6
+/// relative) serves as the model's curvature: its Jacobi-scaled reciprocal condition number is
+/// above kSinglePrecisionRcond, so the step it gives is close to the float64 one. Only the
+/// model uses it: the exact gradient decides every step and the convergence.
+bool single_precision_suffices(const MatrixColMajor& hessian) {
+  if (!(hessian.diagonal().array() > 0.0).all()) return false;
+  CholeskySolver factor;
+  ConditionWork work;
+  return factor_with_rcond_above(hessian, kSinglePrecisionRcond, factor, work);
+}
+
 /// Proximal Newton for all neurons at once, in the lockstep rounds of lockstep.hpp; `Family` is
 /// one of the structs of families/.
 template <class Source, class Family>
@@ -501,8 +517,11 @@ class SparseSolver {
       std::vector<Index> active;
       for (std::size_t k = 1; k < state.chord_positions.size(); ++k)
         active.push_back(state.active[static_cast<std::size_t>(state.chord_positions[k] - 1)]);
-      NeuronRows<Source>(design_, rows_, active)
-          .hessian(weights, static_cast<double>(rows_.size()), state.chord, false, options_.stop, n_threads_);
+      const NeuronRows<Source> neuron_rows(design_, rows_, active);
+      const double n = static_cast<double>(rows_.size());
+      neuron_rows.hessian(weights, n, state.chord, true, options_.stop, n_threads_);
+      if (!single_precision_suffices(state.chord))
+        neuron_rows.hessian(weights, n, state.chord, false, options_.stop, n_threads_);
       ++state.result.n_hessian;
     }
     // The model's matrix: the working set's block of the kept Hessian (both position lists
