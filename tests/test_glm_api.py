@@ -364,7 +364,8 @@ def test_iterative_update_reaches_the_fit(coupled):
     X, counts = coupled
     model = nmo.glm.PopulationGLM()
     params = model.initialize_params(X, counts)
-    state = model.initialize_optimizer_and_state(X, counts, params)  # NeMoS 0.2.8 spelling
+    assert model.optimizer_update is None  # NeMoS 0.2.9: None until initialised
+    state = model.initialize_optimizer_and_state(params, X, counts)  # NeMoS 0.2.9's order
     norms = []
     for _ in range(30):
         params, state = model.update(params, state, X, counts)
@@ -374,6 +375,44 @@ def test_iterative_update_reaches_the_fit(coupled):
     assert state["iteration"] == len(norms) and norms[-1] <= 1e-8
     reference = nmo.glm.PopulationGLM().fit(X, counts)
     np.testing.assert_allclose(params[0], reference.coef_, atol=1e-8)
-    assert model.initialize_solver_and_state(X, counts, params)["iteration"] == 0
     with pytest.raises(ValueError, match="opt_state"):
         model.update(params, {}, X, counts)
+    # The callables 0.2.9 exposes: one step, a whole run, both exact Newton.
+    start = model.initialize_params(X, counts)
+    state = model.optimizer_init_state(start, X, counts)
+    stepped, state, aux = model.optimizer_update(start, state, X, counts)
+    assert state["iteration"] == 1 and aux is None
+    same, _ = model.update(start, {"iteration": 0, "gradient_norm": np.inf}, X, counts)
+    np.testing.assert_array_equal(stepped[0], same[0])
+    run, state, _ = model.optimizer_run(start, X, counts)
+    np.testing.assert_allclose(run[0], reference.coef_, atol=1e-8)
+    assert state["gradient_norm"] <= 1e-8
+
+
+def test_nemos_028_solver_spellings_warn_and_still_work(coupled):
+    X, counts = coupled
+    model = nmo.glm.PopulationGLM()
+    params = model.initialize_params(X, counts)
+    with pytest.warns(DeprecationWarning, match="initialize_optimizer_and_state"):
+        state = model.initialize_solver_and_state(X, counts, params)  # 0.2.8's order
+    assert state["iteration"] == 0
+    with pytest.warns(DeprecationWarning, match="optimizer_update"):
+        update = model.solver_update
+    params, state, _ = update(params, state, X, counts)
+    assert state["iteration"] == 1
+    with pytest.warns(DeprecationWarning, match="optimizer_run"):
+        assert model.solver_run is not None
+    with pytest.warns(DeprecationWarning, match="optimizer_init_state"):
+        assert model.solver_init_state is not None
+
+
+def test_solver_spec_and_backend_suffixed_names():
+    # NeMoS 0.2.9's solver_spec; 0.2.8 also named solvers "Algo[backend]".
+    spec = nmo.glm.GLM(solver_name="BFGS[optimistix]").solver_spec
+    assert (spec.algo_name, spec.backend) == ("BFGS", "popglm")
+    assert nmo.glm.GLM().solver_spec.algo_name == "LBFGS"
+    assert nmo.glm.GLM(regularizer="Lasso", regularizer_strength=0.1).solver_spec.algo_name == (
+        "ProximalGradient"
+    )
+    with pytest.raises(ValueError, match="solver_name must be None or one of"):
+        nmo.glm.GLM(solver_name="Adam[optax]")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -60,6 +60,27 @@ KNOWN_SOLVERS = frozenset(
 )  # fmt: skip
 
 SCORE_TYPES = ("log-likelihood", "pseudo-r2-McFadden", "pseudo-r2-Cohen")
+
+
+class SolverSpec(NamedTuple):
+    """NeMoS 0.2.9's ``solver_spec``: which algorithm, from which backend."""
+
+    algo_name: str
+    backend: str
+    implementation: str
+
+
+def _algo_name(solver_name: Any) -> Any:
+    """Return the algorithm of a NeMoS solver name (0.2.8 also wrote ``"BFGS[optimistix]"``)."""
+    if isinstance(solver_name, str) and solver_name.endswith("]") and "[" in solver_name:
+        return solver_name[: solver_name.index("[")]
+    return solver_name
+
+
+def _default_solver(regularizer: Any) -> str:
+    """NeMoS 0.2.9's default solver for a regularizer (recorded in ``solver_spec`` only)."""
+    smooth = type(regularizer).__name__ in ("UnRegularized", "Ridge")
+    return "LBFGS" if smooth else "ProximalGradient"
 
 
 def _check_strength(strength: Any) -> None:
@@ -219,7 +240,7 @@ class _BaseGLM(BaseEstimator):
 
     @solver_name.setter
     def solver_name(self, solver_name: str | None) -> None:
-        if solver_name is not None and solver_name not in KNOWN_SOLVERS:
+        if solver_name is not None and _algo_name(solver_name) not in KNOWN_SOLVERS:
             raise ValueError(
                 f"solver_name must be None or one of NeMoS's solvers {sorted(KNOWN_SOLVERS)}, "
                 f"got {solver_name!r}"
@@ -621,18 +642,101 @@ class _BaseGLM(BaseEstimator):
         scale = self.scale_ if self._population else np.atleast_1d(self.scale_)[0]
         return self._observation_model.sample(rng, rates, scale), rates
 
+    def initialize_optimizer_and_state(
+        self, init_params: tuple | None, X: ArrayLike, y: ArrayLike
+    ) -> dict[str, Any]:
+        """Prepare step-by-step fitting with ``update`` (NeMoS 0.2.9's iterative API).
+
+        Returns the solver state: a dict with the iteration count and the last step's largest
+        (sub)gradient entry. Also sets ``optimizer_init_state``, ``optimizer_update`` and
+        ``optimizer_run``. NeMoS 0.2.8 spelled it ``initialize_solver_and_state(X, y,
+        init_params)`` (the arguments in another order).
+        """
+        self.initialize_params(X, y, init_params)  # validates shapes and values
+        self._optimizer = (self._optimizer_init_state, self._optimizer_update, self._optimizer_run)
+        return self._optimizer_init_state(init_params, X, y)
+
     def initialize_solver_and_state(
         self, X: ArrayLike, y: ArrayLike, init_params: tuple | None = None
     ) -> dict[str, Any]:
-        """Prepare step-by-step fitting with ``update`` (NeMoS's iterative API).
+        """NeMoS 0.2.8's ``initialize_optimizer_and_state``, with ``init_params`` last.
 
-        Returns the solver state: a dict with the iteration count and the last step's largest
-        (sub)gradient entry. ``initialize_optimizer_and_state`` is the NeMoS 0.2.8 spelling.
+        Deprecated: NeMoS 0.2.9 removed it.
         """
-        self.initialize_params(X, y, init_params)  # validates shapes and values
+        warnings.warn(
+            "initialize_solver_and_state(X, y, init_params) was removed in NeMoS 0.2.9; use "
+            "initialize_optimizer_and_state(init_params, X, y)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.initialize_optimizer_and_state(init_params, X, y)
+
+    def _optimizer_init_state(self, init_params: tuple | None, X: ArrayLike, y: ArrayLike) -> dict:
         return {"iteration": 0, "gradient_norm": np.inf}
 
-    initialize_optimizer_and_state = initialize_solver_and_state
+    def _optimizer_update(
+        self, params: tuple, opt_state: dict, X: ArrayLike, y: ArrayLike, *args: Any, **kwargs: Any
+    ) -> tuple[tuple[NDArray, NDArray], dict[str, Any], None]:
+        params, state = self.update(params, opt_state, X, y)
+        return params, state, None
+
+    def _optimizer_run(
+        self, init_params: tuple | None, X: ArrayLike, y: ArrayLike, *args: Any, **kwargs: Any
+    ) -> tuple[tuple[NDArray, NDArray], dict[str, Any], None]:
+        self.fit(X, y, init_params=init_params)
+        state = {
+            "iteration": int(np.max(self.fit_info_["n_iter"])),
+            "gradient_norm": float(np.max(self.fit_info_["gradient_norm"])),
+        }
+        return (self.coef_, self.intercept_), state, None
+
+    def _optimizer_part(self, index: int) -> Callable | None:
+        optimizer = getattr(self, "_optimizer", None)
+        return None if optimizer is None else optimizer[index]
+
+    @property
+    def optimizer_init_state(self) -> Callable | None:
+        """``(init_params, X, y) -> state``; None until ``initialize_optimizer_and_state``."""
+        return self._optimizer_part(0)
+
+    @property
+    def optimizer_update(self) -> Callable | None:
+        """``(params, state, X, y) -> (params, state, aux)``: one exact (proximal) Newton step."""
+        return self._optimizer_part(1)
+
+    @property
+    def optimizer_run(self) -> Callable | None:
+        """``(init_params, X, y) -> (params, state, aux)``: a whole fit from ``init_params``."""
+        return self._optimizer_part(2)
+
+    def _deprecated_optimizer_part(self, old: str, new: str, index: int) -> Callable | None:
+        warnings.warn(f"{old} was renamed {new} in NeMoS 0.2.9", DeprecationWarning, stacklevel=3)
+        return self._optimizer_part(index)
+
+    @property
+    def solver_init_state(self) -> Callable | None:
+        """NeMoS 0.2.8's name of ``optimizer_init_state`` (deprecated)."""
+        return self._deprecated_optimizer_part("solver_init_state", "optimizer_init_state", 0)
+
+    @property
+    def solver_update(self) -> Callable | None:
+        """NeMoS 0.2.8's name of ``optimizer_update`` (deprecated)."""
+        return self._deprecated_optimizer_part("solver_update", "optimizer_update", 1)
+
+    @property
+    def solver_run(self) -> Callable | None:
+        """NeMoS 0.2.8's name of ``optimizer_run`` (deprecated)."""
+        return self._deprecated_optimizer_part("solver_run", "optimizer_run", 2)
+
+    @property
+    def solver_spec(self) -> SolverSpec:
+        """NeMoS 0.2.9's description of the solver: ``algo_name``, ``backend``, ``implementation``.
+
+        ``algo_name`` is the NeMoS solver recorded in ``solver_name`` (or NeMoS 0.2.9's default
+        for the regularizer); popglm solves every fit exactly by (proximal) Newton in C++.
+        """
+        name = _algo_name(self.solver_name) or _default_solver(self._regularizer)
+        return SolverSpec(algo_name=name, backend="popglm", implementation="exact Newton (C++)")
 
     def update(
         self, params: tuple, opt_state: dict, X: ArrayLike, y: ArrayLike, *args: Any, **kwargs: Any
@@ -644,7 +748,7 @@ class _BaseGLM(BaseEstimator):
         the optimum.
         """
         if not isinstance(opt_state, dict) or "iteration" not in opt_state:
-            raise ValueError("opt_state must come from initialize_solver_and_state")
+            raise ValueError("opt_state must come from initialize_optimizer_and_state")
         X, y = _plain(X), _plain(y)
         problem = _fitting.prepare(self, X, y, params)
         problem.settings["max_iter"] = 1
