@@ -46,12 +46,14 @@ def make_counts() -> np.ndarray:
 def fit_popglm(path: str, n_neurons: int):
     import popglm as nmo
 
-    warnings.simplefilter("ignore")  # the warm-up's 2,000 rows leave some MLEs at infinity
+    warnings.simplefilter("ignore")  # the warm-up's short recording may leave MLEs at infinity
     counts = np.asfortranarray(np.load(path)[:, :n_neurons])
     basis = nmo.basis.RaisedCosineLogConv(N_BASIS, window_size=WINDOW)
     X = basis.history_features(counts)
     model = nmo.glm.PopulationGLM()
-    model.fit(basis.history_features(counts[:2000]), counts[:2000])  # starts the thread pool
+    # Starts the thread pool; a small population (2,000 rows would not identify 4 N features).
+    small = np.asfortranarray(counts[:2000, :5])
+    model.fit(basis.history_features(small), small)
     start = time.perf_counter()
     model.fit(X, counts)
     seconds = time.perf_counter() - start

@@ -53,6 +53,39 @@ def test_coupled_network_matches_statsmodels(coupled_design, coupled_counts):
         np.testing.assert_allclose(model.intercept_[j], intercept, atol=1e-6)
 
 
+def newton_reference(X, y, iterations=40):
+    """Poisson MLE (exp link, intercept) by plain float64 Newton in NumPy."""
+    A = np.column_stack([np.ones(len(y)), X])
+    theta = np.zeros(A.shape[1])
+    theta[0] = np.log(y.mean())
+    for _ in range(iterations):
+        mu = np.exp(A @ theta)
+        theta -= np.linalg.solve(A.T @ (mu[:, None] * A), A.T @ (mu - y))
+    return theta
+
+
+def test_few_rows_per_feature_reach_the_mle():
+    # 3,000 rows for 81 parameters (37 per parameter): the smooth engine forms its Hessians on a
+    # row sub-sample there (8 rows per parameter), which must not change the answer.
+    rng = np.random.default_rng(7)
+    X = rng.normal(size=(3000, 80)) * 0.15
+    true = rng.normal(size=(80, 3)) * (rng.random((80, 3)) < 0.2)
+    counts = rng.poisson(np.exp(-1.0 + X @ true)).astype(float)
+    model = nmo.glm.PopulationGLM().fit(X, counts)
+    assert np.all(model.fit_info_["converged"])
+    for j in range(3):
+        reference = newton_reference(X, counts[:, j])
+        eta = model.intercept_[j] + X @ model.coef_[:, j]
+        residual = np.exp(eta) - counts[:, j]
+        assert np.abs(X.T @ residual / len(residual)).max() <= 1e-8  # the stopping rule, in NumPy
+        assert abs(residual.mean()) <= 1e-8
+        # A gradient of 1e-8 over curvatures of ~0.01 leaves ~1e-6 on the coefficients.
+        np.testing.assert_allclose(model.coef_[:, j], reference[1:], atol=3e-6)
+        eta_ref = reference[0] + X @ reference[1:]
+        loss = np.mean(np.exp(eta) - counts[:, j] * eta)
+        assert loss == pytest.approx(np.mean(np.exp(eta_ref) - counts[:, j] * eta_ref), rel=1e-13)
+
+
 def test_masked_fit_equals_fit_on_subdesign(coupled_design, coupled_counts):
     rng = np.random.default_rng(11)
     n_features, n_neurons = coupled_design.shape[1], coupled_counts.shape[1]

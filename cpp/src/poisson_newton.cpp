@@ -68,6 +68,10 @@ constexpr double kSinglePrecisionRcond = 1e-6;
 // Hessians are formed on every k-th row when a neuron has more than this many rows per parameter
 // (sub-sampled Newton); the exact gradient still decides steps and convergence.
 constexpr Index kHessianRowsPerParam = 32;
+// Large populations (P approaching T / 64): a full Hessian costs T P^2 per neuron, N^3 for the
+// population, while a step costs 2 T P per neuron; Hessians on this many rows per parameter
+// keep large fits from that cliff, the exact gradient still deciding.
+constexpr Index kLargeHessianRowsPerParam = 8;
 // ... plus every row whose rate exceeds this multiple of the neuron's mean rate.
 constexpr double kHeavyRate = 4.0;
 // Population steps allowed per Newton iteration of the budget: a guard that the loop ends even if
@@ -746,10 +750,12 @@ bool well_conditioned(const MatrixColMajor& gram, const std::vector<Index>& acti
   return factor_with_rcond_above(block, kSinglePrecisionRcond, factor, work);
 }
 
-/// Row stride of sub-sampled Hessians: about kHessianRowsPerParam rows per parameter remain; 1
-/// (no sub-sampling) when that would keep (nearly) all rows.
+/// Row stride of sub-sampled Hessians: about kHessianRowsPerParam rows per parameter remain, or
+/// kLargeHessianRowsPerParam when that would keep (nearly) all rows; 1 (no sub-sampling) when
+/// even that would.
 Index hessian_stride(Index n_rows, Index n_params) {
-  const Index stride = n_rows / (kHessianRowsPerParam * n_params);
+  Index stride = n_rows / (kHessianRowsPerParam * n_params);
+  if (stride < 2) stride = n_rows / (kLargeHessianRowsPerParam * n_params);
   return stride >= 2 ? stride : 1;
 }
 
