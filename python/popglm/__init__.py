@@ -2,7 +2,15 @@
 
 import importlib as _importlib
 
-from . import basis, glm, inference, observation_models, regularizer, simulation
+from . import (
+    basis,
+    glm,
+    identifiability_constraints,
+    inference,
+    observation_models,
+    regularizer,
+    simulation,
+)
 from ._version import __version__
 from .exceptions import ConvergenceWarning, NotFittedError
 from .glm import load_model
@@ -13,6 +21,7 @@ __all__ = [
     "__version__",
     "basis",
     "glm",
+    "identifiability_constraints",
     "inference",
     "load_model",
     "observation_models",
