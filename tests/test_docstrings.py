@@ -21,6 +21,7 @@ import popglm.basis._transformer
 import popglm.cli
 import popglm.distributed
 import popglm.glm
+import popglm.identifiability_constraints
 import popglm.inference
 import popglm.observation_models
 import popglm.plotting
@@ -42,6 +43,7 @@ MODULES = [
     popglm.basis._transformer,
     popglm.distributed,
     popglm.glm,
+    popglm.identifiability_constraints,
     popglm.inference,
     popglm.observation_models,
     popglm.plotting,
