@@ -23,6 +23,7 @@ import popglm.distributed
 import popglm.glm
 import popglm.identifiability_constraints
 import popglm.inference
+import popglm.io
 import popglm.observation_models
 import popglm.plotting
 import popglm.regularizer
@@ -45,6 +46,7 @@ MODULES = [
     popglm.glm,
     popglm.identifiability_constraints,
     popglm.inference,
+    popglm.io,
     popglm.observation_models,
     popglm.plotting,
     popglm.regularizer,
