@@ -556,9 +556,18 @@ class SparseSolver {
     state.loss_slope = state.smooth_slope - (state.l2.cwiseProduct(state.theta)).dot(state.direction);
     state.predicted_change = state.smooth_slope + nonsmooth_penalty(state, state.theta + state.direction) -
                              nonsmooth_penalty(state, state.theta);
-    if (!(state.predicted_change < 0.0) || !state.direction.allFinite())
+    if (!(state.predicted_change < 0.0) || !state.direction.allFinite()) {
+      if (state.step_reused) return drop_kept_hessian(state);
       return finish(state, FitStatus::line_search_failed);
+    }
     state.pending_step = true;
+  }
+
+  /// The kept Hessian gave no usable step: the next round forms a fresh one at the same point.
+  static void drop_kept_hessian(SparseState& state) {
+    state.chord_positions.clear();
+    state.last_stationarity = std::numeric_limits<double>::infinity();
+    state.pending_step = false;
   }
 
   void advance(SparseState& state) {
@@ -575,13 +584,7 @@ class SparseSolver {
       return loss_change / static_cast<double>(n) + s * l2_slope + s * s * l2_curvature +
              nonsmooth_penalty(state, state.theta + s * state.direction) - penalty_now;
     });
-    if (step == 0.0 && state.step_reused) {
-      // The kept Hessian has gone stale: the next round forms a fresh one at the same point.
-      state.chord_positions.clear();
-      state.last_stationarity = std::numeric_limits<double>::infinity();
-      state.pending_step = false;
-      return;
-    }
+    if (step == 0.0 && state.step_reused) return drop_kept_hessian(state);
     if (step == 0.0) return finish(state, FitStatus::line_search_failed);
     state.theta.noalias() += step * state.direction;
     eta_.col(state.neuron) += step * step_eta;
