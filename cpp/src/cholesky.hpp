@@ -113,9 +113,15 @@ class NewtonSystem {
     const Index q = hessian.rows();
     // Jacobi scaling makes the rank decision independent of the features' units.
     full_rank_ = factor_with_rcond_above(hessian, kRankTolerance, factor_, work_);
-    if (full_rank_) return true;
+    // Solves need only the factor and the scaling: the scaled copy is released, which halves
+    // what a kept system holds (a neuron of a large population keeps one of q^2 doubles).
+    if (full_rank_) {
+      work_.scaled = MatrixColMajor();
+      return true;
+    }
 
     Eigen::SelfAdjointEigenSolver<MatrixColMajor> eigen(work_.scaled);
+    work_.scaled = MatrixColMajor();
     vectors_ = eigen.eigenvectors();
     const VectorXd& values = eigen.eigenvalues();
     const double cutoff = kRankTolerance * std::max(values.maxCoeff(), 0.0);
@@ -156,8 +162,8 @@ class NewtonSystem {
   }
 
  private:
-  ConditionWork work_;  // work_.scale and work_.scaled: the Jacobi scaling and scaled Hessian
-  CholeskySolver factor_;  // of work_.scaled
+  ConditionWork work_;  // work_.scale: the Jacobi scaling (work_.scaled only while factorising)
+  CholeskySolver factor_;  // of the scaled Hessian
   bool full_rank_ = false;
   MatrixColMajor vectors_;
   VectorXd inverse_values_;
