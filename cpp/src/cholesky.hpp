@@ -104,6 +104,20 @@ inline bool factor_with_rcond_above(const MatrixColMajor& a, double threshold, C
          1.0 / (inverse_norm1_estimate(factor, work.v, work.sign, work.old_sign) * norm1) > threshold;
 }
 
+/// float32 Hessians (relative error ~1e-6) serve a matrix whose Jacobi-scaled reciprocal
+/// condition number is above this; below it, float64.
+constexpr double kSinglePrecisionRcond = 1e-6;
+
+/// True when the symmetric `a` is conditioned well enough for float32 Hessians of its shape: a
+/// design's Gram matrix (whose conditioning a Hessian A^T W A starts from), or a Hessian formed
+/// in float32 itself. False with a non-positive diagonal (an all-zero feature).
+inline bool suits_single_precision(const MatrixColMajor& a) {
+  if (!(a.diagonal().array() > 0.0).all()) return false;
+  CholeskySolver factor;
+  ConditionWork work;
+  return factor_with_rcond_above(a, kSinglePrecisionRcond, factor, work);
+}
+
 /// A factorisation of the Hessian that turns gradients into Newton directions. It is kept
 /// across iterations so that near the optimum the same factor can serve several steps.
 class NewtonSystem {

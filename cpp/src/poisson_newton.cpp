@@ -62,9 +62,6 @@ constexpr int kPolishSteps = 30;
 // (relative to the largest) and each cuts the gradient at least by kPolishContraction.
 constexpr double kPolishStep = 0.1;
 constexpr double kPolishContraction = 0.9;
-// float32 Hessians (relative error ~1e-6) are used only when the scaled Gram matrix of the
-// neuron's design has a reciprocal condition number above this; below it, float64 throughout.
-constexpr double kSinglePrecisionRcond = 1e-6;
 // Hessians are formed on every k-th row when a neuron has more than this many rows per parameter
 // (sub-sampled Newton); the exact gradient still decides steps and convergence.
 constexpr Index kHessianRowsPerParam = 32;
@@ -743,11 +740,7 @@ MatrixColMajor design_gram(const Source& design, const Eigen::Ref<const IndexVec
 /// True when a neuron's masked design is well enough conditioned for float32 Hessians: the
 /// Hessian A^T W A has the null space of A, and its conditioning starts from that of A^T A.
 bool well_conditioned(const MatrixColMajor& gram, const std::vector<Index>& active) {
-  const MatrixColMajor block = gram_block(gram, active);
-  if ((block.diagonal().array() <= 0.0).any()) return false;  // an all-zero feature: rank deficient
-  CholeskySolver factor;
-  ConditionWork work;
-  return factor_with_rcond_above(block, kSinglePrecisionRcond, factor, work);
+  return suits_single_precision(gram_block(gram, active));
 }
 
 /// Row stride of sub-sampled Hessians: about kHessianRowsPerParam rows per parameter remain, or

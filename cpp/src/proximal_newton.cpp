@@ -49,10 +49,6 @@ constexpr Index kChordBytes = Index{256} << 20;
 // A fresh Hessian covers all of a neuron's parameters when its working set holds at least this
 // fraction's reciprocal of them (at most 4x the working set's cost).
 constexpr Index kWholeHessianShare = 2;
-// Hessians are formed in float32 when the result's reciprocal condition number (Jacobi-scaled)
-// exceeds this (as poisson_newton.cpp decides for its float32 Hessians); otherwise again in
-// float64.
-constexpr double kSinglePrecisionRcond = 1e-6;
 // Outer iterations allowed beyond max_iter for the rounds loop to end in any case.
 constexpr int kExtraRounds = 4;
 
@@ -139,10 +135,7 @@ struct GroupBlock {
   double lipschitz = 0.0;
 
   GroupBlock(const MatrixColMajor& hessian, const std::vector<Index>& group) {
-    const Index m = static_cast<Index>(group.size());
-    matrix.resize(m, m);
-    for (Index a = 0; a < m; ++a)
-      for (Index b = 0; b < m; ++b) matrix(a, b) = hessian(group[a], group[b]);
+    matrix = hessian(group, group);
     const Eigen::SelfAdjointEigenSolver<MatrixColMajor> eigen(matrix);
     vectors = eigen.eigenvectors();
     values = eigen.eigenvalues();
@@ -209,19 +202,17 @@ bool polish_on_support(const SparseState& state, const MatrixColMajor& hessian, 
   for (Index i = 1; i < q; ++i)
     if (!state.grouped[static_cast<std::size_t>(i)] && (z[i] != 0.0 || state.l1[i] == 0.0)) support.push_back(i);
   std::vector<std::size_t> live_groups;
+  std::vector<char> live(state.groups.size(), 0);
   for (std::size_t k = 0; k < state.groups.size(); ++k) {
-    bool nonzero = false;
-    for (Index i : state.groups[k]) nonzero = nonzero || z[i] != 0.0;
-    if (!nonzero) continue;
+    for (Index i : state.groups[k]) live[k] = live[k] || z[i] != 0.0;
+    if (!live[k]) continue;
     live_groups.push_back(k);
     for (Index i : state.groups[k]) support.push_back(i);
   }
   const Index m = static_cast<Index>(support.size());
   std::vector<Index> slot(static_cast<std::size_t>(q), -1);
   for (Index a = 0; a < m; ++a) slot[static_cast<std::size_t>(support[static_cast<std::size_t>(a)])] = a;
-  MatrixColMajor base(m, m);
-  for (Index b = 0; b < m; ++b)
-    for (Index a = 0; a < m; ++a) base(a, b) = hessian(support[a], support[b]);
+  const MatrixColMajor base = hessian(support, support);
   VectorXd candidate = z;
   const double scale = 1.0 + z.cwiseAbs().maxCoeff();
   bool settled = false;
@@ -266,8 +257,7 @@ bool polish_on_support(const SparseState& state, const MatrixColMajor& hessian, 
     if (z[i] != 0.0 ? candidate[i] * z[i] <= 0.0 : std::abs(residual[i]) > state.l1[i]) return false;
   }
   for (std::size_t k = 0; k < state.groups.size(); ++k) {
-    const bool live = std::find(live_groups.begin(), live_groups.end(), k) != live_groups.end();
-    if (live) continue;
+    if (live[k]) continue;
     double squares = 0.0;
     for (Index i : state.groups[k]) squares += residual[i] * residual[i];
     if (std::sqrt(squares) > state.group_weights[k]) return false;
@@ -403,17 +393,6 @@ SparseState restricted(const SparseState& state, const std::vector<Index>& posit
   return part;
 }
 
-/// Whether a Hessian formed in float32 (twice the throughput; entries accurate to ~1e-6
-/// relative) serves as the model's curvature: its Jacobi-scaled reciprocal condition number is
-/// above kSinglePrecisionRcond, so the step it gives is close to the float64 one. Only the
-/// model uses it: the exact gradient decides every step and the convergence.
-bool single_precision_suffices(const MatrixColMajor& hessian) {
-  if (!(hessian.diagonal().array() > 0.0).all()) return false;
-  CholeskySolver factor;
-  ConditionWork work;
-  return factor_with_rcond_above(hessian, kSinglePrecisionRcond, factor, work);
-}
-
 /// Proximal Newton for all neurons at once, in the lockstep rounds of lockstep.hpp; `Family` is
 /// one of the structs of families/.
 template <class Source, class Family>
@@ -519,8 +498,10 @@ class SparseSolver {
         active.push_back(state.active[static_cast<std::size_t>(state.chord_positions[k] - 1)]);
       const NeuronRows<Source> neuron_rows(design_, rows_, active);
       const double n = static_cast<double>(rows_.size());
+      // In float32 (twice the throughput) unless the result is too ill-conditioned for it; the
+      // exact gradient decides every step and the convergence either way.
       neuron_rows.hessian(weights, n, state.chord, true, options_.stop, n_threads_);
-      if (!single_precision_suffices(state.chord))
+      if (!suits_single_precision(state.chord))
         neuron_rows.hessian(weights, n, state.chord, false, options_.stop, n_threads_);
       ++state.result.n_hessian;
     }
@@ -536,9 +517,7 @@ class SparseSolver {
         while (state.chord_positions[j] != positions[k]) ++j;
         at.push_back(static_cast<Index>(j));
       }
-      model.resize(m, m);
-      for (Index b = 0; b < m; ++b)
-        for (Index a = 0; a < m; ++a) model(a, b) = state.chord(at[static_cast<std::size_t>(a)], at[static_cast<std::size_t>(b)]);
+      model = state.chord(at, at);
     }
     for (Index k = 0; k < m; ++k) model(k, k) += state.l2[positions[static_cast<std::size_t>(k)]];
     if (m == q) {

@@ -653,7 +653,7 @@ class _BaseGLM(BaseEstimator):
         init_params)`` (the arguments in another order).
         """
         self.initialize_params(X, y, init_params)  # validates shapes and values
-        self._optimizer = (self._optimizer_init_state, self._optimizer_update, self._optimizer_run)
+        self._optimizer_ready = True
         return self._optimizer_init_state(init_params, X, y)
 
     def initialize_solver_and_state(
@@ -690,43 +690,48 @@ class _BaseGLM(BaseEstimator):
         }
         return (self.coef_, self.intercept_), state, None
 
-    def _optimizer_part(self, index: int) -> Callable | None:
-        optimizer = getattr(self, "_optimizer", None)
-        return None if optimizer is None else optimizer[index]
+    def _optimizer_part(self, name: str) -> Callable | None:
+        """Return the bound ``_optimizer_<name>``, or None before it is initialised."""
+        ready = getattr(self, "_optimizer_ready", False)
+        return getattr(self, f"_optimizer_{name}") if ready else None
 
     @property
     def optimizer_init_state(self) -> Callable | None:
         """``(init_params, X, y) -> state``; None until ``initialize_optimizer_and_state``."""
-        return self._optimizer_part(0)
+        return self._optimizer_part("init_state")
 
     @property
     def optimizer_update(self) -> Callable | None:
         """``(params, state, X, y) -> (params, state, aux)``: one exact (proximal) Newton step."""
-        return self._optimizer_part(1)
+        return self._optimizer_part("update")
 
     @property
     def optimizer_run(self) -> Callable | None:
         """``(init_params, X, y) -> (params, state, aux)``: a whole fit from ``init_params``."""
-        return self._optimizer_part(2)
+        return self._optimizer_part("run")
 
-    def _deprecated_optimizer_part(self, old: str, new: str, index: int) -> Callable | None:
-        warnings.warn(f"{old} was renamed {new} in NeMoS 0.2.9", DeprecationWarning, stacklevel=3)
-        return self._optimizer_part(index)
+    def _renamed_in_029(self, name: str) -> Callable | None:
+        warnings.warn(
+            f"solver_{name} was renamed optimizer_{name} in NeMoS 0.2.9",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return self._optimizer_part(name)
 
     @property
     def solver_init_state(self) -> Callable | None:
         """NeMoS 0.2.8's name of ``optimizer_init_state`` (deprecated)."""
-        return self._deprecated_optimizer_part("solver_init_state", "optimizer_init_state", 0)
+        return self._renamed_in_029("init_state")
 
     @property
     def solver_update(self) -> Callable | None:
         """NeMoS 0.2.8's name of ``optimizer_update`` (deprecated)."""
-        return self._deprecated_optimizer_part("solver_update", "optimizer_update", 1)
+        return self._renamed_in_029("update")
 
     @property
     def solver_run(self) -> Callable | None:
         """NeMoS 0.2.8's name of ``optimizer_run`` (deprecated)."""
-        return self._deprecated_optimizer_part("solver_run", "optimizer_run", 2)
+        return self._renamed_in_029("run")
 
     @property
     def solver_spec(self) -> SolverSpec:

@@ -18,12 +18,8 @@ from ._version import __version__
 
 __all__ = ["inspect_npz", "load_model"]
 
-# The parameters NeMoS lets mapping_dict supply, and where popglm's file records each.
-_MAPPABLE = {
-    "observation_model": "observation_model",
-    "regularizer": "regularizer",
-    "inverse_link_function": "inverse_link_function",
-}
+# The parameters NeMoS lets mapping_dict supply that popglm's file records by name.
+_MAPPABLE = frozenset({"observation_model", "regularizer", "inverse_link_function"})
 
 
 def load_model(filename: str | Path, mapping_dict: dict | None = None) -> Any:
