@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import DATA, simulate_coupled
+from conftest import DATA, SHARED, simulate_coupled
 
 import popglm as nmo
 from popglm.regularizer import ElasticNet, GroupLasso, Lasso
@@ -241,3 +241,29 @@ def test_inference_refuses_sparse_fits(coupled):
     model = nmo.glm.PopulationGLM(regularizer="Lasso", regularizer_strength=0.01).fit(X, counts)
     with pytest.raises(ValueError, match="inference after a Lasso"):
         model.inference(X)
+
+
+RECORDING = SHARED / "data" / "s1_spikes.npz"
+
+
+@pytest.mark.skipif(not RECORDING.exists(), reason="the S1 recording is not in ../shared/data")
+def test_lasso_path_on_the_real_recording_converges_everywhere():
+    # Busy neurons (up to 29,000 spikes) once stalled at 1.0e-8-1.5e-8 when a path's last steps
+    # reused a kept Hessian; every neuron and strength must reach the tolerance.
+    counts = np.load(RECORDING)["counts"].astype(float)
+    X = nmo.basis.RaisedCosineLogConv(4, window_size=10).compute_features(counts)
+    keep = np.isfinite(X).all(axis=1)
+    X, Y = np.asfortranarray(X[keep]), np.asfortranarray(counts[keep])
+    top = np.abs(X.T @ (Y - Y.mean(axis=0)) / len(Y)).max()
+    strengths = top * np.logspace(0, -3, 8)
+    path = nmo.glm.PopulationGLM(regularizer="Lasso", regularizer_strength=1.0).fit_path(
+        X, Y, strengths
+    )
+    assert np.all(path["converged"])
+    for k, strength in enumerate(strengths):
+        coef, intercept = path["coef"][k], path["intercept"][k]
+        gradient, intercept_gradient = mean_nll_gradient(X, Y, coef, intercept)
+        nonzero = coef != 0
+        assert np.abs(intercept_gradient).max() < 1e-8
+        assert np.abs(gradient + strength * np.sign(coef))[nonzero].max(initial=0) < 1e-8
+        assert np.all(np.abs(gradient[~nonzero]) <= strength + 1e-8)
